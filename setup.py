@@ -1,0 +1,31 @@
+"""ament_python package definition of gcf_ros (also used by `pip install -e .` in the venv)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "gcf_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="RGB-only 6-DoF pose refinement with Geometric Correspondence Fields, for ROS 2",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["py.typed"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="gcf_ros maintainers",
+    maintainer_email="gcf-ros@example.com",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [],
+    },
+)
