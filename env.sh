@@ -12,7 +12,11 @@ if [ ! -x "$_gcf_venv/bin/python" ]; then
 fi
 
 export VIRTUAL_ENV="$_gcf_venv"
-case ":$PATH:" in *":$_gcf_venv/bin:"*) ;; *) export PATH="$_gcf_venv/bin:$PATH" ;; esac
+# Console scripts of gcf_ros install to lib/gcf_ros (the ament_python layout `ros2 run` expects).
+case ":$PATH:" in
+  *":$_gcf_venv/bin:"*) ;;
+  *) export PATH="$_gcf_venv/lib/gcf_ros:$_gcf_venv/bin:$PATH" ;;
+esac
 
 _gcf_site="$_gcf_venv/lib/python3.11/site-packages"
 _gcf_ld="$_gcf_venv/lib"

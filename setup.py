@@ -19,6 +19,9 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        # config/models.yaml refers to ../data/models/...: keep that layout under share/.
+        (f"share/{PACKAGE}/data/models/lmo", glob("data/models/lmo/*")),
+        (f"share/{PACKAGE}/data/demo", glob("data/demo/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -26,6 +29,9 @@ setup(
     maintainer_email="gcf-ros@example.com",
     tests_require=["pytest"],
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "gcf-render = gcf_ros.tools.render_cli:main",
+            "gcf-demo = gcf_ros.tools.demo:main",
+        ],
     },
 )

@@ -97,4 +97,4 @@ fi
 source "$ROOT/env.sh"
 python -c "import rclpy, gcf_ros_msgs.msg, tf2_msgs.msg, vision_msgs.msg, torch, pytorch3d, open3d, gcf_ros" \
   || { echo "[setup] import check failed" >&2; exit 1; }
-step "ready in $((SECONDS - _t0))s  ($(du -sh "$VENV" 2>/dev/null | cut -f1) venv at $VENV)"
+step "ready in $((SECONDS - _t0))s  (venv: $VENV)"

@@ -1,0 +1,291 @@
+"""Private mesh helpers for :mod:`gcf_ros.core.models`: reading, checks, colours, diameter.
+
+All functions work on open3d legacy meshes or numpy arrays in the mesh's own units unless stated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+from scipy.spatial import ConvexHull, QhullError
+
+_LOG = logging.getLogger("gcf_ros.core.models")
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (".ply", ".obj", ".stl", ".glb", ".gltf")
+# Formats open3d reads through assimp (see read_mesh for their quirks).
+_ASSIMP = frozenset({".obj", ".glb", ".gltf"})
+
+
+class ModelLoadError(ValueError):
+    """A CAD model or a registry entry could not be loaded; the message names the file."""
+
+
+def check_scale(model_id: str, scale: object) -> float:
+    """``scale`` as a float, or ModelLoadError unless it is a finite number > 0."""
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise ModelLoadError(f"model {model_id!r}: scale must be a number, got {scale!r}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ModelLoadError(f"model {model_id!r}: scale must be finite and > 0, got {scale!r}")
+    return float(scale)
+
+
+def check_color(model_id: str, color: object) -> tuple[float, float, float]:
+    """``color`` as an RGB float triple, or ModelLoadError unless it is 3 numbers in [0, 1]."""
+    try:
+        rgb = tuple(float(c) for c in color)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        rgb = ()
+    if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+        raise ModelLoadError(
+            f"model {model_id!r}: color must be 3 numbers in [0, 1], got {color!r}"
+        )
+    return rgb  # type: ignore[return-value]
+
+
+def check_path(path: Path) -> Path:
+    """The path if it is an existing file with a supported extension, else ModelLoadError."""
+    if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+        raise ModelLoadError(
+            f"{path}: unsupported mesh extension {path.suffix!r}; use one of {SUPPORTED_EXTENSIONS}"
+        )
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: mesh file not found")
+    return path
+
+
+def read_mesh(path: Path) -> o3d.geometry.TriangleMesh:
+    """Read with open3d (its own warnings silenced: failures surface as an empty mesh).
+
+    open3d 0.20 quirks for the assimp formats (.obj/.glb/.gltf): the legacy reader silently drops
+    polygon (non-triangle) faces, and with ``enable_post_processing`` it drops whole meshes that
+    hold polygons and splits every vertex by face normal. So read without post-processing (the
+    textures load anyway) and, when the tensor reader (which triangulates polygons) finds more
+    triangles, use its mesh instead.
+    """
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        mesh = o3d.io.read_triangle_mesh(str(path), enable_post_processing=False)
+        if path.suffix.lower() not in _ASSIMP:
+            return mesh
+        try:
+            tmesh = o3d.t.io.read_triangle_mesh(str(path), enable_post_processing=False)
+        except RuntimeError:
+            return mesh
+    n_tensor = len(tmesh.triangle.indices) if "indices" in tmesh.triangle else 0
+    if n_tensor <= len(mesh.triangles):
+        return mesh
+    _LOG.info("%s: polygon faces triangulated (%d triangles)", path, n_tensor)
+    return _legacy_from_tensor(tmesh)
+
+
+def _legacy_from_tensor(tmesh: o3d.t.geometry.TriangleMesh) -> o3d.geometry.TriangleMesh:
+    """Legacy copy of a tensor mesh, keeping its single albedo texture and triangle UVs."""
+    mesh = tmesh.to_legacy()
+    material = tmesh.material if tmesh.has_valid_material() else None
+    if material is None or "albedo" not in material.texture_maps:
+        return mesh
+    if "texture_uvs" not in tmesh.triangle:
+        return mesh
+    albedo = material.texture_maps["albedo"].as_tensor().numpy()
+    # The legacy reader stores textures bottom row first; the tensor reader does not.
+    mesh.textures = [o3d.geometry.Image(np.ascontiguousarray(albedo[::-1]))]
+    uvs = tmesh.triangle.texture_uvs.numpy().reshape(-1, 2).astype(np.float64)
+    mesh.triangle_uvs = o3d.utility.Vector2dVector(uvs)
+    mesh.triangle_material_ids = o3d.utility.IntVector(np.zeros(len(mesh.triangles), np.int32))
+    return mesh
+
+
+def check_arrays(mesh: o3d.geometry.TriangleMesh, path: Path) -> None:
+    """ModelLoadError for no vertices/faces, non-finite vertices or out-of-range face indices."""
+    verts = np.asarray(mesh.vertices)
+    faces = np.asarray(mesh.triangles)
+    if len(verts) == 0 or len(faces) == 0:
+        raise ModelLoadError(
+            f"{path}: no vertices or no faces ({len(verts)} vertices, {len(faces)} faces); "
+            "is it an empty, corrupt or point-only file?"
+        )
+    bad = ~np.isfinite(verts).all(axis=1)
+    if bad.any():
+        raise ModelLoadError(
+            f"{path}: {int(bad.sum())} vertices have NaN/inf coordinates "
+            f"(first at index {int(np.argmax(bad))})"
+        )
+    if faces.min() < 0 or faces.max() >= len(verts):
+        raise ModelLoadError(
+            f"{path}: face indices out of range [{faces.min()}, {faces.max()}] "
+            f"for {len(verts)} vertices"
+        )
+
+
+def vertex_colors(mesh: o3d.geometry.TriangleMesh, flat: tuple[float, float, float]) -> np.ndarray:
+    """(V, 3) float64 RGB in [0, 1]: the file's vertex colours, else texture, else ``flat``."""
+    n_verts = len(mesh.vertices)
+    if mesh.has_vertex_colors():
+        return np.clip(np.asarray(mesh.vertex_colors, dtype=np.float64), 0.0, 1.0)
+    colors = np.tile(np.asarray(flat, dtype=np.float64), (n_verts, 1))
+    sampled = _texture_vertex_colors(mesh)
+    if sampled is not None:
+        rgb, has_sample = sampled
+        colors[has_sample] = rgb[has_sample]
+    return colors
+
+
+def _texture_vertex_colors(mesh: o3d.geometry.TriangleMesh) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per vertex, the mean texture colour over the triangle corners using it, and a sample mask.
+
+    open3d stores textures bottom row first, so the texel of (u, v) is at row v * H (OBJ/OpenGL
+    convention: v = 0 at the bottom of the image file).
+    """
+    faces = np.asarray(mesh.triangles)
+    uvs = np.asarray(mesh.triangle_uvs, dtype=np.float64)
+    if not any(np.asarray(t).ndim >= 2 for t in mesh.textures) or len(uvs) != 3 * len(faces):
+        return None
+    mat_ids = np.asarray(mesh.triangle_material_ids)
+    if len(mat_ids) != len(faces):
+        mat_ids = np.zeros(len(faces), dtype=np.int64)
+    corner_rgb = np.full((len(uvs), 3), np.nan)
+    corner_mat = np.repeat(mat_ids, 3)
+    for mat_id, texture in enumerate(mesh.textures):
+        image = _texture_rgb(texture)
+        sel = corner_mat == mat_id
+        if image is not None and sel.any():
+            corner_rgb[sel] = _sample_nearest(image, uvs[sel])
+    ok = np.isfinite(corner_rgb[:, 0])
+    vids = faces.reshape(-1)[ok]
+    n_verts = len(mesh.vertices)
+    sums = np.zeros((n_verts, 3))
+    np.add.at(sums, vids, corner_rgb[ok])
+    counts = np.bincount(vids, minlength=n_verts)
+    has_sample = counts > 0
+    sums[has_sample] /= counts[has_sample, None]
+    _LOG.debug("texture colours sampled for %d of %d vertices", has_sample.sum(), n_verts)
+    return sums, has_sample
+
+
+def _texture_rgb(texture: o3d.geometry.Image) -> np.ndarray | None:
+    """(H, W, 3) float64 RGB in [0, 1], or None for an empty texture slot."""
+    image = np.asarray(texture)
+    if image.ndim < 2 or image.size == 0:  # an empty slot reads as a 0-d array
+        return None
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    image = image[:, :, :3] if image.shape[2] >= 3 else np.repeat(image[:, :, :1], 3, axis=2)
+    if np.issubdtype(image.dtype, np.integer):
+        return image.astype(np.float64) / np.iinfo(image.dtype).max
+    return np.clip(image.astype(np.float64), 0.0, 1.0)
+
+
+def _sample_nearest(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """(N, 3) nearest texels of ``image`` (H, W, 3) at ``uv`` (N, 2), wrapping (repeat mode)."""
+    height, width = image.shape[:2]
+    uv = np.mod(uv, 1.0)
+    cols = np.clip((uv[:, 0] * width).astype(np.int64), 0, width - 1)
+    rows = np.clip((uv[:, 1] * height).astype(np.int64), 0, height - 1)
+    return image[rows, cols]
+
+
+def clean(mesh: o3d.geometry.TriangleMesh, path: Path, merge_vertices: bool) -> None:
+    """Remove (and log) duplicated vertices (if asked), duplicated/degenerate triangles and
+    unreferenced vertices, in place."""
+    counts: dict[str, int] = {}
+    if merge_vertices:
+        counts["duplicated vertices"] = _removed(mesh, "vertices", mesh.remove_duplicated_vertices)
+    counts["duplicated triangles"] = _removed(mesh, "triangles", mesh.remove_duplicated_triangles)
+    counts["degenerate triangles"] = _removed(mesh, "triangles", mesh.remove_degenerate_triangles)
+    counts["unreferenced vertices"] = _removed(mesh, "vertices", mesh.remove_unreferenced_vertices)
+    for what, count in counts.items():
+        if count:
+            _LOG.info("%s: removed %d %s", path, count, what)
+
+
+def _removed(mesh: o3d.geometry.TriangleMesh, attr: str, operation: Callable[[], object]) -> int:
+    before = len(getattr(mesh, attr))
+    operation()
+    return before - len(getattr(mesh, attr))
+
+
+def warn_non_manifold(mesh: o3d.geometry.TriangleMesh, path: Path) -> None:
+    """Log a warning when some edges are shared by more than two triangles."""
+    count = len(mesh.get_non_manifold_edges(allow_boundary_edges=True))
+    if count:
+        _LOG.warning("%s: %d non-manifold edges (kept as is)", path, count)
+
+
+def ensure_normals(mesh: o3d.geometry.TriangleMesh, recompute: bool) -> None:
+    """Unit vertex normals in place: the file's when usable, else area-weighted face normals."""
+    normals = np.asarray(mesh.vertex_normals)
+    usable = (
+        not recompute
+        and len(normals) == len(mesh.vertices)
+        and np.isfinite(normals).all()
+        and (np.linalg.norm(normals, axis=1) > 1e-12).all()
+    )
+    if usable:
+        mesh.vertex_normals = o3d.utility.Vector3dVector(unit_rows(normals).astype(np.float64))
+    else:
+        mesh.compute_vertex_normals(normalized=True)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """(N, 3) rows scaled to unit length; zero rows become (0, 0, 1)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    out = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 1e-12)
+    out[norms[:, 0] <= 1e-12] = (0.0, 0.0, 1.0)
+    return out
+
+
+def decimate(mesh: o3d.geometry.TriangleMesh, max_faces: int) -> o3d.geometry.TriangleMesh:
+    """Quadric decimation to at most ``max_faces`` triangles, cleaned (colours interpolated)."""
+    target = max_faces
+    for _ in range(8):
+        out = mesh.simplify_quadric_decimation(target_number_of_triangles=target)
+        out.remove_degenerate_triangles()
+        out.remove_unreferenced_vertices()
+        if len(out.triangles) <= max_faces:
+            break
+        target = max(1, math.floor(target * 0.9))
+    out.vertex_colors = o3d.utility.Vector3dVector(np.clip(np.asarray(out.vertex_colors), 0, 1))
+    return out
+
+
+def diameter(points: np.ndarray) -> float:
+    """Exact largest distance between two of ``points`` (N, 3), via their convex hull."""
+    pts = np.asarray(points, dtype=np.float64)
+    pts = pts - pts.mean(axis=0)
+    return _max_pairwise_distance(_hull_points(pts))
+
+
+def _hull_points(pts: np.ndarray) -> np.ndarray:
+    """Vertices of the convex hull of centred ``pts``; handles flat and collinear sets."""
+    if len(pts) < 5:
+        return pts
+    try:
+        return pts[ConvexHull(pts).vertices]
+    except QhullError:  # coplanar (or worse): hull in the best-fit plane
+        _, sing, vt = np.linalg.svd(pts, full_matrices=False)
+        if sing[0] <= 0.0:
+            return pts[:1]
+        coords = pts @ vt[:2].T
+        if sing[1] > sing[0] * 1e-9:
+            try:
+                return pts[ConvexHull(coords).vertices]
+            except QhullError:
+                pass
+        return pts[[int(np.argmin(coords[:, 0])), int(np.argmax(coords[:, 0]))]]
+
+
+def _max_pairwise_distance(pts: np.ndarray, chunk: int = 2048) -> float:
+    """Largest pairwise distance, by blocks of squared distances (the best pair is re-measured)."""
+    sq = np.einsum("ij,ij->i", pts, pts)
+    best, pair = -np.inf, (0, 0)
+    for start in range(0, len(pts), chunk):
+        block = pts[start : start + chunk]
+        d2 = sq[start : start + chunk, None] + sq[None, :] - 2.0 * (block @ pts.T)
+        i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+        if d2[i, j] > best:
+            best, pair = d2[i, j], (start + int(i), int(j))
+    return float(np.linalg.norm(pts[pair[0]] - pts[pair[1]]))

@@ -1,0 +1,286 @@
+"""Reader for datasets in the BOP format (https://bop.felk.cvut.cz/datasets/), e.g. LM-O.
+
+Layout: ``<root>/camera.json``, ``<root>/models/obj_NNNNNN.ply`` (+ ``models_info.json``) and
+``<root>/<split>/<scene:06d>/{scene_gt.json, scene_camera.json, scene_gt_info.json, rgb/}``.
+BOP stores millimetres; everything returned here is in metres. ``scene_gt_info.json`` and
+``scene_camera.json`` are optional (no visibility / the shared camera.json intrinsics).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gcf_ros.core.models import ModelRegistry, ModelSpec
+
+__all__ = ["LMO_SYMMETRIC_OBJ_IDS", "BopDataset", "BopFrame", "BopInstance"]
+
+LMO_SYMMETRIC_OBJ_IDS: tuple[int, ...] = (10, 11)
+_MM = 1e-3
+
+
+@dataclass(frozen=True)
+class BopInstance:
+    """One ground-truth object instance in one image (arrays read-only).
+
+    Attributes:
+        scene_id: BOP scene id.
+        im_id: image id within the scene.
+        inst_idx: index of this instance in the image's ``scene_gt.json`` list.
+        obj_id: BOP object id (1 = ape ... for LM-O).
+        R_cam_obj: (3, 3) float64 rotation, object frame → camera frame: the stored ``cam_R_m2c``
+            projected onto SO(3) (LM-O's matrices are off orthonormal by up to 2e-3).
+        t_cam_obj: (3,) float64 translation, metres: X_cam = R_cam_obj @ X_obj + t_cam_obj.
+        visib_fract: visible fraction of the object's projection in [0, 1] (None: no gt_info).
+        bbox_visib: (x, y, w, h) pixels of the visible part (None: no gt_info).
+        bbox_obj: (x, y, w, h) pixels of the whole projected object (None: no gt_info).
+    """
+
+    scene_id: int
+    im_id: int
+    inst_idx: int
+    obj_id: int
+    R_cam_obj: np.ndarray
+    t_cam_obj: np.ndarray
+    visib_fract: float | None = None
+    bbox_visib: tuple[int, int, int, int] | None = None
+    bbox_obj: tuple[int, int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        for name, shape in (("R_cam_obj", (3, 3)), ("t_cam_obj", (3,))):
+            array = np.array(getattr(self, name), dtype=np.float64).reshape(shape)
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+
+    @property
+    def T_cam_obj(self) -> np.ndarray:
+        """(4, 4) float64 homogeneous transform, object frame → camera frame, metres."""
+        T = np.eye(4)
+        T[:3, :3] = self.R_cam_obj
+        T[:3, 3] = self.t_cam_obj
+        return T
+
+    @property
+    def model_id(self) -> str:
+        """The registry id of the object, ``obj_NNNNNN``."""
+        return f"obj_{self.obj_id:06d}"
+
+
+@dataclass(frozen=True)
+class BopFrame:
+    """One image with its intrinsics and ground-truth instances (K read-only).
+
+    Attributes:
+        scene_id: BOP scene id.
+        im_id: image id within the scene.
+        rgb_path: the colour image file.
+        K: (3, 3) float64 pinhole intrinsics, pixels.
+        width: image width, pixels.
+        height: image height, pixels.
+        instances: the ground-truth instances, in ``scene_gt.json`` order.
+    """
+
+    scene_id: int
+    im_id: int
+    rgb_path: Path
+    K: np.ndarray
+    width: int
+    height: int
+    instances: tuple[BopInstance, ...]
+
+    def __post_init__(self) -> None:
+        K = np.array(self.K, dtype=np.float64).reshape(3, 3)
+        K.flags.writeable = False
+        object.__setattr__(self, "K", K)
+
+    def load_rgb(self) -> np.ndarray:
+        """The image as (H, W, 3) uint8, RGB channel order."""
+        if not self.rgb_path.is_file():
+            raise FileNotFoundError(f"{self.rgb_path}: image file not found")
+        bgr = cv2.imread(str(self.rgb_path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"{self.rgb_path}: unreadable image (corrupt or unsupported format)")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class BopDataset:
+    """A BOP dataset split: scenes discovered on disk, annotations read lazily per scene."""
+
+    def __init__(self, root: str | Path, split: str = "test") -> None:
+        self.root = Path(root).expanduser()
+        self.split = split
+        split_dir = self.root / split
+        if not split_dir.is_dir():
+            raise FileNotFoundError(f"{split_dir}: BOP split folder not found")
+        camera = _read_json(self.root / "camera.json")
+        self._K = _intrinsics(camera, self.root / "camera.json")
+        self._size = (int(camera["width"]), int(camera["height"]))
+        self._scene_dirs = {
+            int(d.name): d
+            for d in sorted(split_dir.iterdir())
+            if d.is_dir() and d.name.isdigit() and len(d.name) == 6
+        }
+        if not self._scene_dirs:
+            raise FileNotFoundError(f"{split_dir}: no scene folders (6-digit names)")
+        self._scenes: dict[int, dict[int, BopFrame]] = {}
+
+    @property
+    def scene_ids(self) -> tuple[int, ...]:
+        """Scene ids, sorted."""
+        return tuple(sorted(self._scene_dirs))
+
+    def frames(self) -> Iterator[BopFrame]:
+        """All frames, sorted by (scene_id, im_id)."""
+        for scene_id in self.scene_ids:
+            scene = self._scene(scene_id)
+            for im_id in sorted(scene):
+                yield scene[im_id]
+
+    def frame(self, scene_id: int, im_id: int) -> BopFrame:
+        """One frame; KeyError when the scene or the image has no annotation."""
+        scene = self._scene(scene_id)
+        if im_id not in scene:
+            raise KeyError(f"scene {scene_id}: no image {im_id} in scene_gt.json")
+        return scene[im_id]
+
+    def __len__(self) -> int:
+        return sum(len(self._scene(scene_id)) for scene_id in self.scene_ids)
+
+    def instances(self, min_visib: float = 0.0) -> Iterator[tuple[BopFrame, BopInstance]]:
+        """All (frame, instance) with visib_fract >= min_visib; unknown visibility passes only
+        when min_visib <= 0."""
+        for frame in self.frames():
+            for inst in frame.instances:
+                visib = inst.visib_fract
+                if (visib is None and min_visib <= 0.0) or (
+                    visib is not None and visib >= min_visib
+                ):
+                    yield frame, inst
+
+    @cached_property
+    def models_info(self) -> dict[int, dict[str, Any]]:
+        """Per obj_id: ``diameter_m`` (float), ``bbox_min_m`` and ``bbox_size_m`` ((3,) float64),
+        metres, from ``models/models_info.json``."""
+        raw = _read_json(self.root / "models" / "models_info.json")
+        return {int(k): _model_info_m(v) for k, v in sorted(raw.items(), key=lambda kv: int(kv[0]))}
+
+    def model_path(self, obj_id: int) -> Path:
+        """``models/obj_NNNNNN.ply``; FileNotFoundError when absent."""
+        path = self.root / "models" / f"obj_{obj_id:06d}.ply"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: model file not found")
+        return path
+
+    def model_registry(
+        self, symmetric_ids: Sequence[int] = LMO_SYMMETRIC_OBJ_IDS, face_budget: int | None = None
+    ) -> ModelRegistry:
+        """A registry of every model in models_info.json (mm → m, ids ``obj_NNNNNN``)."""
+        specs = {}
+        for obj_id in self.models_info:
+            spec = ModelSpec(
+                model_id=f"obj_{obj_id:06d}",
+                mesh_path=self.model_path(obj_id),
+                scale=_MM,
+                symmetric=obj_id in set(symmetric_ids),
+                face_budget=face_budget,
+            )
+            specs[spec.model_id] = spec
+        return ModelRegistry(specs)
+
+    def _scene(self, scene_id: int) -> dict[int, BopFrame]:
+        if scene_id not in self._scene_dirs:
+            raise KeyError(f"unknown scene {scene_id}; known scenes: {list(self.scene_ids)}")
+        if scene_id not in self._scenes:
+            self._scenes[scene_id] = _load_scene(
+                self._scene_dirs[scene_id], scene_id, self._K, self._size
+            )
+        return self._scenes[scene_id]
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: required BOP file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON: {err}") from err
+
+
+def _intrinsics(camera: dict[str, Any], path: Path) -> np.ndarray:
+    try:
+        fx, fy, cx, cy = (float(camera[k]) for k in ("fx", "fy", "cx", "cy"))
+    except KeyError as err:
+        raise ValueError(f"{path}: missing intrinsic {err}") from None
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def _model_info_m(info: dict[str, float]) -> dict[str, Any]:
+    return {
+        "diameter_m": float(info["diameter"]) * _MM,
+        "bbox_min_m": np.array([info["min_x"], info["min_y"], info["min_z"]], float) * _MM,
+        "bbox_size_m": np.array([info["size_x"], info["size_y"], info["size_z"]], float) * _MM,
+    }
+
+
+def _load_scene(
+    scene_dir: Path, scene_id: int, K_default: np.ndarray, size: tuple[int, int]
+) -> dict[int, BopFrame]:
+    """Every annotated image of one scene, by im_id."""
+    gt = _read_json(scene_dir / "scene_gt.json")
+    cam_path, info_path = scene_dir / "scene_camera.json", scene_dir / "scene_gt_info.json"
+    cams = _read_json(cam_path) if cam_path.is_file() else {}
+    infos = _read_json(info_path) if info_path.is_file() else None
+    frames = {}
+    for key, entries in gt.items():
+        im_id = int(key)
+        if infos is not None and len(infos.get(key, [])) != len(entries):
+            raise ValueError(f"{info_path}: image {key} does not match scene_gt.json's instances")
+        info = infos[key] if infos is not None else [None] * len(entries)
+        K = np.reshape(cams[key]["cam_K"], (3, 3)) if key in cams else K_default
+        instances = tuple(
+            _instance(scene_id, im_id, idx, entry, inf)
+            for idx, (entry, inf) in enumerate(zip(entries, info, strict=True))
+        )
+        rgb = _rgb_path(scene_dir, im_id)
+        frames[im_id] = BopFrame(scene_id, im_id, rgb, K, size[0], size[1], instances)
+    return frames
+
+
+def _instance(
+    scene_id: int, im_id: int, idx: int, gt: dict[str, Any], info: dict[str, Any] | None
+) -> BopInstance:
+    def _box(name: str) -> tuple[int, int, int, int] | None:
+        return None if info is None else tuple(int(v) for v in info[name])  # type: ignore[return-value]
+
+    return BopInstance(
+        scene_id=scene_id,
+        im_id=im_id,
+        inst_idx=idx,
+        obj_id=int(gt["obj_id"]),
+        R_cam_obj=_nearest_rotation(np.reshape(gt["cam_R_m2c"], (3, 3))),
+        t_cam_obj=np.asarray(gt["cam_t_m2c"], dtype=np.float64) * _MM,
+        visib_fract=None if info is None else float(info["visib_fract"]),
+        bbox_visib=_box("bbox_visib"),
+        bbox_obj=_box("bbox_obj"),
+    )
+
+
+def _nearest_rotation(M: np.ndarray) -> np.ndarray:
+    """The rotation matrix closest to ``M`` (3, 3) in the Frobenius norm (SVD projection)."""
+    U, _, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    return U @ D @ Vt
+
+
+def _rgb_path(scene_dir: Path, im_id: int) -> Path:
+    """``rgb/NNNNNN.png``, or the ``.jpg`` some BOP datasets use when only that exists."""
+    png = scene_dir / "rgb" / f"{im_id:06d}.png"
+    jpg = png.with_suffix(".jpg")
+    return jpg if not png.exists() and jpg.exists() else png

@@ -1,0 +1,23 @@
+"""Renderers with one interface (``Renderer``) and swappable backends.
+
+``RaycastRenderer`` (open3d, CPU) is the renderer of the GCF refinement loop;
+``PyTorch3DRenderer`` (hard rasterizer plus soft silhouette / soft Phong for the differentiable
+baselines) runs on CPU and CUDA. Both return a ``RenderOutput``.
+"""
+
+from gcf_ros.core.render.types import Renderer, RenderOutput, Shading
+
+__all__ = ["RenderOutput", "Renderer", "Shading", "make_renderer"]
+
+
+def make_renderer(backend: str, **kwargs) -> Renderer:
+    """Build a renderer by name: ``raycast`` or ``pytorch3d``."""
+    if backend == "raycast":
+        from gcf_ros.core.render.raycast import RaycastRenderer
+
+        return RaycastRenderer(**kwargs)
+    if backend == "pytorch3d":
+        from gcf_ros.core.render.pytorch3d_backend import PyTorch3DRenderer
+
+        return PyTorch3DRenderer(**kwargs)
+    raise ValueError(f"unknown renderer backend {backend!r}; choose 'raycast' or 'pytorch3d'")

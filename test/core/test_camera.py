@@ -1,0 +1,130 @@
+"""Projection, its Jacobians (finite differences) and crop windows."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from gcf_ros.core import geometry as g
+from gcf_ros.core.camera import (
+    CropWindow,
+    Intrinsics,
+    backproject,
+    crop_window_around,
+    crop_window_for_box,
+    pose_jacobian,
+    project,
+    projection_jacobian,
+)
+
+CAM = Intrinsics(fx=572.4114, fy=573.57043, cx=325.2611, cy=242.04899, width=640, height=480)
+
+
+def _points(n: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    xy = (torch.rand(n, 2, generator=gen, dtype=torch.float64) - 0.5) * 0.6
+    z = 0.4 + torch.rand(n, 1, generator=gen, dtype=torch.float64)
+    return torch.cat([xy, z], -1)
+
+
+def test_project_backproject_roundtrip():
+    K = torch.as_tensor(CAM.K)
+    X = _points(100)
+    uv = project(K, X)
+    torch.testing.assert_close(backproject(K, uv, X[:, 2]), X)
+
+
+def test_projection_jacobian_matches_finite_differences():
+    K = torch.as_tensor(CAM.K)
+    X = _points(20, 1)
+    J = projection_jacobian(K, X)
+    eps = 1e-7
+    for k in range(3):
+        dX = torch.zeros(3, dtype=torch.float64)
+        dX[k] = eps
+        fd = (project(K, X + dX) - project(K, X - dX)) / (2 * eps)
+        torch.testing.assert_close(J[..., k], fd, atol=1e-4, rtol=1e-6)
+
+
+def test_pose_jacobian_matches_finite_differences_of_left_perturbation():
+    K = torch.as_tensor(CAM.K)
+    X_obj = _points(20, 2) - torch.tensor([0.0, 0.0, 0.7], dtype=torch.float64)
+    T = g.make_se3(g.so3_exp(torch.tensor([0.2, -0.4, 0.1], dtype=torch.float64)),
+                   torch.tensor([0.02, -0.03, 0.8], dtype=torch.float64))  # fmt: skip
+    J = pose_jacobian(K, g.se3_apply(T, X_obj))
+    eps = 1e-6
+    for k in range(6):
+        xi = torch.zeros(6, dtype=torch.float64)
+        xi[k] = eps
+        plus = project(K, g.se3_apply(g.se3_exp(xi) @ T, X_obj))
+        minus = project(K, g.se3_apply(g.se3_exp(-xi) @ T, X_obj))
+        torch.testing.assert_close(J[..., k], (plus - minus) / (2 * eps), atol=1e-3, rtol=1e-5)
+
+
+def test_window_K_equals_cropping_the_full_projection():
+    X = _points(50, 3)
+    uv_full = project(torch.as_tensor(CAM.K), X).numpy()
+    window = crop_window_around(uv_full, size=128, padding=1.4)
+    uv_via_window_K = project(torch.as_tensor(window.K_window(CAM.K)), X).numpy()
+    np.testing.assert_allclose(uv_via_window_K, window.to_window(uv_full), atol=1e-9)
+    np.testing.assert_allclose(window.to_image(window.to_window(uv_full)), uv_full, atol=1e-9)
+    # The window covers the points with the requested padding.
+    assert (uv_via_window_K > -0.5).all() and (uv_via_window_K < 127.5).all()
+
+
+def test_resample_puts_a_pixel_where_K_window_says():
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[200:203, 300:303] = 255  # a 3x3 blob centred on pixel (u, v) = (301, 201)
+    window = CropWindow(x0=260.5, y0=160.5, side=96.0, size=48)  # scale 0.5
+    crop = window.resample(image)
+    assert crop.shape == (48, 48, 3)
+    rows, cols = np.nonzero(crop[..., 0] > 0)
+    weights = crop[rows, cols, 0].astype(float)
+    centroid = np.array([np.average(cols, weights=weights), np.average(rows, weights=weights)])
+    np.testing.assert_allclose(centroid, window.to_window(np.array([301.0, 201.0])), atol=0.15)
+
+
+def test_resample_of_a_window_leaving_the_image_pads_with_zeros():
+    image = np.full((100, 100), 7, np.uint8)
+    crop = CropWindow(x0=-50.5, y0=-50.5, side=100.0, size=50).resample(image)
+    assert crop[:20, :20].max() == 0 and crop[-10:, -10:].min() == 7
+
+
+def test_crop_window_for_box_rejects_points_behind_the_camera():
+    corners = np.array(
+        [[x, y, z] for x in (-0.05, 0.05) for y in (-0.05, 0.05) for z in (-0.05, 0.05)]
+    )
+    T = np.eye(4)
+    T[2, 3] = 0.02  # box straddles the camera plane
+    with pytest.raises(ValueError, match="behind the camera"):
+        crop_window_for_box(CAM.K, T, corners, size=64)
+    T[2, 3] = 0.8
+    window = crop_window_for_box(CAM.K, T, corners, size=64, padding=1.5)
+    assert window.side == pytest.approx(1.5 * 2 * 0.05 / 0.75 * CAM.fy, rel=1e-6)
+
+
+def test_intrinsics_from_camera_info_and_distortion_warning(caplog):
+    info = {"k": CAM.K.ravel().tolist(), "width": 640, "height": 480, "d": [0.0] * 5,
+            "distortion_model": "plumb_bob"}  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        assert Intrinsics.from_camera_info(info) == CAM
+    assert not caplog.records
+    info["d"] = [0.1, 0, 0, 0, 0]
+    with caplog.at_level(logging.WARNING):
+        Intrinsics.from_camera_info(info)
+    assert "treated as rectified" in caplog.text
+    with pytest.raises(ValueError, match="9-element"):
+        Intrinsics.from_camera_info({"k": [1, 2, 3], "width": 1, "height": 1})
+    with pytest.raises(ValueError, match="positive"):
+        Intrinsics(0.0, 1.0, 0.0, 0.0, 10, 10)
+
+
+def test_scaled_intrinsics_preserve_pixel_centres():
+    X = _points(10, 4)
+    half = CAM.scaled(0.5)
+    uv = project(torch.as_tensor(CAM.K), X).numpy()
+    uv_half = project(torch.as_tensor(half.K), X).numpy()
+    np.testing.assert_allclose(uv_half, (uv + 0.5) * 0.5 - 0.5, atol=1e-9)

@@ -1,0 +1,290 @@
+"""CAD models: the eight shipped LM-O meshes through config/models.yaml, plus hand-written meshes
+for the other formats and for every error case."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import open3d as o3d
+import pytest
+
+from gcf_ros.core.models import (
+    ModelLoadError,
+    ModelRegistry,
+    ModelSpec,
+    ObjectModel,
+    load_model,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS_YAML = ROOT / "config" / "models.yaml"
+LMO_MODELS = ROOT / "data" / "models" / "lmo"
+TF_NAMES = {
+    1: "ape", 5: "can", 6: "cat", 8: "driller", 9: "duck", 10: "eggbox", 11: "glue",
+    12: "holepuncher",
+}  # fmt: skip
+PLY_HEADER = (
+    "ply\nformat ascii 1.0\nelement vertex {nv}\nproperty float x\nproperty float y\n"
+    "property float z\nelement face {nf}\nproperty list uchar int vertex_indices\nend_header\n"
+)
+CUBE_V = [(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)]
+CUBE_F = [  # outward, counter-clockwise, 1-based like OBJ
+    (1, 2, 4), (1, 4, 3), (5, 7, 8), (5, 8, 6), (1, 5, 6), (1, 6, 2),
+    (3, 4, 8), (3, 8, 7), (1, 3, 7), (1, 7, 5), (2, 6, 8), (2, 8, 4),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lmo_registry() -> ModelRegistry:
+    return ModelRegistry.from_yaml(MODELS_YAML)
+
+
+@pytest.fixture(scope="module")
+def models_info() -> dict[int, dict[str, float]]:
+    return {int(k): v for k, v in json.loads((LMO_MODELS / "models_info.json").read_text()).items()}
+
+
+def _write_ply(path: Path, verts: list, faces: list) -> Path:
+    body = "".join(" ".join(str(c) for c in v) + "\n" for v in verts)
+    body += "".join(f"3 {a} {b} {c}\n" for a, b, c in faces)
+    path.write_text(PLY_HEADER.format(nv=len(verts), nf=len(faces)) + body)
+    return path
+
+
+def _write_cube_obj(path: Path, quads: bool = False) -> Path:
+    lines = [f"v {x} {y} {z}" for x, y, z in CUBE_V]
+    if quads:  # pairs of triangles (a, b, c) + (a, c, d) -> quad (a, b, c, d)
+        lines += [
+            f"f {a} {b} {c} {d[2]}" for (a, b, c), d in zip(CUBE_F[::2], CUBE_F[1::2], strict=True)
+        ]
+    else:
+        lines += [f"f {a} {b} {c}" for a, b, c in CUBE_F]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _write_cube_obj_quads(path: Path) -> Path:
+    return _write_cube_obj(path, quads=True)
+
+
+def _write_cube_stl(path: Path) -> Path:
+    verts = np.array(CUBE_V, dtype=float)
+    out = ["solid cube"]
+    for face in CUBE_F:
+        tri = verts[np.array(face) - 1]
+        n = np.cross(tri[1] - tri[0], tri[2] - tri[0])
+        out += [f"facet normal {n[0]} {n[1]} {n[2]}", "outer loop"]
+        out += [f"vertex {p[0]} {p[1]} {p[2]}" for p in tri]
+        out += ["endloop", "endfacet"]
+    path.write_text("\n".join([*out, "endsolid cube"]) + "\n")
+    return path
+
+
+def test_registry_lists_the_eight_lmo_models(lmo_registry: ModelRegistry):
+    assert lmo_registry.ids == tuple(f"obj_{i:06d}" for i in sorted(TF_NAMES))
+    assert len(lmo_registry) == 8 and list(lmo_registry) == list(lmo_registry.ids)
+    assert "obj_000001" in lmo_registry and "obj_000002" not in lmo_registry
+    for obj_id, name in TF_NAMES.items():
+        spec = lmo_registry.spec(f"obj_{obj_id:06d}")
+        assert spec.scale == 0.001 and spec.tf_name == name and spec.face_budget is None
+        assert spec.mesh_path == LMO_MODELS / f"obj_{obj_id:06d}.ply"
+        assert spec.symmetric == (obj_id in (10, 11))
+
+
+def test_shipped_models_load_with_exact_geometry(lmo_registry: ModelRegistry, models_info):
+    for obj_id, info in models_info.items():
+        model = lmo_registry.get(f"obj_{obj_id:06d}")
+        assert model is lmo_registry.get(model.model_id)  # cached
+        assert model.tf_name == TF_NAMES[obj_id] and model.symmetric == (obj_id in (10, 11))
+        assert model.verts_obj.dtype == np.float32 and np.isfinite(model.verts_obj).all()
+        assert model.faces.dtype == np.int32 and model.faces.max() < len(model.verts_obj)
+        assert model.diameter == pytest.approx(info["diameter"] * 1e-3, rel=5e-3)
+        bbox_min_mm = np.array([info["min_x"], info["min_y"], info["min_z"]])
+        size_mm = np.array([info["size_x"], info["size_y"], info["size_z"]])
+        np.testing.assert_allclose(model.bbox_min * 1e3, bbox_min_mm, atol=0.5)
+        np.testing.assert_allclose((model.bbox_max - model.bbox_min) * 1e3, size_mm, atol=0.5)
+        colors = model.vert_colors
+        assert colors.dtype == np.float32 and colors.min() >= 0.0 and colors.max() <= 1.0
+        assert np.ptp(colors, axis=0).max() > 0.1  # real vertex colour, not a flat fallback
+        np.testing.assert_allclose(np.linalg.norm(model.vert_normals_obj, axis=1), 1.0, atol=1e-5)
+        assert not model.verts_obj.flags.writeable
+
+
+def test_shipped_binary_models_equal_the_bop_originals(lmo_root: Path):
+    for src in sorted((lmo_root / "models").glob("obj_*.ply"))[:3]:
+        a = o3d.io.read_triangle_mesh(str(src))
+        b = o3d.io.read_triangle_mesh(str(LMO_MODELS / src.name))
+        for attr in ("vertices", "vertex_normals"):
+            x, y = np.asarray(getattr(a, attr)), np.asarray(getattr(b, attr))
+            np.testing.assert_array_equal(x.astype(np.float32), y.astype(np.float32))
+        np.testing.assert_array_equal(np.asarray(a.vertex_colors), np.asarray(b.vertex_colors))
+        np.testing.assert_array_equal(np.asarray(a.triangles), np.asarray(b.triangles))
+
+
+def test_simplified_keeps_budget_colours_and_bbox(lmo_registry: ModelRegistry):
+    for model_id in lmo_registry.ids:
+        full = lmo_registry.get(model_id)
+        small = full.simplified(2000)
+        assert small.num_faces <= 2000 and small.num_faces > 1000
+        assert small.model_id == full.model_id and small.symmetric == full.symmetric
+        np.testing.assert_allclose(small.bbox_min, full.bbox_min, atol=2e-3)
+        np.testing.assert_allclose(small.bbox_max, full.bbox_max, atol=2e-3)
+        np.testing.assert_allclose(
+            small.vert_colors.mean(axis=0), full.vert_colors.mean(axis=0), atol=0.05
+        )
+        assert np.ptp(small.vert_colors, axis=0).max() > 0.1
+        np.testing.assert_allclose(np.linalg.norm(small.vert_normals_obj, axis=1), 1.0, atol=1e-5)
+        assert small.diameter == pytest.approx(full.diameter, rel=0.02)
+    ape = lmo_registry.get("obj_000001")
+    assert ape.simplified(ape.num_faces) is ape
+    with pytest.raises(ValueError, match="max_faces"):
+        ape.simplified(0)
+
+
+def test_render_model_applies_face_budget():
+    spec = ModelSpec("obj_000009", LMO_MODELS / "obj_000009.ply", scale=0.001, face_budget=1500)
+    registry = ModelRegistry({"obj_000009": spec})
+    render = registry.render_model("obj_000009")
+    assert render.num_faces <= 1500 and registry.get("obj_000009").num_faces == 15820
+    assert registry.render_model("obj_000009") is render
+    assert registry.get("obj_000009").tf_name == "obj_000009"  # tf_name defaults to the id
+
+
+def test_open3d_conversions_and_bbox_corners(lmo_registry: ModelRegistry):
+    model = lmo_registry.get("obj_000011")
+    tmesh = model.to_open3d_tensor()
+    assert tmesh.vertex.positions.dtype == o3d.core.float32
+    assert tmesh.triangle.indices.dtype == o3d.core.int32
+    np.testing.assert_array_equal(tmesh.vertex.colors.numpy(), model.vert_colors)
+    legacy = model.to_open3d_legacy()
+    assert len(legacy.triangles) == model.num_faces and legacy.has_vertex_colors()
+    corners = model.bbox_corners_obj
+    assert corners.shape == (8, 3) and corners.dtype == np.float32
+    np.testing.assert_array_equal(corners[0], model.bbox_min)
+    np.testing.assert_array_equal(corners[7], model.bbox_max)
+    np.testing.assert_array_equal(corners[4], [*model.bbox_max[:1], *model.bbox_min[1:]])
+
+
+@pytest.mark.parametrize(
+    ("writer", "name"),
+    [
+        (_write_cube_obj, "cube.obj"),
+        (_write_cube_obj_quads, "quads.obj"),
+        (_write_cube_stl, "c.stl"),
+    ],
+    ids=["obj", "obj-quads", "stl"],
+)
+def test_cube_obj_and_stl_use_flat_colour(tmp_path: Path, writer, name: str):
+    path = writer(tmp_path / name)
+    spec = ModelSpec("cube", path, scale=0.1, color=(0.2, 0.4, 0.6), tf_name="box")
+    model = load_model(spec)
+    assert len(model.verts_obj) == 8 and model.num_faces == 12  # STL corners merged, quads split
+    np.testing.assert_allclose(model.vert_colors, np.tile([0.2, 0.4, 0.6], (8, 1)), atol=1e-6)
+    assert model.diameter == pytest.approx(0.1 * np.sqrt(3), rel=1e-6)
+    np.testing.assert_allclose(model.bbox_max - model.bbox_min, [0.1, 0.1, 0.1], atol=1e-7)
+    outward = np.sum(model.vert_normals_obj * (model.verts_obj - 0.05), axis=1)
+    assert (outward > 0).all() and model.tf_name == "box"
+    default = load_model(ModelSpec("cube", path))
+    np.testing.assert_allclose(default.vert_colors, 0.7, atol=1e-6)
+
+
+@pytest.mark.parametrize("quad", [False, True], ids=["triangles", "quad"])
+def test_textured_obj_colours_sampled_per_vertex(tmp_path: Path, quad: bool):
+    texture = np.zeros((32, 32, 3), np.uint8)
+    texture[:16] = (0, 0, 255)  # BGR red: top half of the image file
+    texture[16:] = (0, 255, 0)  # green: bottom half
+    cv2.imwrite(str(tmp_path / "tex.png"), texture)
+    (tmp_path / "m.mtl").write_text("newmtl mat0\nKd 1 1 1\nmap_Kd tex.png\n")
+    obj = "mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 1\nv 0 1 0\nvt 0.2 0.9\nvt 0.8 0.1\nusemtl mat0\n"
+    if quad:  # one quad: corner 1 at v = 0.9 (top), corner 3 at v = 0.1 (bottom)
+        obj += "f 1/1 2/1 3/2 4/1\n"
+    else:  # triangle 1: v = 0.9 (top), triangle 2: v = 0.1 (bottom)
+        obj += "f 1/1 2/1 4/1\nf 2/2 3/2 4/2\n"
+    (tmp_path / "m.obj").write_text(obj)
+    model = load_model(ModelSpec("textured", tmp_path / "m.obj"))
+    by_pos = {tuple(v): c for v, c in zip(model.verts_obj.tolist(), model.vert_colors, strict=True)}
+    np.testing.assert_allclose(by_pos[(0.0, 0.0, 0.0)], [1.0, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(by_pos[(1.0, 1.0, 1.0)], [0.0, 1.0, 0.0], atol=1e-6)
+
+
+def test_relative_and_absolute_yaml_paths(tmp_path: Path):
+    (tmp_path / "meshes").mkdir()
+    _write_cube_obj(tmp_path / "meshes" / "cube.obj")
+    config = tmp_path / "config"
+    config.mkdir()
+    yaml_path = config / "models.yaml"
+    yaml_path.write_text(
+        "models:\n  rel:\n    mesh: ../meshes/cube.obj\n    scale: 0.5\n    face_budget: 6\n"
+        f"  abs:\n    mesh: {tmp_path / 'meshes' / 'cube.obj'}\n    color: [1, 0, 0]\n"
+    )
+    registry = ModelRegistry.from_yaml(yaml_path)
+    assert registry.ids == ("abs", "rel")
+    assert registry.spec("rel").mesh_path.resolve() == (tmp_path / "meshes" / "cube.obj")
+    assert registry.get("rel").diameter == pytest.approx(0.5 * np.sqrt(3))
+    assert registry.render_model("rel").num_faces <= 6
+    np.testing.assert_allclose(registry.get("abs").vert_colors[0], [1, 0, 0])
+
+
+def test_yaml_errors_name_key_and_model(tmp_path: Path, lmo_registry: ModelRegistry):
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  cube:\n    mesh: cube.obj\n    scael: 0.001\n")
+    with pytest.raises(ModelLoadError, match=r"'cube'.*unknown key.*scael"):
+        ModelRegistry.from_yaml(path)
+    path.write_text("models:\n  cube:\n    scale: 0.001\n")
+    with pytest.raises(ModelLoadError, match=r"'cube'.*missing 'mesh'"):
+        ModelRegistry.from_yaml(path)
+    path.write_text("models:\n  cube:\n    mesh: cube.obj\n    scale: -1\n")
+    with pytest.raises(ModelLoadError, match="scale"):
+        ModelRegistry.from_yaml(path)
+    with pytest.raises(ModelLoadError, match="not found"):
+        ModelRegistry.from_yaml(tmp_path / "absent.yaml")
+    with pytest.raises(KeyError, match=r"obj_000099.*obj_000001"):
+        lmo_registry.get("obj_000099")
+
+
+def test_load_errors_name_the_file(tmp_path: Path):
+    cases = {
+        "missing.ply": (None, "not found"),
+        "cube.fbx": ("x", "unsupported mesh extension"),
+        "empty.ply": (([], []), "no vertices or no faces"),
+        "nan.ply": (([(0, 0, 0), (1, "nan", 0), (0, 1, 0)], [(0, 1, 2)]), "NaN/inf"),
+        "range.ply": (([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [(0, 1, 7)]), "out of range"),
+        "flat.ply": (([(1, 1, 1)] * 3, [(0, 1, 2)]), "zero diameter"),
+        "degenerate.ply": (([(0, 0, 0), (1, 0, 0)], [(0, 1, 1)]), "degenerate"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        if isinstance(content, str):
+            path.write_text(content)
+        elif content is not None:
+            _write_ply(path, *content)
+        with pytest.raises(ModelLoadError, match=message) as info:
+            load_model(ModelSpec("m", path))
+        assert name in str(info.value)
+    (tmp_path / "nan.obj").write_text("v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n")
+    with pytest.raises(ModelLoadError, match=r"nan\.obj.*NaN"):
+        load_model(ModelSpec("m", tmp_path / "nan.obj"))
+
+
+def test_cleaning_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    verts = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0, -1, 0), (5, 5, 5)]  # 5: unreferenced
+    faces = [(0, 1, 2), (0, 1, 2), (0, 1, 3), (0, 1, 4)]  # duplicate; edge 0-1 has 3 triangles
+    path = _write_ply(tmp_path / "messy.ply", verts, faces)
+    with caplog.at_level(logging.INFO, logger="gcf_ros.core.models"):
+        model = load_model(ModelSpec("messy", path))
+    assert model.num_faces == 3 and len(model.verts_obj) == 5
+    text = caplog.text
+    assert "removed 1 duplicated triangles" in text and "removed 1 unreferenced vertices" in text
+    assert "non-manifold" in text
+
+
+def test_object_model_checks_shapes():
+    with pytest.raises(ValueError, match="vert_colors"):
+        ObjectModel(
+            "bad", np.zeros((3, 3)), np.zeros((1, 3)), np.zeros((2, 3)), np.zeros((3, 3)), 1.0,
+            np.zeros(3), np.ones(3), False, "bad", Path("x.ply"),
+        )  # fmt: skip
