@@ -32,6 +32,8 @@ setup(
         "console_scripts": [
             "gcf-render = gcf_ros.tools.render_cli:main",
             "gcf-demo = gcf_ros.tools.demo:main",
+            "gcf-eval = gcf_ros.eval.cli:main",
+            "gcf-report = gcf_ros.eval.report:main",
         ],
     },
 )

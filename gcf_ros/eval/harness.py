@@ -1,0 +1,170 @@
+"""The evaluation loop of ``gcf-eval``: DESIGN §4's protocol on a BOP-layout dataset.
+
+Instances with visible fraction >= ``min_visib`` are taken in dataset order (scene, image,
+annotation index); their initial poses are the ground truth perturbed by
+:func:`gcf_ros.eval.perturb.perturb_instances` with the seed, over that whole ordered list, *before*
+``max_instances`` truncates it, so the first N instances start from the same poses whatever N is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gcf_ros.core.bop import BopDataset, BopFrame, BopInstance
+from gcf_ros.core.models import ModelRegistry
+from gcf_ros.eval.methods import EvalFrame, Method
+from gcf_ros.eval.metrics import PoseErrors, pose_errors, summarize
+from gcf_ros.eval.perturb import perturb_instances
+
+VISIBILITY_BINS = ((0.3, 0.6), (0.6, 1.0))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate (see ``gcf-eval --help``)."""
+
+    dataset: Path
+    noise: str = "medium"
+    seed: int = 0
+    max_instances: int | None = None
+    min_visib: float = 0.3
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """Errors of one evaluated instance before and after refinement."""
+
+    scene_id: int
+    im_id: int
+    inst_idx: int
+    obj_id: int
+    visib_fract: float
+    initial: PoseErrors
+    refined: PoseErrors
+    iterations: int
+    time_ms: float  # the frame's refinement time divided by its number of instances
+
+
+def select_instances(
+    dataset: BopDataset, registry: ModelRegistry, config: EvalConfig
+) -> list[tuple[BopFrame, BopInstance, float, np.ndarray]]:
+    """(frame, instance, visible fraction, initial pose) of every evaluated instance, in order."""
+    chosen = []
+    for frame in dataset.frames():
+        visib = _visibilities(frame, registry)
+        chosen += [(frame, inst, v) for inst, v in zip(frame.instances, visib, strict=True)]
+    chosen = [c for c in chosen if c[2] >= config.min_visib]
+    T_init = perturb_instances([inst.T_cam_obj for _, inst, _ in chosen], config.noise, config.seed)
+    selected = [(*c, T0) for c, T0 in zip(chosen, T_init, strict=True)]
+    return selected[: config.max_instances] if config.max_instances else selected
+
+
+def _visibilities(frame: BopFrame, registry: ModelRegistry) -> list[float]:
+    if all(inst.visib_fract is not None for inst in frame.instances):
+        return [float(inst.visib_fract) for inst in frame.instances]
+    from gcf_ros.core.visibility import render_scene_masks  # no scene_gt_info.json: render
+
+    models = [registry.get(inst.model_id) for inst in frame.instances]
+    T = np.stack([inst.T_cam_obj for inst in frame.instances])
+    masks = render_scene_masks(models, T, frame.K, frame.width, frame.height)
+    return [float(v) for v in masks.visib_fract]
+
+
+def _by_frame(selected) -> Iterator[tuple[BopFrame, list]]:
+    groups: dict[tuple[int, int], list] = defaultdict(list)
+    for item in selected:
+        groups[(item[0].scene_id, item[0].im_id)].append(item)
+    for items in groups.values():
+        yield items[0][0], items
+
+
+def evaluate(
+    dataset: BopDataset, registry: ModelRegistry, method: Method, config: EvalConfig, progress=None
+) -> list[InstanceRecord]:
+    """Refine every selected instance with ``method``; ``progress(n)`` is called per frame."""
+    records: list[InstanceRecord] = []
+    for frame, items in _by_frame(select_instances(dataset, registry, config)):
+        eval_frame = _eval_frame(frame, items, registry)
+        out = method.refine(eval_frame, np.stack([T0 for *_, T0 in items]))
+        for b, (_, inst, visib, T0) in enumerate(items):
+            m = eval_frame.models[b]
+            initial, refined = (
+                pose_errors(m.verts_obj, m.diameter, m.symmetric, frame.K, T, inst.T_cam_obj)
+                for T in (T0, out.T_cam_obj[b])
+            )
+            records.append(InstanceRecord(
+                frame.scene_id, frame.im_id, inst.inst_idx, inst.obj_id, visib, initial, refined,
+                int(out.iterations[b]), 1e3 * out.time_s / len(items),
+            ))  # fmt: skip
+        if progress is not None:
+            progress(len(items))
+    return records
+
+
+def _eval_frame(frame: BopFrame, items: list, registry: ModelRegistry) -> EvalFrame:
+    all_models = [registry.get(inst.model_id) for inst in frame.instances]
+    refine_idx = np.array([inst.inst_idx for _, inst, _, _ in items])
+    return EvalFrame(
+        image_rgb=frame.load_rgb(),
+        K=frame.K,
+        models=[all_models[i] for i in refine_idx],
+        T_gt_all=np.stack([inst.T_cam_obj for inst in frame.instances]),
+        models_all=all_models,
+        refine_idx=refine_idx,
+    )
+
+
+def results_dict(records: list[InstanceRecord], header: dict) -> dict:
+    """The JSON document of one run (schema in ``gcf-eval --help``)."""
+    per_object = {
+        str(obj): _before_after([r for r in records if r.obj_id == obj])
+        for obj in sorted({r.obj_id for r in records})
+    }
+    per_visibility = {
+        f"[{lo}, {hi}{']' if hi >= 1 else ')'}": _before_after(
+            [r for r in records if lo <= r.visib_fract < hi or (hi >= 1 and r.visib_fract == hi)]
+        )
+        for lo, hi in VISIBILITY_BINS
+    }
+    times = [r.time_ms for r in records if r.iterations > 0]
+    per_it = [r.time_ms / r.iterations for r in records if r.iterations > 0]
+    return {
+        **header,
+        "n_instances": len(records),
+        **_before_after(records),
+        "per_object": per_object,
+        "per_visibility": per_visibility,
+        "time": {
+            "per_object_ms_median": float(np.median(times)) if times else 0.0,
+            "per_iteration_ms_median": float(np.median(per_it)) if per_it else 0.0,
+        },
+        "instances": [_instance_dict(r) for r in records],
+    }
+
+
+def _before_after(records: list[InstanceRecord]) -> dict:
+    return {
+        "initial": _clean(summarize([r.initial for r in records]).to_dict()),
+        "refined": _clean(summarize([r.refined for r in records]).to_dict()),
+    }
+
+
+def _instance_dict(r: InstanceRecord) -> dict:
+    keys = ("rot_deg", "trans_cm", "proj_px", "add_m", "diameter_m")
+    errs = {
+        stage: _clean({k: float(getattr(getattr(r, stage), k)) for k in keys})
+        for stage in ("initial", "refined")
+    }
+    meta = ("scene_id", "im_id", "inst_idx", "obj_id", "visib_fract", "iterations", "time_ms")
+    return {**{k: getattr(r, k) for k in meta}, **errs}
+
+
+def _clean(d: dict) -> dict:
+    """JSON has no NaN/inf: write them as null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}

@@ -1,0 +1,137 @@
+"""The methods ``gcf-eval`` compares, behind one small interface.
+
+A method refines all evaluated instances of one frame at once: ``refine(frame, T_init)`` gets the
+frame (image, K, every ground-truth instance: the oracle mask baseline needs them) and the initial
+poses of the instances to refine, and returns refined poses with iteration counts and timings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from gcf_ros.core.models import ModelRegistry, ObjectModel
+
+
+@dataclass(frozen=True)
+class EvalFrame:
+    """One frame to refine.
+
+    Attributes:
+        image_rgb: (H, W, 3) uint8.
+        K: (3, 3) float64 intrinsics.
+        models: the B models of the instances to refine.
+        T_gt_all: (M, 4, 4) ground-truth poses of *all* M annotated instances of the frame (only
+            oracle baselines may look at them).
+        models_all: the M models of those instances.
+        refine_idx: (B,) indices into the M instances of the ones to refine.
+    """
+
+    image_rgb: np.ndarray
+    K: np.ndarray
+    models: Sequence[ObjectModel]
+    T_gt_all: np.ndarray
+    models_all: Sequence[ObjectModel]
+    refine_idx: np.ndarray
+
+
+@dataclass(frozen=True)
+class MethodOutput:
+    """T_cam_obj (B, 4, 4) refined poses, iterations (B,), wall time of the whole frame (s)."""
+
+    T_cam_obj: np.ndarray
+    iterations: np.ndarray
+    time_s: float
+
+
+class Method(Protocol):
+    label: str
+
+    def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput: ...
+
+
+class NoRefinement:
+    """The floor: reports the initial poses as refined ones."""
+
+    label = "none"
+
+    def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
+        return MethodOutput(np.array(T_init, copy=True), np.zeros(len(T_init), int), 0.0)
+
+
+class SoftRenderMethod:
+    """The PyTorch3D soft-rasterizer baselines (``mask`` with oracle masks, or ``rgb``)."""
+
+    def __init__(self, config, registry: ModelRegistry, device: str = "cpu") -> None:
+        from gcf_ros.baselines.soft_render import SoftRenderRefiner
+        from gcf_ros.core.render.pytorch3d_backend import PyTorch3DRenderer
+        from gcf_ros.core.render.raycast import RaycastRenderer
+
+        self.config = config
+        self.label = "mask (oracle mask)" if config.space == "mask" else "rgb"
+        self._refiner = SoftRenderRefiner(config, PyTorch3DRenderer(device=device))
+        self._raycast = RaycastRenderer()
+        self._decimated: dict[int, ObjectModel] = {}
+
+    def _render_model(self, model: ObjectModel) -> ObjectModel:
+        key = id(model)
+        if key not in self._decimated:
+            self._decimated[key] = model.simplified(self.config.face_budget)
+        return self._decimated[key]
+
+    def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
+        from gcf_ros.core.camera import crop_window_for_box
+
+        cfg = self.config
+        t0 = time.perf_counter()
+        windows = [
+            crop_window_for_box(frame.K, T, m.bbox_corners_obj, cfg.window_size, cfg.padding)
+            for m, T in zip(frame.models, T_init, strict=True)
+        ]
+        targets = self._targets(frame, windows)
+        K_window = np.stack([w.K_window(frame.K) for w in windows])
+        models = [self._render_model(m) for m in frame.models]
+        result = self._refiner.refine(models, T_init, K_window, targets)
+        iterations = np.full(len(T_init), result.iterations)
+        return MethodOutput(result.T_cam_obj, iterations, time.perf_counter() - t0)
+
+    def _targets(self, frame: EvalFrame, windows) -> np.ndarray:
+        if self.config.space == "rgb":
+            return np.stack([w.resample(frame.image_rgb) for w in windows]).astype(np.float32) / 255
+        from gcf_ros.core.visibility import render_scene_masks
+
+        h, w = frame.image_rgb.shape[:2]
+        masks = render_scene_masks(frame.models_all, frame.T_gt_all, frame.K, w, h, self._raycast)
+        visible = masks.visible[frame.refine_idx].astype(np.float32)
+        return np.stack([win.resample(v) for win, v in zip(windows, visible, strict=True)])
+
+
+class GcfMethod:
+    """The learned refiner (issue 5). Until it lands, constructing it fails with a clear message."""
+
+    label = "gcf"
+
+    def __init__(self, registry: ModelRegistry, checkpoint, iterations, solver, device) -> None:
+        try:
+            from gcf_ros.refiner import Refiner, RefinerConfig
+        except ImportError as err:
+            raise NotImplementedError(
+                "the GCF refiner (gcf_ros.refiner) is not part of this build yet: "
+                "--method gcf works once the learned refiner and its weights have landed"
+            ) from err
+        cfg_kwargs = {"solver": solver}
+        if iterations is not None:
+            cfg_kwargs["iterations"] = iterations
+        self._refiner = Refiner(registry, checkpoint, device, RefinerConfig(**cfg_kwargs))
+
+    def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
+        t0 = time.perf_counter()
+        ids = [m.model_id for m in frame.models]
+        results = self._refiner.refine_poses(frame.image_rgb, frame.K, ids, T_init)
+        T = np.stack([r.T_cam_obj for r in results])
+        its = np.array([r.iterations for r in results])
+        return MethodOutput(T, its, time.perf_counter() - t0)
