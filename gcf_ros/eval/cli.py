@@ -56,7 +56,7 @@ def make_method(args, registry):
         from gcf_ros.baselines.soft_render import SoftRenderConfig
 
         overrides = {"iterations": args.iterations} if args.iterations else {}
-        config = SoftRenderConfig(space=args.method, **overrides)
+        config = SoftRenderConfig.for_space(args.method, **overrides)
         return SoftRenderMethod(config, registry, args.device)
     return GcfMethod(registry, args.checkpoint, args.iterations, args.solver, args.device)
 
