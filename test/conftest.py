@@ -29,3 +29,11 @@ def lmo_root() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return LMO_ROOT
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The packaged registry of the eight LM-O models (config/models.yaml)."""
+    from gcf_ros.core.models import ModelRegistry
+
+    return ModelRegistry.from_yaml(Path(__file__).resolve().parents[1] / "config" / "models.yaml")

@@ -111,27 +111,30 @@ class SoftRenderMethod:
 
 
 class GcfMethod:
-    """The learned refiner (issue 5). Until it lands, constructing it fails with a clear message."""
+    """The learned GCF refiner with its trained weights (``gcf_ros.gcf.refiner``)."""
 
     label = "gcf"
 
     def __init__(self, registry: ModelRegistry, checkpoint, iterations, solver, device) -> None:
-        try:
-            from gcf_ros.refiner import Refiner, RefinerConfig
-        except ImportError as err:
-            raise NotImplementedError(
-                "the GCF refiner (gcf_ros.refiner) is not part of this build yet: "
-                "--method gcf works once the learned refiner and its weights have landed"
-            ) from err
-        cfg_kwargs = {"solver": solver}
-        if iterations is not None:
-            cfg_kwargs["iterations"] = iterations
-        self._refiner = Refiner(registry, checkpoint, device, RefinerConfig(**cfg_kwargs))
+        from pathlib import Path
+
+        from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint
+
+        path = Path(checkpoint) if checkpoint else default_checkpoint()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no GCF weights at {path}: the learned refiner needs trained weights "
+                "(gcf-train --config config/train.yaml, or --checkpoint PATH)"
+            )
+        overrides = {"iterations": iterations} if iterations else {}
+        config = RefinerConfig(solver=solver, **overrides)
+        self.label = f"gcf ({solver})"
+        self._refiner = Refiner.from_checkpoint(registry, path, device, config)
 
     def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
         t0 = time.perf_counter()
         ids = [m.model_id for m in frame.models]
         results = self._refiner.refine_poses(frame.image_rgb, frame.K, ids, T_init)
         T = np.stack([r.T_cam_obj for r in results])
-        its = np.array([r.iterations for r in results])
+        its = np.array([max(r.iterations, 1) for r in results])
         return MethodOutput(T, its, time.perf_counter() - t0)

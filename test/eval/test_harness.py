@@ -66,12 +66,13 @@ def test_soft_render_baselines_run_on_real_frames(lmo_link, method):
     assert results["config"]["method_config"]["space"] == method
 
 
-def test_gcf_without_refiner_exits_with_a_message(lmo_link, capsys):
-    code = main(["--dataset", str(lmo_link.parent / "lmo"), "--method", "gcf"])
-    if code == 0:
-        pytest.skip("the learned refiner is present")
+def test_gcf_without_weights_exits_with_a_message(lmo_link, capsys):
+    missing = lmo_link / "missing.pt"
+    code = main(
+        ["--dataset", str(lmo_link.parent / "lmo"), "--method", "gcf", "--checkpoint", str(missing)]
+    )
     assert code == 2
-    assert "refiner" in capsys.readouterr().err
+    assert "weights" in capsys.readouterr().err
 
 
 def test_plot_from_results(lmo_link):

@@ -1,0 +1,232 @@
+"""The correspondence network: image window + rendering at the current pose -> field and weight.
+
+Two encoders of residual blocks (one for the real image, one for the 10-channel rendering input of
+``gcf_ros.gcf.inputs``; different domains, different weights) downsample by 2 per scale to 1/8.
+At every scale their features are concatenated and fused by a 1x1 convolution. A small context
+block at 1/8 widens the receptive field past the largest expected displacement (~30 px at S = 64)
+and a U-Net decoder brings the fused features back to full resolution. No cost volume: the
+matching is learned from the fused features alone, which keeps the network small and fast on CPU.
+
+Heads: the field (2 channels, (u, v) window pixels, predicted as field / ``field_scale``) and the
+weight (1 channel, sigmoid: confidence in (0, 1)). Only rendered foreground pixels are meaningful.
+
+Weights files (``save_gcf_weights`` / ``load_gcf_weights``) are plain dicts loadable with
+``torch.load(..., weights_only=True)``: {"state_dict", "net_config", "meta"}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gcf_ros.gcf.inputs import IMAGE_CHANNELS, RENDER_CHANNELS
+
+_GROUPS = 8  # GroupNorm groups: batch-size independent (training at 32, refining at 1)
+_IMAGE_MEAN, _IMAGE_STD = 0.5, 0.25
+WEIGHTS_KEYS = ("state_dict", "net_config", "meta")
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture of ``GcfNet``.
+
+    widths: encoder / decoder channels per scale, full resolution -> 1/8 (4 scales).
+    field_scale: the field head predicts field / field_scale (window pixels).
+    """
+
+    image_channels: int = IMAGE_CHANNELS
+    render_channels: int = RENDER_CHANNELS
+    widths: tuple[int, ...] = (24, 32, 48, 64)
+    field_scale: float = 8.0
+    weight_head: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if len(self.widths) != 4 or any(w % _GROUPS for w in self.widths):
+            raise ValueError(f"widths must be 4 multiples of {_GROUPS}, got {self.widths}")
+
+    def to_dict(self) -> dict:
+        """Plain dict (lists, no tuples) for YAML / weights files."""
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NetConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown NetConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class GcfOutput:
+    """What ``GcfNet`` predicts for B windows of S x S pixels.
+
+    Attributes:
+        field: (B, 2, S, S) correspondence field in window pixels, (u, v) order.
+        weight: (B, 1, S, S) confidence in (0, 1); all ones when the net has no weight head.
+        weight_logits: (B, 1, S, S) pre-sigmoid weight (for the training loss), or None.
+    """
+
+    field: torch.Tensor
+    weight: torch.Tensor
+    weight_logits: torch.Tensor | None = None
+
+
+def _conv_gn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.GroupNorm(_GROUPS, c_out)
+    )
+
+
+class _ResBlock(nn.Module):
+    """conv3x3(stride)-GN-ReLU-conv3x3-GN + shortcut, ReLU. (B, c_in, H, W) -> (B, c_out, H/s, W/s)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv_gn(c_in, c_out, stride)
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(c_out, c_out, 3, 1, dilation, dilation, bias=False),
+            nn.GroupNorm(_GROUPS, c_out),
+        )
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(_GROUPS, c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.conv1(x), inplace=True))
+        return F.relu(y + self.shortcut(x), inplace=True)
+
+
+class _Encoder(nn.Module):
+    """(B, C, S, S) -> features at scales 1, 1/2, 1/4, 1/8 with ``widths`` channels."""
+
+    def __init__(self, c_in: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv_gn(c_in, widths[0]), nn.ReLU(inplace=True))
+        self.stages = nn.ModuleList(
+            _ResBlock(a, b, stride=2) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = [self.stem(x)]
+        for stage in self.stages:
+            feats.append(stage(feats[-1]))
+        return feats
+
+
+class _UpBlock(nn.Module):
+    """Upsample x2, concatenate the skip, conv3x3-GN-ReLU: (B, c_low, h, w) -> (B, c_out, 2h, 2w)."""
+
+    def __init__(self, c_low: int, c_skip: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(_conv_gn(c_low + c_skip, c_out), nn.ReLU(inplace=True))
+
+    def forward(self, low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(low, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(torch.cat([up, skip], dim=1))
+
+
+class GcfNet(nn.Module):
+    """Predicts the geometric correspondence field (and its confidence) of a rendering."""
+
+    def __init__(self, config: NetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or NetConfig()
+        w = config.widths
+        self.image_encoder = _Encoder(config.image_channels, w)
+        self.render_encoder = _Encoder(config.render_channels, w)
+        self.fuse = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(2 * c, c, 1), nn.ReLU(inplace=True)) for c in w
+        )
+        self.context = nn.Sequential(_ResBlock(w[3], w[3]), _ResBlock(w[3], w[3], dilation=2))
+        self.up = nn.ModuleList(_UpBlock(w[i + 1], w[i], w[i]) for i in reversed(range(3)))
+        self.field_head = nn.Conv2d(w[0], 2, 3, padding=1)
+        self.weight_head = nn.Conv2d(w[0], 1, 3, padding=1) if config.weight_head else None
+        nn.init.zeros_(self.field_head.weight)  # start from the "no correction" field
+        nn.init.zeros_(self.field_head.bias)
+
+    def forward(self, image: torch.Tensor, render: torch.Tensor) -> GcfOutput:
+        """image (B, 3, S, S) float in [0, 1]; render (B, 10, S, S) from ``render_input``.
+
+        S must be a multiple of 8. Returns a ``GcfOutput`` with the field in window pixels.
+        """
+        self._check_inputs(image, render)
+        image = (image - _IMAGE_MEAN) / _IMAGE_STD
+        pairs = zip(self.image_encoder(image), self.render_encoder(render), strict=True)
+        fused = [f(torch.cat(p, dim=1)) for f, p in zip(self.fuse, pairs, strict=True)]
+        x = self.context(fused[3])
+        for up, skip in zip(self.up, reversed(fused[:3]), strict=True):
+            x = up(x, skip)
+        field = self.field_head(x) * self.config.field_scale
+        if self.weight_head is None:
+            return GcfOutput(field, torch.ones_like(field[:, :1]))
+        logits = self.weight_head(x)
+        return GcfOutput(field, torch.sigmoid(logits), logits)
+
+    def _check_inputs(self, image: torch.Tensor, render: torch.Tensor) -> None:
+        c = self.config
+        if image.ndim != 4 or image.shape[1] != c.image_channels:
+            raise ValueError(
+                f"image must be (B, {c.image_channels}, S, S), got {tuple(image.shape)}"
+            )
+        expected = (image.shape[0], c.render_channels, *image.shape[2:])
+        if tuple(render.shape) != expected:
+            raise ValueError(f"render must be {expected}, got {tuple(render.shape)}")
+        if image.shape[2] % 8 or image.shape[3] % 8:
+            raise ValueError(f"window size must be a multiple of 8, got {tuple(image.shape[2:])}")
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def save_gcf_weights(path: str | Path, net: GcfNet, meta: dict) -> None:
+    """Write the weights-only file {"state_dict", "net_config", "meta"} (``meta``: plain values)."""
+    _check_plain(meta, "meta")
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": state, "net_config": net.config.to_dict(), "meta": dict(meta)}
+    torch.save(payload, path)
+
+
+def load_gcf_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[GcfNet, dict]:
+    """Load a weights file written by ``save_gcf_weights``: (GcfNet in eval mode, meta dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"GCF weights file not found: {path}")
+    payload = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(payload, dict) or any(k not in payload for k in WEIGHTS_KEYS):
+        found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(
+            f"{path} is not a GCF weights file: expected keys {WEIGHTS_KEYS}, {found=}"
+        )
+    net = GcfNet(NetConfig.from_dict(payload["net_config"]))
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not match its net_config: {err}") from err
+    return net.to(device).eval(), dict(payload["meta"])
+
+
+def _check_plain(value, where: str) -> None:
+    """Raise TypeError unless ``value`` is made of str/int/float/bool/None, lists and str-keyed dicts."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: key {k!r} is not a str")
+            _check_plain(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(value, str | int | float | bool | type(None)):
+        raise TypeError(f"{where}: {type(value).__name__} is not a plain value")

@@ -1,0 +1,68 @@
+"""Correspondence-field predictors: the trained network, and the exact field (tests, oracles)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from gcf_ros.core.render.types import RenderOutput
+from gcf_ros.gcf.field import true_field
+from gcf_ros.gcf.inputs import image_input, render_input
+
+
+class FieldPredictor(Protocol):
+    """Predicts the field (B, S, S, 2) in window pixels and weights (B, S, S) in [0, 1]."""
+
+    def predict(
+        self,
+        image_windows: torch.Tensor,
+        render: RenderOutput,
+        diameters: torch.Tensor,
+        K_window: torch.Tensor,
+        instance_idx: np.ndarray,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``instance_idx`` (B,): which of the frame's detections the rows are (oracles use it)."""
+        ...
+
+
+class NetworkPredictor:
+    """The trained two-branch network (``gcf_ros.gcf.network.GcfNet``)."""
+
+    def __init__(self, net: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+
+    @classmethod
+    def from_weights(cls, path: Path, device: str | torch.device = "cpu") -> NetworkPredictor:
+        from gcf_ros.gcf.network import load_gcf_weights
+
+        net, meta = load_gcf_weights(path, device)
+        predictor = cls(net, device)
+        predictor.meta = meta
+        return predictor
+
+    @torch.inference_mode()
+    def predict(self, image_windows, render, diameters, K_window, instance_idx):
+        image = image_input(image_windows).to(self.device)
+        rend = render_input(render, diameters).to(self.device)
+        out = self.net(image, rend)
+        field = out.field.permute(0, 2, 3, 1).float().cpu()
+        weight = out.weight[:, 0].float().cpu() if out.weight is not None else None
+        if weight is None:
+            weight = torch.ones(field.shape[:3])
+        return field, weight * render.mask
+
+
+class TrueFieldPredictor:
+    """The exact field towards known poses ``T_true`` (B, 4, 4): an oracle for tests."""
+
+    def __init__(self, T_true: torch.Tensor) -> None:
+        self.T_true = torch.as_tensor(T_true, dtype=torch.float64)
+
+    def predict(self, image_windows, render, diameters, K_window, instance_idx):
+        T_true = self.T_true[torch.as_tensor(instance_idx)]
+        field = true_field(render, T_true, torch.as_tensor(K_window))
+        return field, render.mask.float()

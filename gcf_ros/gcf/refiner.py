@@ -1,0 +1,241 @@
+"""The GCF refinement loop: crop, render, predict the field, solve for the pose, repeat.
+
+    refiner = Refiner.from_checkpoint(registry)            # shipped weights, CPU
+    results = refiner.refine(image_rgb, K, [Detection("obj_000005", T_cam_obj)])
+
+Every detection of a frame is refined in one batch; an instance leaves the batch when its update
+falls below the convergence thresholds. After the last iteration each result gets a confidence (the
+mean predicted weight over the rendered object) and is REJECTED, with a reason, when that is too
+low or when the pose left the image or went behind the camera.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gcf_ros.core.camera import crop_window_for_box
+from gcf_ros.core.models import ModelRegistry
+from gcf_ros.core.pose_update import apply_update
+from gcf_ros.core.render.raycast import RaycastRenderer
+from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
+from gcf_ros.gcf.solver import SolverConfig, normal_equations, solve_update
+
+CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
+
+
+@dataclass(frozen=True)
+class RefinerConfig:
+    """Settings of the refinement loop (see ``config/gcf.yaml`` for the node's defaults)."""
+
+    window_size: int = 64
+    padding: float = 1.3
+    iterations: int = 8
+    solver: str = "gauss_newton"
+    damping: float = 1e-3
+    gradient_step: float = 0.3
+    converge_rot_deg: float = 0.05
+    converge_trans_m: float = 2e-4
+    min_confidence: float = 0.2
+    min_pixels: int = 25
+    min_depth_m: float = 0.05
+
+    def solver_config(self) -> SolverConfig:
+        return SolverConfig(self.solver, self.damping, self.gradient_step)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A coarse pose to refine: model id, T_cam_obj (4, 4) in the optical frame, metres."""
+
+    model_id: str
+    T_cam_obj: np.ndarray
+    instance_id: str = ""
+
+
+@dataclass(frozen=True)
+class RefineResult:
+    """Outcome of one detection. ``status`` is CONVERGED, MAX_ITERATIONS or REJECTED."""
+
+    model_id: str
+    instance_id: str
+    T_cam_obj: np.ndarray
+    T_init: np.ndarray
+    confidence: float
+    iterations: int
+    status: int
+    status_reason: str = ""
+    residual_px: float = float("nan")  # mean |field| at the last iteration
+    history: list = field(default_factory=list, repr=False)  # T_cam_obj after each iteration
+
+
+def default_checkpoint() -> Path:
+    from gcf_ros.resources import share_dir
+
+    return share_dir() / "weights" / "gcf_lmo.pt"
+
+
+class Refiner:
+    """Batched GCF refinement of the detections of one image."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        predictor: FieldPredictor,
+        config: RefinerConfig | None = None,
+        renderer: RaycastRenderer | None = None,
+    ) -> None:
+        self.registry = registry
+        self.predictor = predictor
+        self.config = config or RefinerConfig()
+        self.renderer = renderer or RaycastRenderer()
+        self._solver = self.config.solver_config()
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        registry: ModelRegistry,
+        checkpoint: Path | None = None,
+        device: str = "cpu",
+        config: RefinerConfig | None = None,
+    ) -> Refiner:
+        path = Path(checkpoint) if checkpoint else default_checkpoint()
+        return cls(registry, NetworkPredictor.from_weights(path, device), config)
+
+    def refine(
+        self, image_rgb: np.ndarray, K: np.ndarray, detections: Sequence[Detection]
+    ) -> list[RefineResult]:
+        """Refine every detection; image (H, W, 3) uint8 RGB, K (3, 3)."""
+        if not detections:
+            return []
+        T_init = np.stack([np.asarray(d.T_cam_obj, dtype=np.float64) for d in detections])
+        state = _State.start(T_init, len(detections))
+        models = [self.registry.render_model(d.model_id) for d in detections]
+        for it in range(self.config.iterations):
+            active = np.flatnonzero(state.active)
+            if active.size == 0:
+                break
+            self._iterate(image_rgb, K, models, state, active, it)
+        return [self._result(d, state, b, image_rgb.shape, K) for b, d in enumerate(detections)]
+
+    def refine_poses(self, image_rgb, K, model_ids, T_init) -> list[RefineResult]:
+        """Convenience form of ``refine`` with parallel lists of ids and (B, 4, 4) poses."""
+        dets = [Detection(m, T) for m, T in zip(model_ids, np.asarray(T_init), strict=True)]
+        return self.refine(image_rgb, K, dets)
+
+    def _iterate(self, image_rgb, K, models, state, active, it) -> None:
+        cfg = self.config
+        windows, ok = [], []
+        for b in active:
+            try:
+                corners = models[b].bbox_corners_obj
+                windows.append(
+                    crop_window_for_box(K, state.T[b], corners, cfg.window_size, cfg.padding)
+                )
+                ok.append(b)
+            except ValueError:
+                state.reject(b, "pose went behind the camera")
+        if not ok:
+            return
+        idx = np.array(ok)
+        K_win = torch.from_numpy(np.stack([w.K_window(K) for w in windows]))
+        T = torch.from_numpy(state.T[idx])
+        batch_models = [models[b] for b in idx]
+        render = self.renderer.render(batch_models, T, K_win, cfg.window_size)
+        crops = torch.from_numpy(np.stack([w.resample(image_rgb) for w in windows]))
+        diameters = torch.tensor([m.diameter for m in batch_models])
+        field_px, weight = self.predictor.predict(crops, render, diameters, K_win, idx)
+        xi = self._solve(render, T, K_win, field_px, weight)
+        state.update(
+            idx, apply_update(T, xi).numpy(), xi.numpy(), weight, field_px, render, it, cfg
+        )
+
+    def _solve(self, render, T, K_win, field_px, weight) -> torch.Tensor:
+        B, S = render.batch_size, render.size
+        X_obj = render.xyz_obj.double().reshape(B, S * S, 3)
+        X_cam = X_obj @ T[:, :3, :3].transpose(1, 2) + T[:, None, :3, 3]
+        w = (weight * render.mask).double().reshape(B, S * S)
+        H, g = normal_equations(
+            K_win, X_cam, T[:, :3, 3], field_px.double().reshape(B, S * S, 2), w
+        )
+        return solve_update(H, g, self._solver)
+
+    def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
+        status, reason = state.status[b], state.reason[b]
+        if status != REJECTED:
+            reason = self._rejection(state, b, shape, K) or reason
+            status = REJECTED if reason and reason != "iteration limit" else status
+        return RefineResult(
+            det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),
+            float(state.confidence[b]), int(state.iterations[b]), int(status), reason,
+            float(state.residual[b]), state.history[b],
+        )  # fmt: skip
+
+    def _rejection(self, state: _State, b: int, shape, K) -> str:
+        cfg = self.config
+        t = state.T[b, :3, 3]
+        if t[2] < cfg.min_depth_m:
+            return f"object {t[2]:.3f} m from the camera plane"
+        u, v = (K @ t)[:2] / t[2]
+        h, w = shape[:2]
+        if not (0 <= u < w and 0 <= v < h):
+            return "object centre left the image"
+        if state.pixels[b] < cfg.min_pixels:
+            return f"only {state.pixels[b]} rendered pixels"
+        if state.confidence[b] < cfg.min_confidence:
+            return f"confidence {state.confidence[b]:.2f} < {cfg.min_confidence:.2f}"
+        return ""
+
+
+@dataclass
+class _State:
+    """Mutable per-instance state of one ``refine`` call (arrays over the B detections)."""
+
+    T: np.ndarray
+    T0: np.ndarray
+    active: np.ndarray
+    status: np.ndarray
+    reason: list
+    iterations: np.ndarray
+    confidence: np.ndarray
+    residual: np.ndarray
+    pixels: np.ndarray
+    history: list
+
+    @classmethod
+    def start(cls, T_init: np.ndarray, n: int) -> _State:
+        return cls(
+            T_init.copy(), T_init.copy(), np.ones(n, bool), np.full(n, MAX_ITERATIONS),
+            ["iteration limit"] * n, np.zeros(n, int), np.zeros(n), np.full(n, np.nan),
+            np.zeros(n, int), [[] for _ in range(n)],
+        )  # fmt: skip
+
+    def reject(self, b: int, reason: str) -> None:
+        self.active[b] = False
+        self.status[b] = REJECTED
+        self.reason[b] = reason
+
+    def update(self, idx, T_new, xi, weight, field_px, render, it, cfg: RefinerConfig) -> None:
+        mask = render.mask
+        pixels = mask.flatten(1).sum(1).numpy()
+        conf = ((weight * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1)).numpy()
+        resid = (field_px.norm(dim=-1) * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(
+            1
+        )
+        rot_deg = np.degrees(np.linalg.norm(xi[:, 3:], axis=1))
+        trans_m = np.linalg.norm(xi[:, :3], axis=1)
+        for k, b in enumerate(idx):
+            self.pixels[b], self.confidence[b], self.residual[b] = pixels[k], conf[k], resid[k]
+            if pixels[k] < cfg.min_pixels:
+                self.reject(b, f"only {pixels[k]} rendered pixels")
+                continue
+            self.T[b] = T_new[k]
+            self.iterations[b] = it + 1
+            self.history[b].append(T_new[k].copy())
+            if rot_deg[k] < cfg.converge_rot_deg and trans_m[k] < cfg.converge_trans_m:
+                self.active[b] = False
+                self.status[b], self.reason[b] = CONVERGED, ""
