@@ -41,7 +41,7 @@ class SoftRenderConfig:
     lr_trans: float = 0.004  # Adam step on dt, metres
     sigma: float = 1e-4  # soft rasterizer edge sharpness (NDC^2 units)
     gamma: float = 1e-4  # soft RGB depth blending
-    faces_per_pixel: int = 4
+    faces_per_pixel: int = 16  # fewer drops covering faces: holes in the silhouette (alpha < 0.95)
     window_size: int = 48
     padding: float = 1.4
     face_budget: int = 500
