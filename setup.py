@@ -34,6 +34,8 @@ setup(
             "gcf-demo = gcf_ros.tools.demo:main",
             "gcf-eval = gcf_ros.eval.cli:main",
             "gcf-report = gcf_ros.eval.report:main",
+            "gcf-synth = gcf_ros.train.synth_cli:main",
+            "gcf-train = gcf_ros.train.train_cli:main",
         ],
     },
 )

@@ -1,0 +1,1 @@
+"""Training of the correspondence network: synthetic data, datasets, losses, the training loop."""

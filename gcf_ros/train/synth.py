@@ -1,0 +1,239 @@
+"""Synthetic training samples for the correspondence network (DESIGN §2, "Training data").
+
+A sample is one CAD model of the registry at a random true pose T* and a perturbed initial pose T0,
+seen in the S x S window that the refiner would crop around the model's box projected at **T0**:
+
+- ``image``: the model rendered at T* (random Lambertian lighting) over a procedural background,
+  with occluders in front and clutter behind (composited by depth), photometrically augmented;
+  rendered at ``supersample`` · S and area-downsampled for anti-aliased edges;
+- ``render``: the 10-channel rendering-branch input (:func:`gcf_ros.gcf.inputs.render_input`) of the
+  model at T0 (headlight shading);
+- ``field``: the exact ground-truth field F*_p = π(K_window, T* X_p) − p of :func:`true_field`.
+
+Only the CAD models and procedurally generated content are used: never the LM-O evaluation frames.
+Samples come in shards (``.npz``) written by :func:`write_shards`; see :func:`generate_shard` for
+the arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gcf_ros.core.models import ModelRegistry
+from gcf_ros.train.synth_config import SYNTH_LEVELS, XLARGE, SynthConfig, load_synth_yaml
+from gcf_ros.train.synth_sample import SampleSynthesizer
+
+__all__ = [
+    "SHARD_DTYPES",
+    "SYNTH_LEVELS",
+    "SYNTH_VERSION",
+    "XLARGE",
+    "SynthConfig",
+    "WriteResult",
+    "generate_shard",
+    "load_synth_yaml",
+    "shard_seed",
+    "write_shards",
+]
+
+SYNTH_VERSION = "1"
+
+_SYNTHESIZERS: dict[str, SampleSynthesizer] = {}
+
+
+def _synthesizer(registry_yaml: str | Path) -> SampleSynthesizer:
+    """The process's synthesizer for a registry (models and BVHs are loaded once per process)."""
+    key = str(Path(registry_yaml).expanduser().resolve())
+    if key not in _SYNTHESIZERS:
+        _SYNTHESIZERS[key] = SampleSynthesizer(key)
+    return _SYNTHESIZERS[key]
+
+
+def generate_shard(
+    config: SynthConfig, registry_yaml: str | Path, seed: int, n: int
+) -> dict[str, np.ndarray]:
+    """``n`` samples drawn from ``numpy.random.default_rng(seed)`` (deterministic).
+
+    Returns, with S = ``config.window_size``: ``image`` (n, S, S, 3) uint8 RGB; ``render``
+    (n, 10, S, S) float16 (render_input at T0); ``field`` (n, 2, S, S) float16, window pixels
+    (0 off-mask); ``mask`` (n, S, S) bool (the T0 rendering's mask); ``model_idx`` (n,) int16 into
+    ``model_ids`` (the registry's sorted ids, str); ``T_true``, ``T_init`` (n, 4, 4) float32,
+    metres; ``K_window`` (n, 3, 3) float32 (the S-size window's camera); ``level`` (n,) int8 into
+    ``config.level_names``.
+    """
+    synth = _synthesizer(registry_yaml)
+    levels = [SYNTH_LEVELS[name] for name in config.level_names]
+    rng = np.random.default_rng(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: extra threads only spin (10x slower on a busy host)
+    try:
+        samples = [synth.sample(config, levels, rng) for _ in range(n)]
+    finally:
+        torch.set_num_threads(threads)
+    out = {key: np.stack([s[key] for s in samples]).astype(dt) for key, dt in SHARD_DTYPES.items()}
+    out["model_ids"] = np.array(synth.ids)
+    return out
+
+
+SHARD_DTYPES: dict[str, type] = {
+    "image": np.uint8,
+    "render": np.float16,
+    "field": np.float16,
+    "mask": np.bool_,
+    "model_idx": np.int16,
+    "T_true": np.float32,
+    "T_init": np.float32,
+    "K_window": np.float32,
+    "level": np.int8,
+}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What :func:`write_shards` did: ``generated`` new samples in ``seconds``, ``skipped``
+    samples already on disk (resume)."""
+
+    out_dir: Path
+    manifest: Path
+    shards: tuple[str, ...]
+    generated: int
+    skipped: int
+    seconds: float
+
+
+def write_shards(
+    config: SynthConfig,
+    registry_yaml: str | Path,
+    out_dir: str | Path,
+    num_samples: int,
+    shard_size: int = 500,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> WriteResult:
+    """Write ``num_samples`` samples as ``out_dir/shard_{i:05d}.npz`` (uncompressed, the arrays of
+    :func:`generate_shard` for seed ``shard_seed(seed, i)``) and ``manifest.json``.
+
+    Shards already present with the right number of samples are kept (resume); a manifest from
+    another config, seed, shard size or generator version raises ValueError. ``workers`` > 1 uses
+    a spawn-context process pool (default: all cores); a tqdm bar counts samples.
+    """
+    if num_samples < 1 or shard_size < 1:
+        raise ValueError(f"need num_samples, shard_size >= 1, got {num_samples}, {shard_size}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sizes = [min(shard_size, num_samples - s) for s in range(0, num_samples, shard_size)]
+    names = [f"shard_{i:05d}.npz" for i in range(len(sizes))]
+    manifest = _manifest(config, registry_yaml, seed, shard_size, sizes, names)
+    _check_resumable(out_dir / "manifest.json", manifest)
+    _write_json(out_dir / "manifest.json", {**manifest, "complete": False})
+    todo = [i for i, n in enumerate(sizes) if not _shard_ok(out_dir / names[i], n)]
+    jobs = [(config, str(registry_yaml), shard_seed(seed, i), sizes[i], str(out_dir / names[i]))
+            for i in todo]  # fmt: skip
+    generated = sum(sizes[i] for i in todo)
+    bar = tqdm(total=num_samples, initial=num_samples - generated, unit="sample",
+               disable=not progress, smoothing=0.1)  # fmt: skip
+    start = time.perf_counter()
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        for job in jobs:
+            bar.update(_write_one(job))
+    else:
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+            for n in pool.imap_unordered(_write_one, jobs):
+                bar.update(n)
+    seconds = time.perf_counter() - start
+    bar.close()
+    _write_json(out_dir / "manifest.json", {**manifest, "complete": True})
+    return WriteResult(out_dir, out_dir / "manifest.json", tuple(names), generated,
+                       num_samples - generated, seconds)  # fmt: skip
+
+
+def shard_seed(seed: int, index: int) -> int:
+    """The generator seed of shard ``index`` of a set written with ``seed``."""
+    return seed * 100003 + index
+
+
+def _init_worker() -> None:
+    """Pool initializer: one thread per worker process (the pool provides the parallelism)."""
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _write_one(job: tuple[SynthConfig, str, int, int, str]) -> int:
+    """Generate one shard and write it atomically (temporary file, then rename)."""
+    config, registry_yaml, seed, n, path = job
+    arrays = generate_shard(config, registry_yaml, seed, n)
+    tmp = f"{path[: -len('.npz')]}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return n
+
+
+def _shard_ok(path: Path, n: int) -> bool:
+    """True when ``path`` is a readable shard with all arrays and ``n`` samples."""
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path) as data:
+            keys = set(data.files)
+            return keys >= {*SHARD_DTYPES, "model_ids"} and data["level"].shape == (n,)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return False
+
+
+def _manifest(config, registry_yaml, seed, shard_size, sizes, names) -> dict[str, Any]:
+    return {
+        "generator": __name__,
+        "generator_version": SYNTH_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": asdict(config),
+        "seed": int(seed),
+        "num_samples": int(sum(sizes)),
+        "shard_size": int(shard_size),
+        "shards": [
+            {"name": name, "num_samples": n, "seed": shard_seed(seed, i)}
+            for i, (name, n) in enumerate(zip(names, sizes, strict=True))
+        ],
+        "registry": str(Path(registry_yaml).expanduser().resolve()),
+        "model_ids": list(ModelRegistry.from_yaml(registry_yaml).ids),
+        "noise_levels": {name: asdict(level) for name, level in SYNTH_LEVELS.items()},
+        "level_names": list(config.level_names),
+    }
+
+
+_RESUME_KEYS = ("generator_version", "config", "seed", "shard_size", "model_ids", "level_names")
+
+
+def _check_resumable(path: Path, manifest: dict[str, Any]) -> None:
+    """Raise ValueError when ``path`` is a manifest of an incompatible set."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    new = json.loads(json.dumps(manifest))
+    differ = [key for key in _RESUME_KEYS if old.get(key) != new.get(key)]
+    if differ:
+        raise ValueError(
+            f"{path.parent} holds a different synthetic set ({', '.join(differ)} differ); "
+            "choose another output folder or delete it"
+        )
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)

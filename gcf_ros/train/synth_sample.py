@@ -1,0 +1,170 @@
+"""One synthetic training sample: the image at T*, the rendering and true field at T0.
+
+:class:`SampleSynthesizer` holds what a worker process reuses between samples (the registry's
+models, one ray-casting renderer whose BVHs are cached per model, the primitive bank); see
+:mod:`gcf_ros.train.synth` for the configuration and the sample format.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from gcf_ros.core.camera import CropWindow, crop_window_for_box
+from gcf_ros.core.models import ModelRegistry, ObjectModel
+from gcf_ros.core.render.raycast import RaycastRenderer
+from gcf_ros.core.render.types import Shading
+from gcf_ros.eval.perturb import NoiseLevel, perturb_pose
+from gcf_ros.gcf.field import true_field
+from gcf_ros.gcf.inputs import render_input
+from gcf_ros.train import backgrounds as bg
+from gcf_ros.train import synth_scene as sc
+from gcf_ros.train.synth_config import SynthConfig
+
+_MAX_TRIES = 100
+_MIN_PIXELS = 16  # the T0 rendering must cover at least this many window pixels
+_MAX_HIDDEN = 0.7  # occluders may hide at most this fraction of the object (visibility >= 0.3)
+
+
+class SampleSynthesizer:
+    """Draws samples for the models of one registry (load once per worker process)."""
+
+    def __init__(self, registry_yaml: str | Path) -> None:
+        registry = ModelRegistry.from_yaml(registry_yaml)
+        self.ids: tuple[str, ...] = registry.ids
+        self.models: list[ObjectModel] = [registry.get(i) for i in registry.ids]
+        self.renderer = RaycastRenderer(nthreads=1)
+        self.primitives: list[ObjectModel] = sc.primitive_bank()
+
+    def sample(
+        self, cfg: SynthConfig, levels: Sequence[NoiseLevel], rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """One sample (see ``generate_shard``). Draws are retried when T0 puts the box behind the
+        camera or its window does not contain the projected box centre at T*."""
+        for _ in range(_MAX_TRIES):
+            sample = self._try_sample(cfg, levels, rng)
+            if sample is not None:
+                return sample
+        raise RuntimeError(f"no valid sample in {_MAX_TRIES} tries; check the SynthConfig ranges")
+
+    def _try_sample(self, cfg: SynthConfig, levels, rng: np.random.Generator) -> dict | None:
+        S, S2 = cfg.window_size, cfg.window_size * cfg.supersample
+        idx = int(rng.integers(len(self.models)))
+        model = self.models[idx]
+        K = sc.sample_intrinsics(rng, cfg.fx_range, cfg.image_width, cfg.image_height)
+        T_true = sc.sample_true_pose(
+            rng, model, K, cfg.image_width, cfg.image_height, cfg.distance_range,
+            cfg.upper_hemisphere_prob,
+        )  # fmt: skip
+        probs = np.array(list(cfg.noise_mix.values()))
+        level = int(rng.choice(len(probs), p=probs / probs.sum()))
+        T_init = perturb_pose(T_true, levels[level], rng)
+        try:
+            win2 = crop_window_for_box(K, T_init, model.bbox_corners_obj, S2, cfg.padding)
+        except ValueError:  # T0 puts the box (partly) behind the camera
+            return None
+        if not _centre_in_window(model, T_true, win2.K_window(K), S2):
+            return None  # T0 is so far off that the window would not show the object at all
+        K_S = CropWindow(win2.x0, win2.y0, win2.side, S).K_window(K)
+        render0 = self.renderer.render([model], T_init[None], K_S[None], S)
+        if int(render0.mask.sum()) < _MIN_PIXELS:
+            return None
+        image = self._image(cfg, rng, idx, T_true, win2.K_window(K), _coverage(cfg, win2))
+        field = true_field(render0, torch.from_numpy(T_true)[None], torch.from_numpy(K_S)[None])
+        diameters = torch.tensor([model.diameter], dtype=torch.float32)
+        return {
+            "image": image,
+            "render": render_input(render0, diameters)[0].numpy(),
+            "field": field[0].permute(2, 0, 1).numpy(),
+            "mask": render0.mask[0].numpy(),
+            "model_idx": idx,
+            "T_true": T_true,
+            "T_init": T_init,
+            "K_window": K_S,
+            "level": level,
+        }
+
+    def _image(self, cfg, rng, idx, T_true, K2, coverage) -> np.ndarray:
+        """(S, S, 3) uint8: background, clutter behind, the object at T*, occluders in front, all
+        at S2; area-downsampling to S, photometric augmentation, sensor noise, zero outside the
+        camera image."""
+        S, S2 = cfg.window_size, cfg.window_size * cfg.supersample
+        shading = _random_shading(rng)
+        canvas = bg.random_background(S2, rng).astype(np.float32) / 255.0
+        zbuf = np.full((S2, S2), np.inf, np.float32)
+        target = sc.render_layer(self.renderer, self.models[idx], T_true, K2, S2, shading)
+        for _ in range(int(rng.integers(0, 4))):
+            self._add(rng, idx, T_true, K2, S2, shading, canvas, zbuf, None, front=False)
+        if target is not None:
+            sc.composite(canvas, zbuf, target)
+        hidden = np.zeros((S2, S2), bool)
+        n_occ = 0
+        if cfg.max_occluders > 0 and rng.random() < cfg.occluder_prob:
+            n_occ = int(rng.integers(1, cfg.max_occluders + 1))
+        for _ in range(n_occ):
+            self._add(rng, idx, T_true, K2, S2, shading, canvas, zbuf, (target, hidden), front=True)
+        small = cv2.resize(canvas, (S, S), interpolation=cv2.INTER_AREA)
+        small = bg.augment_photometric(small, rng, 1.0)  # at S: a quarter of the pixels of S2
+        cover = cv2.resize(coverage, (S, S), interpolation=cv2.INTER_AREA)
+        noisy = bg.add_sensor_noise(small, rng).astype(np.float32)
+        return np.rint(noisy * cover[..., None]).astype(np.uint8)
+
+    def _pick(self, rng: np.random.Generator, idx: int) -> tuple[ObjectModel, np.ndarray | None]:
+        """Another registry model (own colours) or a primitive with a random flat colour."""
+        others = [i for i in range(len(self.models)) if i != idx]
+        if others and rng.random() < 0.5:
+            return self.models[others[int(rng.integers(len(others)))]], None
+        prim = self.primitives[int(rng.integers(len(self.primitives)))]
+        return prim, rng.uniform(0.05, 1.0, size=3)
+
+    def _add(self, rng, idx, T_true, K2, S2, shading, canvas, zbuf, occluding, front) -> None:
+        """Place, render and composite one occluder (``front``) or clutter object (behind)."""
+        model, tint = self._pick(rng, idx)
+        place = sc.occluder_pose if front else sc.clutter_pose
+        T = place(rng, self.models[idx], T_true, model, K2, S2)
+        layer = None if T is None else sc.render_layer(self.renderer, model, T, K2, S2, shading)
+        if layer is None:
+            return
+        if occluding is not None and occluding[0] is not None:
+            target, hidden = occluding
+            now = hidden | (layer.mask & target.mask & (layer.depth < target.depth))
+            if now.sum() > _MAX_HIDDEN * target.mask.sum():
+                return  # would hide too much of the object: leave this occluder out
+            hidden[...] = now
+        sc.composite(canvas, zbuf, layer, tint)
+
+
+def _centre_in_window(model: ObjectModel, T: np.ndarray, K: np.ndarray, size: int) -> bool:
+    """True when the model's box centre at pose T projects into the size x size window."""
+    centre = T[:3, :3] @ ((model.bbox_min.astype(np.float64) + model.bbox_max) / 2) + T[:3, 3]
+    x = K @ centre
+    if x[2] <= 0:
+        return False
+    u, v = x[:2] / x[2]
+    return -0.5 <= u < size - 0.5 and -0.5 <= v < size - 0.5
+
+
+def _coverage(cfg: SynthConfig, win: CropWindow) -> np.ndarray:
+    """(S2, S2) float32: 1 where the window pixel lies inside the camera image (elsewhere the
+    real crop is zero-filled, see ``CropWindow.resample``)."""
+    j = np.arange(win.size, dtype=np.float64)
+    u = (j + 0.5) / win.scale - 0.5 + win.x0
+    v = (j + 0.5) / win.scale - 0.5 + win.y0
+    in_u = (u >= -0.5) & (u <= cfg.image_width - 0.5)
+    in_v = (v >= -0.5) & (v <= cfg.image_height - 0.5)
+    return np.outer(in_v, in_u).astype(np.float32)
+
+
+def _random_shading(rng: np.random.Generator) -> Shading:
+    """Ambient U(0.25, 0.7), diffuse U(0.3, 0.9), light from a random direction on the camera
+    side (the direction towards the light has z < 0)."""
+    ambient, diffuse = rng.uniform(0.25, 0.7), rng.uniform(0.3, 0.9)
+    light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(0.2, 1.0)])
+    x, y, z = (float(c) for c in light / math.sqrt(float(light @ light)))
+    return Shading(float(ambient), float(diffuse), (x, y, z))

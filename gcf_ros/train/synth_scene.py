@@ -1,0 +1,269 @@
+"""Scene pieces of the synthetic training data: cameras, true poses, primitives, occluders, layers.
+
+Poses are ``T_cam_obj`` (4, 4) float64 in metres, cameras (3, 3) float64 ``K`` matrices, in the
+conventions of :mod:`gcf_ros.core`. Every random draw comes from the caller's
+``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+from scipy.spatial.transform import Rotation
+
+from gcf_ros.core import _mesh_utils as mu
+from gcf_ros.core.models import ObjectModel
+from gcf_ros.core.render.raycast import RaycastRenderer
+from gcf_ros.core.render.types import Shading
+
+_PRIMITIVE_SEED = 2020  # the primitive bank is fixed, so every worker holds the same one
+_NEAR = 0.05  # metres: nothing is placed closer to the camera than this
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One object rendered into the supersampled window (numpy, size x size)."""
+
+    mask: np.ndarray  # (H, W) bool
+    depth: np.ndarray  # (H, W) float32, metres (0 off-mask)
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
+
+
+def sample_intrinsics(
+    rng: np.random.Generator, fx_range: tuple[float, float], width: int, height: int
+) -> np.ndarray:
+    """(3, 3) K: fx ~ U(fx_range), fy = fx · U(0.98, 1.02), principal point = centre ± 10 px."""
+    fx = rng.uniform(*fx_range)
+    fy = fx * rng.uniform(0.98, 1.02)
+    cx = (width - 1) / 2 + rng.uniform(-10.0, 10.0)
+    cy = (height - 1) / 2 + rng.uniform(-10.0, 10.0)
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """(3, 3) rotation uniform on SO(3) (normalised Gaussian quaternion)."""
+    q = rng.normal(size=4)
+    return Rotation.from_quat(q / np.linalg.norm(q)).as_matrix()
+
+
+def _rotation_z_to(direction: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking the optical axis (0, 0, 1) to the unit ``direction``."""
+    axis = np.cross((0.0, 0.0, 1.0), direction)
+    s = float(np.linalg.norm(axis))
+    if s < 1e-12:
+        return np.eye(3)
+    return Rotation.from_rotvec(axis / s * math.atan2(s, float(direction[2]))).as_matrix()
+
+
+def upper_hemisphere_rotation(rng: np.random.Generator) -> np.ndarray:
+    """R_cam_obj (3, 3) of a camera on the optical axis looking at the model from above.
+
+    The direction from the object to the camera has elevation in [-10°, 90°] over the model's xy
+    plane (uniform in area on that band of the sphere) and a uniform azimuth; the model's +z
+    points up in the image, then the camera rolls by U(-30°, 30°) about its optical axis.
+    """
+    sin_el = rng.uniform(math.sin(math.radians(-10.0)), 1.0)
+    az = rng.uniform(0.0, 2 * math.pi)
+    cos_el = math.sqrt(max(0.0, 1.0 - sin_el * sin_el))
+    to_camera = np.array([cos_el * math.cos(az), cos_el * math.sin(az), sin_el])
+    z_c = -to_camera
+    up = np.array([0.0, 0.0, 1.0])
+    if abs(z_c @ up) > 0.999:  # straight from above: the azimuth decides what is "up"
+        up = np.array([math.cos(az), math.sin(az), 0.0])
+    y_c = -(up - (up @ z_c) * z_c)
+    y_c /= np.linalg.norm(y_c)
+    x_c = np.cross(y_c, z_c)
+    R_cam_obj = np.stack([x_c, y_c, z_c])  # rows: camera axes in the object frame
+    roll = Rotation.from_rotvec([0.0, 0.0, math.radians(rng.uniform(-30.0, 30.0))]).as_matrix()
+    return roll @ R_cam_obj
+
+
+def sample_true_pose(
+    rng: np.random.Generator,
+    model: ObjectModel,
+    K: np.ndarray,
+    width: int,
+    height: int,
+    distance_range: tuple[float, float],
+    upper_hemisphere_prob: float,
+) -> np.ndarray:
+    """T* (4, 4): the box centre at a distance U(distance_range) on the ray of a pixel uniform in
+    the image (5 % margin); rotation from :func:`upper_hemisphere_rotation` with probability
+    ``upper_hemisphere_prob``, else uniform."""
+    distance = rng.uniform(*distance_range)
+    u = rng.uniform(0.05 * width, 0.95 * width) - 0.5
+    v = rng.uniform(0.05 * height, 0.95 * height) - 0.5
+    ray = np.linalg.solve(K, np.array([u, v, 1.0]))
+    ray /= np.linalg.norm(ray)
+    if rng.random() < upper_hemisphere_prob:
+        R = _rotation_z_to(ray) @ upper_hemisphere_rotation(rng)
+    else:
+        R = random_rotation(rng)
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = distance * ray - R @ _box_centre(model)
+    return T
+
+
+def primitive_bank(count: int = 16) -> list[ObjectModel]:
+    """Fixed white open3d primitives (boxes, spheres, cylinders, cones), 2-18 cm, flat-shaded
+    except the spheres. Colour them by multiplying the rendered rgb by a flat colour."""
+    rng = np.random.default_rng(_PRIMITIVE_SEED)
+    bank = []
+    for i in range(count):
+        kind = ("box", "sphere", "cylinder", "box", "cone")[i % 5]
+        if kind == "box":
+            w, h, d = rng.uniform(0.03, 0.15, size=3)
+            mesh = o3d.geometry.TriangleMesh.create_box(w, h, d)
+        elif kind == "sphere":
+            mesh = o3d.geometry.TriangleMesh.create_sphere(rng.uniform(0.02, 0.07), resolution=16)
+        elif kind == "cylinder":
+            radius, height = rng.uniform(0.015, 0.05), rng.uniform(0.04, 0.18)
+            mesh = o3d.geometry.TriangleMesh.create_cylinder(radius, height, resolution=32)
+        else:
+            radius, height = rng.uniform(0.02, 0.05), rng.uniform(0.04, 0.12)
+            mesh = o3d.geometry.TriangleMesh.create_cone(radius, height, resolution=32)
+        bank.append(_primitive_model(mesh, f"primitive_{i:02d}_{kind}", flat=kind != "sphere"))
+    return bank
+
+
+def _primitive_model(mesh: o3d.geometry.TriangleMesh, name: str, flat: bool) -> ObjectModel:
+    verts = np.asarray(mesh.vertices, dtype=np.float64)
+    verts = verts - (verts.min(0) + verts.max(0)) / 2
+    faces = np.asarray(mesh.triangles, dtype=np.int64)
+    if flat:  # one vertex per face corner, so each face gets its own normal
+        tri = verts[faces]
+        normals = np.repeat(
+            mu.unit_rows(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])), 3, 0
+        )
+        verts, faces = tri.reshape(-1, 3), np.arange(3 * len(faces)).reshape(-1, 3)
+    else:
+        mesh.compute_vertex_normals()
+        normals = mu.unit_rows(np.asarray(mesh.vertex_normals))
+    return ObjectModel(
+        model_id=name,
+        verts_obj=verts,
+        faces=faces,
+        vert_colors=np.ones_like(verts),
+        vert_normals_obj=normals,
+        diameter=mu.diameter(verts),
+        bbox_min=verts.min(0),
+        bbox_max=verts.max(0),
+        symmetric=False,
+        tf_name=name,
+        source_path=Path(f"<{name}>"),
+    )
+
+
+def render_layer(
+    renderer: RaycastRenderer,
+    model: ObjectModel,
+    T: np.ndarray,
+    K: np.ndarray,
+    size: int,
+    shading: Shading,
+) -> Layer | None:
+    """Render ``model`` at T into a size x size window, casting rays only inside the projection
+    of its bounding box (a shifted sub-window: pixel centres are unchanged, so the result equals
+    a full-window render). None when the object misses the window or reaches behind _NEAR."""
+    corners = model.bbox_corners_obj.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    if (corners[:, 2] <= _NEAR).any():
+        return None
+    uv = corners @ K.T
+    uv = uv[:, :2] / uv[:, 2:]
+    u0, v0 = np.clip(np.floor(uv.min(0)).astype(int) - 1, 0, size)
+    u1, v1 = np.clip(np.ceil(uv.max(0)).astype(int) + 2, 0, size)
+    if u1 <= u0 or v1 <= v0:
+        return None
+    n = int(max(u1 - u0, v1 - v0))
+    K_sub = K.copy()
+    K_sub[0, 2] -= u0
+    K_sub[1, 2] -= v0
+    out = renderer.render([model], T[None], K_sub[None], n, shading)
+    h, w = v1 - v0, u1 - u0
+    layer = Layer(
+        mask=np.zeros((size, size), bool),
+        depth=np.zeros((size, size), np.float32),
+        rgb=np.zeros((size, size, 3), np.float32),
+    )
+    layer.mask[v0:v1, u0:u1] = out.mask[0, :h, :w].numpy()
+    layer.depth[v0:v1, u0:u1] = out.depth[0, :h, :w].numpy()
+    layer.rgb[v0:v1, u0:u1] = out.rgb[0, :h, :w].numpy()
+    return layer if layer.mask.any() else None
+
+
+def pose_at_pixel(
+    rng: np.random.Generator, model: ObjectModel, K: np.ndarray, uv: np.ndarray, depth: float
+) -> np.ndarray:
+    """A uniformly random rotation with the model's box centre at window pixel uv and depth z."""
+    R = random_rotation(rng)
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = np.linalg.solve(K, np.array([uv[0], uv[1], 1.0])) * depth - R @ _box_centre(model)
+    return T
+
+
+def composite(canvas: np.ndarray, zbuf: np.ndarray, layer: Layer, tint=None) -> None:
+    """Draw ``layer`` over ``canvas`` (H, W, 3) where it is nearer than ``zbuf`` (H, W), in
+    place; ``tint`` (3,) multiplies its colour (flat-coloured primitives)."""
+    front = layer.mask & (layer.depth < zbuf)
+    rgb = layer.rgb[front]
+    canvas[front] = rgb if tint is None else rgb * np.asarray(tint, np.float32)
+    zbuf[front] = layer.depth[front]
+
+
+def _box_centre(model: ObjectModel) -> np.ndarray:
+    return (model.bbox_min.astype(np.float64) + model.bbox_max) / 2
+
+
+def _box_radius(model: ObjectModel) -> float:
+    """Half the diagonal of the model's box: no point of the model is farther from its centre."""
+    return float(np.linalg.norm(model.bbox_max.astype(np.float64) - model.bbox_min) / 2)
+
+
+def occluder_pose(
+    rng: np.random.Generator,
+    target: ObjectModel,
+    T_target: np.ndarray,
+    model: ObjectModel,
+    K: np.ndarray,
+    size: int,
+) -> np.ndarray | None:
+    """A random pose of ``model`` between the camera and the target (at T_target), with its
+    projection overlapping the target's in the size x size window of camera K; its apparent
+    radius is 0.1-0.9 window sides. None when no depth satisfies that."""
+    centre = T_target[:3, :3] @ _box_centre(target) + T_target[:3, 3]
+    r_t, r_o = target.diameter / 2, _box_radius(model)
+    f = float(K[0, 0])
+    z_lo = max(_NEAR + r_o + 0.01, f * model.diameter / 2 / (0.9 * size))
+    z_hi = min(centre[2] - r_t - 0.3 * r_o, f * model.diameter / 2 / (0.1 * size))
+    if z_hi <= z_lo:
+        return None
+    z = rng.uniform(z_lo, z_hi)
+    p = K @ centre
+    reach = f * r_t / centre[2] + f * model.diameter / 2 / z  # sum of the apparent radii
+    offset = rng.uniform(0.3, 1.0) * reach
+    phi = rng.uniform(0.0, 2 * math.pi)
+    uv = p[:2] / p[2] + offset * np.array([math.cos(phi), math.sin(phi)])
+    return pose_at_pixel(rng, model, K, uv, z)
+
+
+def clutter_pose(
+    rng: np.random.Generator,
+    target: ObjectModel,
+    T_target: np.ndarray,
+    model: ObjectModel,
+    K: np.ndarray,
+    size: int,
+) -> np.ndarray:
+    """A random pose of ``model`` behind the target, centred anywhere in (or just beside) the
+    window: depth = target depth + radii + U(0, 0.5) m."""
+    centre = T_target[:3, :3] @ _box_centre(target) + T_target[:3, 3]
+    z = centre[2] + target.diameter / 2 + _box_radius(model) * rng.uniform(0.5, 1.0)
+    z += rng.uniform(0.0, 0.5)
+    uv = rng.uniform(-0.1 * size, 1.1 * size, size=2)
+    return pose_at_pixel(rng, model, K, uv, z)

@@ -1,0 +1,189 @@
+"""Synthetic training data: format, determinism, exact fields, shards and resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gcf_ros.core.models import ModelRegistry
+from gcf_ros.core.render.raycast import RaycastRenderer
+from gcf_ros.core.render.types import Shading
+from gcf_ros.train import synth_scene as sc
+from gcf_ros.train.synth import (
+    SHARD_DTYPES,
+    SynthConfig,
+    generate_shard,
+    load_synth_yaml,
+    shard_seed,
+    write_shards,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+REGISTRY = REPO / "config" / "models.yaml"
+CONFIG = SynthConfig()
+S = CONFIG.window_size
+N = 6
+_SMALL_MODELS = ("obj_000001", "obj_000009")
+
+
+@pytest.fixture(scope="module")
+def shard() -> dict[str, np.ndarray]:
+    return generate_shard(CONFIG, REGISTRY, seed=7, n=N)
+
+
+def test_shapes_and_dtypes(shard):
+    shapes = {
+        "image": ((N, S, S, 3), np.uint8),
+        "render": ((N, 10, S, S), np.float16),
+        "field": ((N, 2, S, S), np.float16),
+        "mask": ((N, S, S), np.bool_),
+        "model_idx": ((N,), np.int16),
+        "T_true": ((N, 4, 4), np.float32),
+        "T_init": ((N, 4, 4), np.float32),
+        "K_window": ((N, 3, 3), np.float32),
+        "level": ((N,), np.int8),
+    }
+    assert set(shard) == {*shapes, "model_ids"} == {*SHARD_DTYPES, "model_ids"}
+    for key, (shape, dtype) in shapes.items():
+        assert shard[key].shape == shape, key
+        assert shard[key].dtype == dtype, key
+    assert list(shard["model_ids"]) == sorted(ModelRegistry.from_yaml(REGISTRY).ids)
+    assert (shard["model_idx"] >= 0).all() and (shard["model_idx"] < len(shard["model_ids"])).all()
+    assert ((shard["level"] >= 0) & (shard["level"] < len(CONFIG.level_names))).all()
+    assert np.array_equal(shard["render"][:, 9] > 0.5, shard["mask"])
+    assert (shard["mask"].sum(axis=(1, 2)) >= 16).all()
+
+
+def test_deterministic_per_seed(shard):
+    again = generate_shard(CONFIG, REGISTRY, seed=7, n=N)
+    for key in shard:
+        assert np.array_equal(shard[key], again[key]), key
+    other = generate_shard(CONFIG, REGISTRY, seed=8, n=N)
+    assert not np.array_equal(shard["image"], other["image"])
+    assert not np.array_equal(shard["T_true"], other["T_true"])
+
+
+def test_field_is_exact_warp_of_rendered_points(shard):
+    diameters = {m: ModelRegistry.from_yaml(REGISTRY).get(m).diameter for m in shard["model_ids"]}
+    v, u = np.mgrid[0:S, 0:S].astype(np.float64)
+    for i in range(N):
+        mask = shard["mask"][i]
+        diameter = diameters[shard["model_ids"][shard["model_idx"][i]]]
+        X_obj = shard["render"][i, :3].astype(np.float64).transpose(1, 2, 0)[mask] * diameter
+        T = shard["T_true"][i].astype(np.float64)
+        x = (X_obj @ T[:3, :3].T + T[:3, 3]) @ shard["K_window"][i].astype(np.float64).T
+        uv = x[:, :2] / x[:, 2:]
+        field = shard["field"][i].astype(np.float64).transpose(1, 2, 0)[mask]
+        target = np.stack([u[mask], v[mask]], axis=1) + field
+        # float16 storage: xyz/diameter to ~2.4e-4, the field to 2^-11 of its length
+        tolerance = 0.05 + 1e-3 * np.abs(field)
+        assert (np.abs(uv - target) <= tolerance).all(), np.abs(uv - target).max()
+        assert (shard["field"][i][:, ~mask] == 0).all()
+        assert np.abs(field).max() > 0
+
+
+def test_initial_pose_within_the_largest_level(shard):
+    for T_true, T_init in zip(shard["T_true"], shard["T_init"], strict=True):
+        R = T_init[:3, :3].astype(np.float64).T @ T_true[:3, :3]
+        angle = math.degrees(math.acos(np.clip((np.trace(R) - 1) / 2, -1, 1)))
+        assert angle <= 40.0 + 0.01
+        assert T_init[2, 3] > 0 and T_true[2, 3] > 0
+
+
+def test_images_are_not_constant(shard):
+    for image in shard["image"]:
+        assert image.std() > 2.0
+        assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+
+
+def test_write_shards_manifest_and_resume(tmp_path):
+    out = tmp_path / "set"
+    result = write_shards(CONFIG, REGISTRY, out, 6, shard_size=3, seed=0, workers=1, progress=False)
+    assert (result.generated, result.skipped) == (6, 0)
+    names = ["shard_00000.npz", "shard_00001.npz"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "manifest.json"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["num_samples"] == 6 and manifest["seed"] == 0
+    assert [s["name"] for s in manifest["shards"]] == names
+    assert manifest["config"]["noise_mix"] == CONFIG.noise_mix
+    assert manifest["generator_version"]
+    expected = generate_shard(CONFIG, REGISTRY, shard_seed(0, 1), 3)
+    with np.load(out / names[1]) as data:
+        for key in expected:
+            assert np.array_equal(data[key], expected[key]), key
+    mtimes = [(out / n).stat().st_mtime_ns for n in names]
+    again = write_shards(CONFIG, REGISTRY, out, 6, shard_size=3, workers=1, progress=False)
+    assert (again.generated, again.skipped) == (0, 6)
+    assert [(out / n).stat().st_mtime_ns for n in names] == mtimes
+    shorter = write_shards(CONFIG, REGISTRY, out, 5, shard_size=3, workers=1, progress=False)
+    assert (shorter.generated, shorter.skipped) == (2, 3)  # the last shard has the wrong size
+    with pytest.raises(ValueError, match="seed"):
+        write_shards(CONFIG, REGISTRY, out, 6, shard_size=3, seed=1, workers=1, progress=False)
+
+
+@pytest.mark.slow
+def test_write_shards_spawn_pool_matches_in_process(tmp_path):
+    registry = tmp_path / "models.yaml"  # two small models: the workers start faster
+    meshes = REPO / "data" / "models" / "lmo"
+    registry.write_text(
+        "models:\n"
+        + "".join(f"  {m}: {{mesh: {meshes / m}.ply, scale: 0.001}}\n" for m in _SMALL_MODELS)
+    )
+    out = tmp_path / "set"
+    result = write_shards(CONFIG, registry, out, 4, shard_size=2, seed=3, workers=2, progress=False)
+    assert result.generated == 4
+    for i in range(2):
+        expected = generate_shard(CONFIG, registry, shard_seed(3, i), 2)
+        with np.load(out / f"shard_{i:05d}.npz") as data:
+            for key in expected:
+                assert np.array_equal(data[key], expected[key]), key
+
+
+def test_config_yaml(tmp_path):
+    config, models = load_synth_yaml(REPO / "config" / "train.yaml")
+    assert config == SynthConfig()
+    assert models == REGISTRY.resolve()
+    path = tmp_path / "train.yaml"
+    path.write_text(
+        f"models: {REGISTRY}\ntrain: {{epochs: 3}}\nsynth:\n  window_size: 96\n"
+        "  noise_mix: {small: 1.0}\n"
+    )
+    config, models = load_synth_yaml(path)
+    assert (config.window_size, config.level_names, models) == (96, ("small",), REGISTRY)
+    assert SynthConfig.from_yaml(path) == config
+    with pytest.raises(ValueError, match="unknown key"):
+        SynthConfig.from_dict({"window": 64})
+    with pytest.raises(ValueError, match="unknown level"):
+        SynthConfig(noise_mix={"huge": 1.0})
+
+
+def test_upper_hemisphere_views():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        R = sc.upper_hemisphere_rotation(rng)
+        to_camera = -R[2]  # the optical axis in the object frame, reversed
+        assert -10.0 - 1e-6 <= math.degrees(math.asin(to_camera[2])) <= 90.0
+        if abs(to_camera[2]) < 0.99:  # the model's +z is "up" in the image, up to the roll
+            up_img = R @ np.array([0.0, 0.0, 1.0])
+            roll = math.degrees(math.atan2(up_img[0], -up_img[1]))
+            assert abs(roll) <= 30.0 + 1e-6
+
+
+def test_layer_sub_window_equals_full_render():
+    model = ModelRegistry.from_yaml(REGISTRY).get("obj_000001")
+    renderer = RaycastRenderer(1)
+    T = np.eye(4)
+    T[:3, :3] = sc.random_rotation(np.random.default_rng(1))
+    T[:3, 3] = (0.03, -0.02, 0.4)
+    K = np.array([[300.0, 0, 60.0], [0, 300.0, 70.0], [0, 0, 1]])
+    shading = Shading(0.4, 0.6, (0.0, 0.0, -1.0))
+    layer = sc.render_layer(renderer, model, T, K, 128, shading)
+    full = renderer.render([model], T[None], K[None], 128, shading)
+    assert layer is not None
+    assert np.array_equal(layer.mask, full.mask[0].numpy())
+    assert np.allclose(layer.depth, full.depth[0].numpy(), atol=1e-6)
+    assert np.allclose(layer.rgb, full.rgb[0].numpy(), atol=1e-5)
