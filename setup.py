@@ -22,6 +22,7 @@ setup(
         # config/models.yaml refers to ../data/models/...: keep that layout under share/.
         (f"share/{PACKAGE}/data/models/lmo", glob("data/models/lmo/*")),
         (f"share/{PACKAGE}/data/demo", glob("data/demo/*")),
+        (f"share/{PACKAGE}/weights", glob("weights/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

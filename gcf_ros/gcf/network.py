@@ -17,17 +17,19 @@ Weights files (``save_gcf_weights`` / ``load_gcf_weights``) are plain dicts load
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional as F  # noqa: N812
 
 from gcf_ros.gcf.inputs import IMAGE_CHANNELS, RENDER_CHANNELS
 
-_GROUPS = 8  # GroupNorm groups: batch-size independent (training at 32, refining at 1)
+_GROUPS = 8  # GroupNorm groups (every width is a multiple of 8)
 _IMAGE_MEAN, _IMAGE_STD = 0.5, 0.25
+_NORMS = ("batch", "group", "none")
 WEIGHTS_KEYS = ("state_dict", "net_config", "meta")
 
 
@@ -37,6 +39,7 @@ class NetConfig:
 
     widths: encoder / decoder channels per scale, full resolution -> 1/8 (4 scales).
     field_scale: the field head predicts field / field_scale (window pixels).
+    norm: "batch" (fastest on CPU in eval mode), "group" (batch-size independent) or "none".
     """
 
     image_channels: int = IMAGE_CHANNELS
@@ -44,11 +47,14 @@ class NetConfig:
     widths: tuple[int, ...] = (24, 32, 48, 64)
     field_scale: float = 8.0
     weight_head: bool = True
+    norm: str = "batch"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if len(self.widths) != 4 or any(w % _GROUPS for w in self.widths):
             raise ValueError(f"widths must be 4 multiples of {_GROUPS}, got {self.widths}")
+        if self.norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
 
     def to_dict(self) -> dict:
         """Plain dict (lists, no tuples) for YAML / weights files."""
@@ -79,27 +85,36 @@ class GcfOutput:
     weight_logits: torch.Tensor | None = None
 
 
-def _conv_gn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.GroupNorm(_GROUPS, c_out)
-    )
+def _conv_norm(c_in: int, c_out: int, norm: str, k: int = 3, stride: int = 1, dilation: int = 1):
+    """conv k x k (same padding) + norm, (B, c_in, H, W) -> (B, c_out, H/stride, W/stride)."""
+    pad = dilation * (k // 2)
+    conv = nn.Conv2d(c_in, c_out, k, stride, pad, dilation, bias=norm == "none")
+    if norm == "none":
+        return conv
+    layer = nn.BatchNorm2d(c_out) if norm == "batch" else nn.GroupNorm(_GROUPS, c_out)
+    return nn.Sequential(conv, layer)
+
+
+def _zero_last(block: nn.Module) -> None:
+    """Make a residual branch start as zero (its block starts as the shortcut)."""
+    last = block[-1] if isinstance(block, nn.Sequential) else block
+    nn.init.zeros_(last.weight)
 
 
 class _ResBlock(nn.Module):
-    """conv3x3(stride)-GN-ReLU-conv3x3-GN + shortcut, ReLU. (B, c_in, H, W) -> (B, c_out, H/s, W/s)."""
+    """conv3x3(stride)-norm-ReLU-conv3x3-norm + shortcut, ReLU.
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> None:
+    (B, c_in, H, W) -> (B, c_out, H / stride, W / stride).
+    """
+
+    def __init__(self, c_in: int, c_out: int, norm: str, stride: int = 1, dilation: int = 1):
         super().__init__()
-        self.conv1 = _conv_gn(c_in, c_out, stride)
-        self.conv2 = nn.Sequential(
-            nn.Conv2d(c_out, c_out, 3, 1, dilation, dilation, bias=False),
-            nn.GroupNorm(_GROUPS, c_out),
-        )
+        self.conv1 = _conv_norm(c_in, c_out, norm, stride=stride)
+        self.conv2 = _conv_norm(c_out, c_out, norm, dilation=dilation)
+        _zero_last(self.conv2)
         self.shortcut = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(_GROUPS, c_out)
-            )
+            self.shortcut = _conv_norm(c_in, c_out, norm, k=1, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv2(F.relu(self.conv1(x), inplace=True))
@@ -109,11 +124,11 @@ class _ResBlock(nn.Module):
 class _Encoder(nn.Module):
     """(B, C, S, S) -> features at scales 1, 1/2, 1/4, 1/8 with ``widths`` channels."""
 
-    def __init__(self, c_in: int, widths: tuple[int, ...]) -> None:
+    def __init__(self, c_in: int, widths: tuple[int, ...], norm: str) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_conv_gn(c_in, widths[0]), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(_conv_norm(c_in, widths[0], norm), nn.ReLU(inplace=True))
         self.stages = nn.ModuleList(
-            _ResBlock(a, b, stride=2) for a, b in zip(widths[:-1], widths[1:], strict=True)
+            _ResBlock(a, b, norm, stride=2) for a, b in itertools.pairwise(widths)
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -124,35 +139,46 @@ class _Encoder(nn.Module):
 
 
 class _UpBlock(nn.Module):
-    """Upsample x2, concatenate the skip, conv3x3-GN-ReLU: (B, c_low, h, w) -> (B, c_out, 2h, 2w)."""
+    """Project the coarse features (1x1), upsample x2, add the skip, ReLU, then (optionally) a
+    conv3x3-norm-ReLU: (B, c_low, h, w), (B, c, 2h, 2w) -> (B, c, 2h, 2w)."""
 
-    def __init__(self, c_low: int, c_skip: int, c_out: int) -> None:
+    def __init__(self, c_low: int, c: int, norm: str, conv: bool = True) -> None:
         super().__init__()
-        self.conv = nn.Sequential(_conv_gn(c_low + c_skip, c_out), nn.ReLU(inplace=True))
+        self.project = nn.Conv2d(c_low, c, 1)
+        self.conv = nn.Identity()
+        if conv:
+            self.conv = nn.Sequential(_conv_norm(c, c, norm), nn.ReLU(inplace=True))
 
     def forward(self, low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(low, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.conv(torch.cat([up, skip], dim=1))
+        up = F.interpolate(self.project(low), size=skip.shape[-2:], mode="bilinear")
+        return self.conv(F.relu(up + skip, inplace=True))
 
 
 class GcfNet(nn.Module):
-    """Predicts the geometric correspondence field (and its confidence) of a rendering."""
+    """Predicts the geometric correspondence field (and its confidence) of a rendering.
+
+    Parameters and activations are kept channels-last (faster convolutions on CPU).
+    """
 
     def __init__(self, config: NetConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or NetConfig()
-        w = config.widths
-        self.image_encoder = _Encoder(config.image_channels, w)
-        self.render_encoder = _Encoder(config.render_channels, w)
+        w, norm = config.widths, config.norm
+        self.image_encoder = _Encoder(config.image_channels, w, norm)
+        self.render_encoder = _Encoder(config.render_channels, w, norm)
         self.fuse = nn.ModuleList(
             nn.Sequential(nn.Conv2d(2 * c, c, 1), nn.ReLU(inplace=True)) for c in w
         )
-        self.context = nn.Sequential(_ResBlock(w[3], w[3]), _ResBlock(w[3], w[3], dilation=2))
-        self.up = nn.ModuleList(_UpBlock(w[i + 1], w[i], w[i]) for i in reversed(range(3)))
+        self.context = nn.Sequential(
+            _ResBlock(w[3], w[3], norm), _ResBlock(w[3], w[3], norm, dilation=2)
+        )
+        # 1/8 -> 1/4 -> 1/2 with a 3x3 conv each; the full-resolution step only adds the skip.
+        self.up = nn.ModuleList(_UpBlock(w[i + 1], w[i], norm, conv=i > 0) for i in (2, 1, 0))
         self.field_head = nn.Conv2d(w[0], 2, 3, padding=1)
         self.weight_head = nn.Conv2d(w[0], 1, 3, padding=1) if config.weight_head else None
         nn.init.zeros_(self.field_head.weight)  # start from the "no correction" field
         nn.init.zeros_(self.field_head.bias)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, image: torch.Tensor, render: torch.Tensor) -> GcfOutput:
         """image (B, 3, S, S) float in [0, 1]; render (B, 10, S, S) from ``render_input``.
@@ -160,16 +186,17 @@ class GcfNet(nn.Module):
         S must be a multiple of 8. Returns a ``GcfOutput`` with the field in window pixels.
         """
         self._check_inputs(image, render)
-        image = (image - _IMAGE_MEAN) / _IMAGE_STD
+        image = ((image - _IMAGE_MEAN) / _IMAGE_STD).contiguous(memory_format=torch.channels_last)
+        render = render.contiguous(memory_format=torch.channels_last)
         pairs = zip(self.image_encoder(image), self.render_encoder(render), strict=True)
         fused = [f(torch.cat(p, dim=1)) for f, p in zip(self.fuse, pairs, strict=True)]
         x = self.context(fused[3])
         for up, skip in zip(self.up, reversed(fused[:3]), strict=True):
             x = up(x, skip)
-        field = self.field_head(x) * self.config.field_scale
+        field = (self.field_head(x) * self.config.field_scale).contiguous()
         if self.weight_head is None:
             return GcfOutput(field, torch.ones_like(field[:, :1]))
-        logits = self.weight_head(x)
+        logits = self.weight_head(x).contiguous()
         return GcfOutput(field, torch.sigmoid(logits), logits)
 
     def _check_inputs(self, image: torch.Tensor, render: torch.Tensor) -> None:
@@ -219,14 +246,17 @@ def load_gcf_weights(path: str | Path, device: str | torch.device = "cpu") -> tu
 
 
 def _check_plain(value, where: str) -> None:
-    """Raise TypeError unless ``value`` is made of str/int/float/bool/None, lists and str-keyed dicts."""
-    if isinstance(value, dict):
+    """TypeError unless ``value`` holds only str/int/float/bool/None, lists, str-keyed dicts.
+
+    Exact types: subclasses (numpy scalars, ``torch.__version__``) do not load with weights_only.
+    """
+    if type(value) is dict:
         for k, v in value.items():
-            if not isinstance(k, str):
+            if type(k) is not str:
                 raise TypeError(f"{where}: key {k!r} is not a str")
             _check_plain(v, f"{where}.{k}")
-    elif isinstance(value, list | tuple):
+    elif type(value) in (list, tuple):
         for i, v in enumerate(value):
             _check_plain(v, f"{where}[{i}]")
-    elif not isinstance(value, str | int | float | bool | type(None)):
+    elif type(value) not in (str, int, float, bool, type(None)):
         raise TypeError(f"{where}: {type(value).__name__} is not a plain value")

@@ -1,0 +1,144 @@
+"""The synthetic training set in memory: every sample of a folder of ``shard_NNNNN.npz`` files.
+
+Shards are written by ``gcf_ros.train.synth.write_shards``; ``manifest.json`` lists them (else
+``shard_*.npz`` is globbed). All samples are loaded at construction and kept in their compact
+dtypes (image uint8, render / field float16, mask bool: ~115 kB per sample at S = 64); batches are
+converted to float32 tensors on demand by slicing the stacked arrays, without per-item Python work.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gcf_ros.gcf.inputs import image_input
+
+KEYS = ("image", "render", "field", "mask")
+
+
+@dataclass(frozen=True)
+class ShardBatch:
+    """B training samples of S x S windows (float32 unless stated).
+
+    Attributes:
+        image: (B, 3, S, S) real image window in [0, 1].
+        render: (B, 10, S, S) rendering-branch input at the current pose.
+        field: (B, 2, S, S) ground-truth correspondence field, window pixels, (u, v).
+        mask: (B, S, S) bool, foreground of the rendering.
+    """
+
+    image: torch.Tensor
+    render: torch.Tensor
+    field: torch.Tensor
+    mask: torch.Tensor
+
+    def to(self, device: torch.device | str) -> ShardBatch:
+        nb = torch.device(device).type == "cuda"
+        return ShardBatch(*(getattr(self, k).to(device, non_blocking=nb) for k in KEYS))
+
+
+class ShardDataset(Dataset):
+    """All samples of the shards in ``root`` (``root/manifest.json`` or ``root/shard_*.npz``).
+
+    ``len(ds)`` samples; ``ds[i]`` is a dict of float32 tensors image (3, S, S), render (10, S, S),
+    field (2, S, S) and mask (S, S) bool; ``ds.batch(indices)`` and ``ds.batches(...)`` give
+    ``ShardBatch`` es. ``ds.manifest`` is the manifest dict ({} when there is none).
+    """
+
+    def __init__(self, root: str | Path, max_samples: int | None = None) -> None:
+        self.root = Path(root)
+        self.manifest, paths = _shard_paths(self.root)
+        sizes = [_num_samples(p) for p in paths]
+        if max_samples is not None:
+            sizes = _truncate(sizes, max_samples)
+            paths = paths[: len(sizes)]
+        self.shard_names = tuple(p.name for p in paths)
+        self.arrays = _load_stacked(paths, sizes)
+        self.size = int(self.arrays["image"].shape[1])
+
+    def __len__(self) -> int:
+        return int(self.arrays["image"].shape[0])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        b = self.batch(np.array([index]))
+        return {k: getattr(b, k)[0] for k in KEYS}
+
+    def batch(self, indices: np.ndarray) -> ShardBatch:
+        """The samples ``indices`` (sorted first: faster gathers, same set) as float32 tensors."""
+        idx = np.sort(np.asarray(indices, dtype=np.int64))
+        a = self.arrays
+        return ShardBatch(
+            image=image_input(torch.from_numpy(a["image"][idx])),
+            render=torch.from_numpy(a["render"][idx]).float(),
+            field=torch.from_numpy(a["field"][idx]).float(),
+            mask=torch.from_numpy(a["mask"][idx]),
+        )
+
+    def batches(
+        self, batch_size: int, rng: np.random.Generator | None = None, drop_last: bool = False
+    ) -> Iterator[ShardBatch]:
+        """One pass over the set: shuffled by ``rng``, or in order when ``rng`` is None."""
+        n = len(self)
+        order = rng.permutation(n) if rng is not None else np.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            yield self.batch(order[start : start + batch_size])
+
+
+def _shard_paths(root: Path) -> tuple[dict, list[Path]]:
+    """(manifest dict or {}, shard files in order)."""
+    manifest_path = root / "manifest.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if not manifest.get("complete", True):
+            warnings.warn(f"{manifest_path} says the set is incomplete", stacklevel=3)
+        names = [s["name"] if isinstance(s, dict) else s for s in manifest.get("shards", [])]
+        paths = [root / n for n in names]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"shards listed in {manifest_path} are missing: {missing[:5]}")
+    else:
+        manifest, paths = {}, sorted(root.glob("shard_*.npz"))
+    if not paths:
+        raise FileNotFoundError(f"no training shards in {root} (manifest.json or shard_*.npz)")
+    return manifest, paths
+
+
+def _num_samples(path: Path) -> int:
+    with np.load(path) as data:
+        return int(data["mask"].shape[0])
+
+
+def _truncate(sizes: list[int], max_samples: int) -> list[int]:
+    """Shard sizes that keep the first ``max_samples`` samples."""
+    out, left = [], max_samples
+    for n in sizes:
+        if left <= 0:
+            break
+        out.append(min(n, left))
+        left -= out[-1]
+    return out
+
+
+def _load_stacked(paths: list[Path], sizes: list[int]) -> dict[str, np.ndarray]:
+    """Preallocate the stacked arrays and fill them shard by shard (no 2x peak memory)."""
+    arrays: dict[str, np.ndarray] = {}
+    start = 0
+    for path, n in zip(paths, sizes, strict=True):
+        with np.load(path) as data:
+            for key in KEYS:
+                part = data[key][:n]
+                if key not in arrays:
+                    arrays[key] = np.empty((sum(sizes), *part.shape[1:]), part.dtype)
+                if part.shape[1:] != arrays[key].shape[1:]:
+                    raise ValueError(f"{path}: {key} {part.shape} does not match earlier shards")
+                arrays[key][start : start + n] = part
+        start += n
+    return arrays

@@ -1,0 +1,298 @@
+"""Training of the correspondence network on synthetic shards (DESIGN §2, "Training data").
+
+Loss on the rendering's foreground pixels: a Charbonnier end-point error sqrt(|F - F*|² + eps²)
+averaged over all foreground pixels of the batch, plus ``weight_loss_factor`` x the BCE of the
+weight head against w* = exp(-EPE / weight_tau_px) (EPE detached). AdamW, linear warm-up then a
+cosine decay to zero, gradient clipping. Batches are drawn without a sampler state: iteration k
+takes the (k mod n_b)-th batch of the permutation of epoch k // n_b drawn from
+``default_rng([seed, epoch])``, so a resumed run sees exactly the batches an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F  # noqa: N812
+from tqdm import tqdm
+
+from gcf_ros.gcf.network import GcfNet, GcfOutput, NetConfig, load_gcf_weights, save_gcf_weights
+from gcf_ros.train.shards import ShardBatch, ShardDataset
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "iteration", "best", "rng", "config")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train:`` section of config/train.yaml. Relative paths are relative to the repo root."""
+
+    train_dir: str = "data/synthetic/train"
+    val_dir: str = "data/synthetic/val"
+    out_dir: str = "runs/gcf_lmo"
+    export: str = "weights/gcf_lmo.pt"
+    batch_size: int = 32
+    iterations: int = 6000
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    val_every: int = 500
+    ckpt_every: int = 500
+    val_batch_size: int = 64
+    val_max_samples: int | None = None
+    seed: int = 0
+    charbonnier_eps: float = 0.1
+    weight_tau_px: float = 1.5
+    weight_loss_factor: float = 0.1
+    net: NetConfig = field(default_factory=NetConfig)
+
+    def __post_init__(self) -> None:
+        # YAML reads "2e-3" as a string: coerce numbers here, fail early on nonsense.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and not isinstance(value, bool):
+                object.__setattr__(self, f.name, (int if f.type == "int" else float)(value))
+        small = [k for k in ("batch_size", "iterations", "val_every", "ckpt_every")
+                 if getattr(self, k) < 1]  # fmt: skip
+        if small:
+            raise ValueError(f"train config values must be >= 1: {small}")
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "net": self.net.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
+        return cls(**{**d, "net": NetConfig.from_dict(d.get("net") or {})})
+
+
+def gcf_loss(out: GcfOutput, batch: ShardBatch, config: TrainConfig) -> tuple[torch.Tensor, dict]:
+    """(scalar loss, {"loss", "epe", "weight_loss"} floats) over the foreground pixels."""
+    mask = batch.mask.to(out.field.dtype)
+    count = mask.sum().clamp_min(1.0)
+    sq = (out.field - batch.field).square().sum(dim=1)  # (B, S, S)
+    field_loss = ((sq + config.charbonnier_eps**2).sqrt() * mask).sum() / count
+    epe = sq.detach().sqrt()
+    stats = {"epe": float((epe * mask).sum() / count)}
+    loss = field_loss
+    if out.weight_logits is not None:
+        target = torch.exp(-epe / config.weight_tau_px)[:, None]
+        bce = F.binary_cross_entropy_with_logits(out.weight_logits, target, reduction="none")
+        weight_loss = (bce[:, 0] * mask).sum() / count
+        loss = loss + config.weight_loss_factor * weight_loss
+        stats["weight_loss"] = float(weight_loss.detach())
+    stats["loss"] = float(loss.detach())
+    return loss, stats
+
+
+def resolve_device(name: str) -> torch.device:
+    """torch.device(name); "cuda" falls back to the CPU with a warning when no GPU is usable."""
+    if name == "cuda" and not torch.cuda.is_available():
+        tqdm.write("gcf-train: warning: CUDA is not available, training on the CPU")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Owns the data, the network, the optimiser and the run folder of one training run."""
+
+    def __init__(self, config: TrainConfig, root: str | Path = ".", device: str = "cpu") -> None:
+        self.config, self.root = config, Path(root)
+        self.device = resolve_device(device)
+        self.out_dir = self._path(config.out_dir)
+        self.train_set = ShardDataset(self._path(config.train_dir))
+        self.val_set = ShardDataset(self._path(config.val_dir), config.val_max_samples)
+        if len(self.train_set) < config.batch_size:
+            raise ValueError(f"{len(self.train_set)} training samples < batch {config.batch_size}")
+        torch.manual_seed(config.seed)
+        self.net = GcfNet(config.net).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        warmup, total = config.warmup_steps, config.iterations
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: _lr_factor(step, warmup, total)
+        )
+        self.iteration = 0
+        self.best = {"val_epe": math.inf, "iteration": -1}
+        self._epoch_order: tuple[int, np.ndarray] | None = None
+
+    def _path(self, p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() else self.root / p
+
+    def batch_indices(self, iteration: int) -> np.ndarray:
+        """The sample indices of training iteration ``iteration`` (0-based), see module doc."""
+        per_epoch = len(self.train_set) // self.config.batch_size
+        epoch, j = divmod(iteration, per_epoch)
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            rng = np.random.default_rng([self.config.seed, epoch])
+            self._epoch_order = (epoch, rng.permutation(len(self.train_set)))
+        b = self.config.batch_size
+        return self._epoch_order[1][j * b : (j + 1) * b]
+
+    def step(self) -> dict:
+        """One optimisation step on the next batch; returns its loss statistics."""
+        batch = self.train_set.batch(self.batch_indices(self.iteration)).to(self.device)
+        self.net.train()
+        loss, stats = gcf_loss(self.net(batch.image, batch.render), batch, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.iteration += 1
+        return {**stats, "grad_norm": float(grad_norm)}
+
+    @torch.inference_mode()
+    def validate(self) -> dict:
+        """Mean EPE over all validation foreground pixels, that of the zero field, frac < 1 px."""
+        self.net.eval()
+        sums = torch.zeros(4, dtype=torch.float64)  # epe, zero-field epe, count < 1 px, pixels
+        for cpu_batch in self.val_set.batches(self.config.val_batch_size):
+            b = cpu_batch.to(self.device)
+            epe = (self.net(b.image, b.render).field - b.field).norm(dim=1)
+            m = b.mask
+            part = [epe[m].sum(), b.field.norm(dim=1)[m].sum(), (epe[m] < 1.0).sum(), m.sum()]
+            sums += torch.stack([p.double().cpu() for p in part])
+        n = max(float(sums[3]), 1.0)
+        return {
+            "val_epe": float(sums[0]) / n,
+            "val_epe_zero": float(sums[1]) / n,
+            "val_frac_lt1px": float(sums[2]) / n,
+            "val_pixels": int(sums[3]),
+        }
+
+    def fit(self, progress: bool = True) -> dict:
+        """Train up to ``config.iterations``, validating, logging and checkpointing on the way.
+
+        Returns the last validation record."""
+        c, record = self.config, {}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(initial=self.iteration, total=c.iterations, disable=not progress, unit="it")
+        window: list[dict] = []  # training statistics since the last validation
+        start = time.perf_counter()
+        while self.iteration < c.iterations:
+            window.append(self.step())
+            bar.update(1)
+            recent = window[-50:]
+            loss, epe = (sum(s[k] for s in recent) / len(recent) for k in ("loss", "epe"))
+            bar.set_postfix(loss=f"{loss:.3f}", epe=f"{epe:.2f}")
+            done = self.iteration == c.iterations
+            if self.iteration % c.val_every == 0 or done:
+                mean = {k: sum(s[k] for s in window) / len(window) for k in window[0]}
+                record = self._validate_and_log(mean, time.perf_counter() - start)
+                window = []
+            if self.iteration % c.ckpt_every == 0 or done:
+                self.save_checkpoint(self.out_dir / "last.pt")
+        bar.close()
+        return record
+
+    def _validate_and_log(self, train_stats: dict, seconds: float) -> dict:
+        """Validate, keep best.pt, append the record to log.jsonl and print it."""
+        record = {
+            "iteration": self.iteration,
+            "lr": self.scheduler.get_last_lr()[0],
+            **{f"train_{k}": v for k, v in train_stats.items()},
+            **self.validate(),
+            "seconds": round(seconds, 1),
+        }
+        if record["val_epe"] < self.best["val_epe"]:
+            self.best = {"val_epe": record["val_epe"], "iteration": self.iteration}
+            self.save_checkpoint(self.out_dir / "best.pt")
+        line = json.dumps(record)
+        tqdm.write(line)
+        with open(self.out_dir / "log.jsonl", "a") as f:
+            f.write(line + "\n")
+        return record
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Everything needed to continue exactly: model, optimiser, scheduler, iteration, RNG."""
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        state = {
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "iteration": self.iteration,
+            "best": dict(self.best),
+            "rng": rng,
+            "config": self.config.to_dict(),
+        }
+        path = Path(path)
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore a ``save_checkpoint`` file; the next ``step`` continues where it stopped."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [k for k in CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"{path} is not a training checkpoint (missing {missing})")
+        if state["config"]["net"] != self.config.net.to_dict():
+            raise ValueError(f"{path} holds another network: {state['config']['net']}")
+        changed = _changed_keys(state["config"], self.config.to_dict())
+        if changed:
+            tqdm.write(f"gcf-train: warning: resuming with changed settings {changed}")
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.iteration, self.best = int(state["iteration"]), dict(state["best"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def export(self, path: str | Path | None = None, command: str = "") -> Path:
+        """Write the weights-only file of the best checkpoint (else the current net)."""
+        path = self._path(self.config.export) if path is None else Path(path)
+        best_path, net = self.out_dir / "best.pt", self.net
+        if best_path.is_file():
+            net = GcfNet(self.config.net)
+            state = torch.load(best_path, map_location="cpu", weights_only=True)
+            net.load_state_dict(state["model"])
+        meta = {
+            "train_config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "best_iteration": int(self.best["iteration"]),
+            "val_epe": float(self.best["val_epe"]),
+            "command": command,
+            "data": {
+                "train": _manifest_summary(self.train_set),
+                "val": _manifest_summary(self.val_set),
+            },
+            "torch": str(torch.__version__),
+        }
+        save_gcf_weights(path, net, meta)
+        load_gcf_weights(path)  # fail here, not in the refiner, if the file does not load
+        return path
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _changed_keys(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _manifest_summary(ds: ShardDataset) -> dict:
+    """Plain summary of a dataset's manifest: seeds and provenance."""
+    m = ds.manifest
+    keys = ("seed", "generator", "generator_version", "created", "num_samples", "level_names")
+    out = {k: m[k] for k in keys if k in m}
+    out["shard_seeds"] = [s["seed"] for s in m.get("shards", []) if isinstance(s, dict)]
+    out.update(root=str(ds.root), samples_used=len(ds), shards=list(ds.shard_names))
+    return out

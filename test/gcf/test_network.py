@@ -1,0 +1,140 @@
+"""GcfNet: shapes, size, input checks, weights files (seeded, CPU)."""
+
+import pytest
+import torch
+
+from gcf_ros.gcf.inputs import IMAGE_CHANNELS, RENDER_CHANNELS
+from gcf_ros.gcf.network import (
+    GcfNet,
+    NetConfig,
+    count_parameters,
+    load_gcf_weights,
+    save_gcf_weights,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: threads only add synchronisation (and stall on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _inputs(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(batch, IMAGE_CHANNELS, size, size, generator=g)
+    render = torch.randn(batch, RENDER_CHANNELS, size, size, generator=g)
+    return image, render
+
+
+def _trained_looking(net: GcfNet) -> GcfNet:
+    """Non-zero heads and norm statistics, so that outputs depend on every parameter."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    net.train()
+    net(*_inputs(4, 16, seed=2))  # update BatchNorm running statistics
+    return net.eval()
+
+
+def test_output_shapes_and_ranges():
+    torch.manual_seed(0)
+    net = GcfNet().eval()
+    image, render = _inputs(2, 64)
+    with torch.inference_mode():
+        out = net(image, render)
+    assert out.field.shape == (2, 2, 64, 64)
+    assert out.weight.shape == out.weight_logits.shape == (2, 1, 64, 64)
+    assert out.field.is_contiguous()
+    assert torch.all((out.weight > 0) & (out.weight < 1))
+    assert torch.count_nonzero(out.field) == 0  # zero-initialised field head: "no correction"
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_norms_and_sizes(norm):
+    net = _trained_looking(GcfNet(NetConfig(norm=norm)))
+    for size in (16, 40):
+        with torch.inference_mode():
+            out = net(*_inputs(3, size))
+        assert out.field.shape == (3, 2, size, size)
+        assert torch.isfinite(out.field).all()
+
+
+def test_parameter_budget():
+    n = count_parameters(GcfNet())
+    print(f"GcfNet parameters: {n}")
+    assert n <= 600_000
+
+
+def test_eval_is_per_sample():
+    """In eval mode a window's prediction does not depend on the rest of its batch."""
+    net = _trained_looking(GcfNet())
+    image, render = _inputs(4, 32)
+    with torch.inference_mode():
+        full = net(image, render).field
+        one = net(image[2:3], render[2:3]).field
+    torch.testing.assert_close(one, full[2:3], atol=1e-4, rtol=1e-4)
+
+
+def test_field_scale_and_no_weight_head():
+    net = GcfNet(NetConfig(weight_head=False, field_scale=2.0)).eval()
+    with torch.no_grad():
+        net.field_head.bias.copy_(torch.tensor([1.0, -0.5]))
+    out = net(*_inputs(1, 16))
+    assert out.weight_logits is None
+    assert torch.equal(out.weight, torch.ones(1, 1, 16, 16))
+    assert torch.allclose(out.field[0, 0], torch.full((16, 16), 2.0))
+    assert torch.allclose(out.field[0, 1], torch.full((16, 16), -1.0))
+
+
+def test_input_checks():
+    net = GcfNet()
+    image, render = _inputs(1, 16)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        net(image[..., :12, :12], render[..., :12, :12])
+    with pytest.raises(ValueError, match="render must be"):
+        net(image, render[:, :9])
+    with pytest.raises(ValueError, match="image must be"):
+        net(render, render)
+    with pytest.raises(ValueError, match="widths"):
+        NetConfig(widths=(24, 32, 48))
+    with pytest.raises(ValueError, match="norm"):
+        NetConfig(norm="layer")
+
+
+def test_weights_round_trip(tmp_path):
+    config = NetConfig(widths=(8, 16, 16, 24), field_scale=4.0)
+    net = _trained_looking(GcfNet(config))
+    meta = {"iteration": 7, "val_epe": 0.5, "command": "gcf-train", "seeds": [1, 2], "x": None}
+    path = tmp_path / "sub" / "w.pt"
+    save_gcf_weights(path, net, meta)
+    raw = torch.load(path, weights_only=True)
+    assert set(raw) == {"state_dict", "net_config", "meta"}
+    loaded, loaded_meta = load_gcf_weights(path, "cpu")
+    assert loaded_meta == meta
+    assert loaded.config == config
+    assert not loaded.training
+    image, render = _inputs(2, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(image, render).field, net(image, render).field)
+
+
+def test_weights_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_gcf_weights(tmp_path / "absent.pt")
+    net = GcfNet(NetConfig(widths=(8, 8, 8, 8)))
+    bad = tmp_path / "bad.pt"
+    torch.save({"state_dict": net.state_dict(), "meta": {}}, bad)
+    with pytest.raises(ValueError, match="net_config"):
+        load_gcf_weights(bad)
+    torch.save({"state_dict": {}, "net_config": net.config.to_dict(), "meta": {}}, bad)
+    with pytest.raises(ValueError, match="do not match"):
+        load_gcf_weights(bad)
+    torch.save({"state_dict": {}, "net_config": {"depth": 3}, "meta": {}}, bad)
+    with pytest.raises(ValueError, match="unknown NetConfig"):
+        load_gcf_weights(bad)
+    with pytest.raises(TypeError, match=r"meta\.when"):
+        save_gcf_weights(tmp_path / "w.pt", net, {"when": object()})

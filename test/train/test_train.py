@@ -1,0 +1,184 @@
+"""Shards, training loop, checkpoints and the gcf-train CLI on a tiny synthetic task (CPU, seeded).
+
+The task is learnable from the rendering alone: channel 0 of the render holds a per-sample value c
+on the mask and the true field is (4c, -2c) px there.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from gcf_ros.gcf.network import NetConfig, load_gcf_weights
+from gcf_ros.train.shards import ShardDataset
+from gcf_ros.train.train import TrainConfig, Trainer
+from gcf_ros.train.train_cli import main
+
+S = 16
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: threads only add synchronisation (and stall on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _shard(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((n, S, S), bool)
+    for i, half in enumerate(rng.integers(3, S // 2, n)):
+        mask[i, S // 2 - half : S // 2 + half, S // 2 - half : S // 2 + half] = True
+    c = rng.uniform(-1.0, 1.0, n)[:, None, None] * mask
+    render = rng.normal(0.0, 0.3, (n, 10, S, S)) * mask[:, None]
+    render[:, 0], render[:, 9] = c, mask
+    field = np.stack([4.0 * c, -2.0 * c], axis=1)
+    return {
+        "image": rng.integers(0, 256, (n, S, S, 3), dtype=np.uint8),
+        "render": render.astype(np.float16),
+        "field": field.astype(np.float16),
+        "mask": mask,
+        "model_idx": np.zeros(n, np.int16),
+        "model_ids": np.array(["obj_000001"]),
+        "T_true": np.tile(np.eye(4, dtype=np.float32), (n, 1, 1)),
+        "T_init": np.tile(np.eye(4, dtype=np.float32), (n, 1, 1)),
+        "K_window": np.tile(np.eye(3, dtype=np.float32), (n, 1, 1)),
+        "level": np.zeros(n, np.int8),
+    }
+
+
+def _write_set(folder, sizes, seed):
+    folder.mkdir(parents=True)
+    shards = []
+    for i, n in enumerate(sizes):
+        name = f"shard_{i:05d}.npz"
+        np.savez(folder / name, **_shard(n, seed * 100003 + i))
+        shards.append({"name": name, "num_samples": n, "seed": seed * 100003 + i})
+    manifest = {"seed": seed, "num_samples": sum(sizes), "shards": shards, "complete": True}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    _write_set(root / "train", [40, 24], seed=1)
+    _write_set(root / "val", [16], seed=2)
+    return root
+
+
+def _config(data_root, out, **overrides) -> TrainConfig:
+    base = TrainConfig(
+        train_dir=str(data_root / "train"),
+        val_dir=str(data_root / "val"),
+        out_dir=str(out),
+        export=str(out / "weights.pt"),
+        batch_size=8,
+        iterations=60,
+        lr=3e-3,
+        warmup_steps=5,
+        val_every=30,
+        ckpt_every=30,
+        net=NetConfig(widths=(16, 16, 24, 32)),
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def test_shard_dataset(data_root):
+    ds = ShardDataset(data_root / "train")
+    assert len(ds) == 64 and ds.size == S and ds.manifest["seed"] == 1
+    item = ds[41]
+    assert item["image"].shape == (3, S, S) and item["image"].dtype == torch.float32
+    assert item["render"].shape == (10, S, S) and item["field"].shape == (2, S, S)
+    assert item["mask"].dtype == torch.bool and 0.0 <= item["image"].min() <= 1.0
+    seen = [b.field.shape[0] for b in ds.batches(24, np.random.default_rng(0))]
+    assert seen == [24, 24, 16]
+    assert [b.mask.shape[0] for b in ds.batches(24, drop_last=True)] == [24, 24]
+    assert len(ShardDataset(data_root / "train", max_samples=50)) == 50
+
+
+def test_shard_dataset_without_manifest(tmp_path, data_root):
+    (tmp_path / "shard_00000.npz").write_bytes((data_root / "val/shard_00000.npz").read_bytes())
+    assert len(ShardDataset(tmp_path)) == 16
+    with pytest.raises(FileNotFoundError, match="no training shards"):
+        ShardDataset(tmp_path / "empty")
+
+
+def test_training_reduces_loss(data_root, tmp_path):
+    trainer = Trainer(_config(data_root, tmp_path / "run"))
+    before = trainer.validate()
+    assert before["val_epe"] == pytest.approx(before["val_epe_zero"])  # zero-initialised field
+    first = trainer.step()["loss"]
+    record = trainer.fit(progress=False)
+    assert trainer.iteration == 60
+    print(f"val EPE {before['val_epe']:.3f} -> {record['val_epe']:.3f} px")
+    assert record["val_epe"] < 0.4 * before["val_epe"], (before, record)
+    assert record["train_loss"] < 0.5 * first
+    log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [30, 60]
+    assert {"val_epe", "val_epe_zero", "val_frac_lt1px", "lr"} <= set(log[0])
+    assert (tmp_path / "run/last.pt").is_file() and (tmp_path / "run/best.pt").is_file()
+
+
+def test_resume_is_exact(data_root, tmp_path):
+    config = _config(data_root, tmp_path / "run", iterations=20)
+    a = Trainer(config)
+    for _ in range(3):
+        a.step()
+    a.save_checkpoint(tmp_path / "ckpt.pt")
+    expected = [a.step()["loss"] for _ in range(2)]
+    b = Trainer(config)
+    b.load_checkpoint(tmp_path / "ckpt.pt")
+    assert b.iteration == 3
+    assert [b.step()["loss"] for _ in range(2)] == expected
+    for pa, pb in zip(a.net.state_dict().values(), b.net.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_export_round_trip(data_root, tmp_path):
+    trainer = Trainer(_config(data_root, tmp_path / "run", iterations=4, val_every=2))
+    trainer.fit(progress=False)
+    path = trainer.export(command="gcf-train --iterations 4")
+    raw = torch.load(path, weights_only=True)
+    assert set(raw) == {"state_dict", "net_config", "meta"}
+    net, meta = load_gcf_weights(path)
+    assert meta["command"] == "gcf-train --iterations 4"
+    assert meta["data"]["train"]["seed"] == 1 and meta["data"]["train"]["shard_seeds"] == [
+        100003,
+        100004,
+    ]
+    assert meta["best_iteration"] in (2, 4) and meta["train_config"]["batch_size"] == 8
+    best = torch.load(tmp_path / "run/best.pt", weights_only=True)["model"]
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, best[key])
+
+
+def test_checkpoint_errors(data_root, tmp_path):
+    trainer = Trainer(_config(data_root, tmp_path / "run"))
+    torch.save({"model": {}}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        trainer.load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="unknown train config keys"):
+        TrainConfig.from_dict({"batch": 3})
+
+
+def test_cli_train_resume_export(data_root, tmp_path, capsys):
+    config = _config(data_root, tmp_path / "unused", iterations=4, val_every=2, ckpt_every=2)
+    section = {**config.to_dict(), "export": str(tmp_path / "weights.pt")}
+    yaml_path = tmp_path / "train.yaml"
+    yaml_path.write_text(yaml.safe_dump({"synth": {"window_size": S}, "train": section}))
+    out = tmp_path / "run"
+    args = ["--config", str(yaml_path), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    assert (tmp_path / "weights.pt").is_file()
+    assert "val_epe" in capsys.readouterr().out
+    assert main(args) == 2  # refuses to overwrite a run without --resume
+    assert main([*args, "--resume", "--iterations", "6"]) == 0
+    assert "resumed" in capsys.readouterr().out
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [2, 4, 6]
+    assert main(["--config", str(tmp_path / "absent.yaml")]) == 2
