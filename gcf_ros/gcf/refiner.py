@@ -43,6 +43,8 @@ class RefinerConfig:
     min_confidence: float = 0.2
     min_pixels: int = 25
     min_depth_m: float = 0.05
+    max_step_rot_deg: float = 10.0  # trust region: largest rotation of one update
+    max_step_trans_rel: float = 0.1  # trust region: largest translation, fraction of the depth
 
     def solver_config(self) -> SolverConfig:
         return SolverConfig(self.solver, self.damping, self.gradient_step)
@@ -149,10 +151,8 @@ class Refiner:
         crops = torch.from_numpy(np.stack([w.resample(image_rgb) for w in windows]))
         diameters = torch.tensor([m.diameter for m in batch_models])
         field_px, weight = self.predictor.predict(crops, render, diameters, K_win, idx)
-        xi = self._solve(render, T, K_win, field_px, weight)
-        state.update(
-            idx, apply_update(T, xi).numpy(), xi.numpy(), weight, field_px, render, it, cfg
-        )
+        xi = _clamp_step(self._solve(render, T, K_win, field_px, weight), T, cfg)
+        state.update(idx, xi.numpy(), weight, field_px, render, it, cfg)
 
     def _solve(self, render, T, K_win, field_px, weight) -> torch.Tensor:
         B, S = render.batch_size, render.size
@@ -167,8 +167,8 @@ class Refiner:
     def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
         status, reason = state.status[b], state.reason[b]
         if status != REJECTED:
-            reason = self._rejection(state, b, shape, K) or reason
-            status = REJECTED if reason and reason != "iteration limit" else status
+            rejection = self._rejection(state, b, shape, K)
+            status, reason = (REJECTED, rejection) if rejection else (status, reason)
         return RefineResult(
             det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),
             float(state.confidence[b]), int(state.iterations[b]), int(status), reason,
@@ -191,6 +191,13 @@ class Refiner:
         return ""
 
 
+def _clamp_step(xi: torch.Tensor, T: torch.Tensor, cfg: RefinerConfig) -> torch.Tensor:
+    """Scale each update (B, 6) into the trust region: |omega| and |dt| / z bounded."""
+    rot = xi[:, 3:].norm(dim=-1) / np.radians(cfg.max_step_rot_deg)
+    trans = xi[:, :3].norm(dim=-1) / (cfg.max_step_trans_rel * T[:, 2, 3].abs().clamp_min(0.05))
+    return xi / torch.maximum(torch.maximum(rot, trans), torch.ones_like(rot))[:, None]
+
+
 @dataclass
 class _State:
     """Mutable per-instance state of one ``refine`` call (arrays over the B detections)."""
@@ -205,13 +212,17 @@ class _State:
     residual: np.ndarray
     pixels: np.ndarray
     history: list
+    best_T: np.ndarray  # the pose with the lowest predicted residual so far
+    best_residual: np.ndarray
+    step_scale: np.ndarray  # halved after each step the network judges worse
 
     @classmethod
     def start(cls, T_init: np.ndarray, n: int) -> _State:
         return cls(
             T_init.copy(), T_init.copy(), np.ones(n, bool), np.full(n, MAX_ITERATIONS),
             ["iteration limit"] * n, np.zeros(n, int), np.zeros(n), np.full(n, np.nan),
-            np.zeros(n, int), [[] for _ in range(n)],
+            np.zeros(n, int), [[] for _ in range(n)], T_init.copy(), np.full(n, np.inf),
+            np.ones(n),
         )  # fmt: skip
 
     def reject(self, b: int, reason: str) -> None:
@@ -219,23 +230,44 @@ class _State:
         self.status[b] = REJECTED
         self.reason[b] = reason
 
-    def update(self, idx, T_new, xi, weight, field_px, render, it, cfg: RefinerConfig) -> None:
+    def update(self, idx, xi, weight, field_px, render, it, cfg: RefinerConfig) -> None:
+        """Record the prediction at the current poses and take the steps ``xi`` (K, 6).
+
+        A step after which the network predicts a larger residual (mean |field|) than at the best
+        pose so far is undone and the step scale halved (Levenberg-Marquardt-like acceptance,
+        with the network as the judge); after three rejections in a row the instance stops.
+        """
         mask = render.mask
+        count = mask.flatten(1).sum(1).clamp_min(1)
         pixels = mask.flatten(1).sum(1).numpy()
-        conf = ((weight * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1)).numpy()
-        resid = (field_px.norm(dim=-1) * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(
-            1
-        )
-        rot_deg = np.degrees(np.linalg.norm(xi[:, 3:], axis=1))
-        trans_m = np.linalg.norm(xi[:, :3], axis=1)
+        conf = ((weight * mask).flatten(1).sum(1) / count).numpy()
+        resid = ((field_px.norm(dim=-1) * mask).flatten(1).sum(1) / count).numpy()
         for k, b in enumerate(idx):
             self.pixels[b], self.confidence[b], self.residual[b] = pixels[k], conf[k], resid[k]
+            self.iterations[b] = it + 1
             if pixels[k] < cfg.min_pixels:
                 self.reject(b, f"only {pixels[k]} rendered pixels")
-                continue
-            self.T[b] = T_new[k]
-            self.iterations[b] = it + 1
-            self.history[b].append(T_new[k].copy())
-            if rot_deg[k] < cfg.converge_rot_deg and trans_m[k] < cfg.converge_trans_m:
-                self.active[b] = False
-                self.status[b], self.reason[b] = CONVERGED, ""
+            elif resid[k] > 1.05 * self.best_residual[b]:
+                self._undo(b)
+            else:
+                self._step(b, xi[k], resid[k], cfg)
+
+    def _undo(self, b: int) -> None:
+        self.T[b] = self.best_T[b]
+        self.step_scale[b] *= 0.5
+        self.history[b].append(self.T[b].copy())
+        if self.step_scale[b] < 0.2:
+            self.active[b] = False  # a stationary point as far as the network can tell
+            self.status[b], self.reason[b] = CONVERGED, ""
+
+    def _step(self, b: int, xi: np.ndarray, resid: float, cfg: RefinerConfig) -> None:
+        self.best_T[b], self.best_residual[b] = self.T[b].copy(), resid
+        xi = xi * self.step_scale[b]
+        T = torch.from_numpy(self.T[b])
+        self.T[b] = apply_update(T, torch.from_numpy(xi)).numpy()
+        self.history[b].append(self.T[b].copy())
+        if np.degrees(np.linalg.norm(xi[3:])) < cfg.converge_rot_deg and (
+            np.linalg.norm(xi[:3]) < cfg.converge_trans_m
+        ):
+            self.active[b] = False
+            self.status[b], self.reason[b] = CONVERGED, ""
