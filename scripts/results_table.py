@@ -1,0 +1,56 @@
+"""Print the markdown results table of docs/results.md from gcf-eval JSON files.
+
+    python scripts/results_table.py out/eval/*.json [--first N]
+
+``--first N`` recomputes every run's summary on its first N instances only, so that runs of
+different lengths are compared on the same instances (the protocol orders them identically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gcf_ros.eval.metrics import PoseErrors, summarize
+
+COLS = ("add_s_01d", "deg5_cm5", "proj_5px", "acc_pi18", "median_rot_deg", "median_trans_cm",
+        "median_proj_px")  # fmt: skip
+
+
+def _summary(instances: list[dict], stage: str) -> dict:
+    errs = [
+        PoseErrors(*(float("inf") if e[k] is None else e[k] for k in
+                     ("rot_deg", "trans_cm", "proj_px", "add_m", "diameter_m")))
+        for e in (inst[stage] for inst in instances)
+    ]  # fmt: skip
+    return summarize(errs).to_dict()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("results", type=Path, nargs="+")
+    p.add_argument("--first", type=int, default=None)
+    args = p.parse_args()
+    runs = [json.loads(path.read_text()) for path in args.results]
+    order = {"small": 0, "medium": 1, "large": 2}
+    runs.sort(key=lambda r: (order.get(r["noise"], 9), r["label"]))
+    head = ("noise", "method", "n", "ADD(-S)<0.1d", "5°/5cm", "2D<5px", "Acc π/18", "med rot °",
+            "med trans cm", "med 2D px", "ms/object")  # fmt: skip
+    print("| " + " | ".join(head) + " |")
+    print("|---" * 11 + "|")
+    seen = set()
+    for run in runs:
+        inst = run["instances"][: args.first] if args.first else run["instances"]
+        rows = [("initial", "initial")] if run["noise"] not in seen else []
+        seen.add(run["noise"])
+        rows.append((run["label"], "refined"))
+        for label, stage in rows:
+            m = _summary(inst, stage)
+            ms = run["time"]["per_object_ms_median"] if stage == "refined" else 0.0
+            vals = [f"{100 * m[c]:.1f}%" for c in COLS[:4]] + [f"{m[c]:.2f}" for c in COLS[4:]]
+            print(f"| {run['noise']} | {label} | {m['n']} | " + " | ".join(vals) + f" | {ms:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
