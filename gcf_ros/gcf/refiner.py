@@ -36,7 +36,7 @@ class RefinerConfig:
     padding: float = 1.3
     iterations: int = 8
     solver: str = "gauss_newton"
-    damping: float = 1e-3
+    damping: float = 0.1  # LM lambda, relative to diag(H); chosen on synthetic validation data
     gradient_step: float = 0.3
     converge_rot_deg: float = 0.05
     converge_trans_m: float = 2e-4

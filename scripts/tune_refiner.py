@@ -1,0 +1,70 @@
+"""Tune the refiner's solver settings on SYNTHETIC validation samples (never on LM-O frames).
+
+    python scripts/tune_refiner.py WEIGHTS "damping=0.001" "damping=0.1" ... [--n 48]
+
+Each validation sample's 64 x 64 image window serves as the whole image, with its window camera as
+K, and the sample's initial pose as the detection; prints median rotation (deg), translation (cm)
+and 2D projection (px) errors after refinement for every setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gcf_ros.core.models import ModelRegistry
+from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
+from gcf_ros.gcf.refiner import Refiner, RefinerConfig
+from gcf_ros.resources import default_models_yaml
+
+
+def _parse(text: str) -> dict:
+    pairs = (kv.split("=") for kv in text.split(",") if kv)
+    out = {}
+    for key, value in pairs:
+        k, v = key.strip(), value.strip()
+        out[k] = v if k == "solver" else (int(v) if v.isdigit() else float(v))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("weights", type=Path)
+    p.add_argument("settings", nargs="+")
+    p.add_argument("--val", type=Path, default=Path("data/synthetic/val"))
+    p.add_argument("--n", type=int, default=48)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    shard = np.load(sorted(args.val.glob("shard_*.npz"))[0])
+    ids = [str(s) for s in shard["model_ids"]]
+    registry = ModelRegistry.from_yaml(default_models_yaml())
+    n = min(args.n, len(shard["image"]))
+    for setting in args.settings:
+        config = RefinerConfig(**_parse(setting))
+        refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", config)
+        errs = []
+        for i in range(n):
+            model_id = ids[int(shard["model_idx"][i])]
+            K = shard["K_window"][i].astype(np.float64)
+            T0, T = shard["T_init"][i].astype(np.float64), shard["T_true"][i].astype(np.float64)
+            (res,) = refiner.refine_poses(shard["image"][i], K, [model_id], T0[None])
+            verts = registry.get(model_id).verts_obj
+            errs.append((rotation_error_deg(res.T_cam_obj[:3, :3], T[:3, :3]),
+                         translation_error_cm(res.T_cam_obj[:3, 3], T[:3, 3]),
+                         projection_error_px(verts, K, res.T_cam_obj, T)))  # fmt: skip
+        med = np.median(np.array(errs), axis=0)
+        keys = ("median_rot_deg", "median_trans_cm", "median_proj_px")
+        row = {
+            "setting": setting,
+            "n": n,
+            **{k: round(float(v), 2) for k, v in zip(keys, med, strict=True)},
+        }
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
