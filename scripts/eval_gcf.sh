@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GCF rows of docs/results.md: both solvers at the three noise levels on the first N evaluated
-# LM-O instances (default 200), with the shipped weights.
+# LM-O instances (default 100), with the shipped weights.
 # Usage: source env.sh && bash scripts/eval_gcf.sh [N] [DATASET]
 set -euo pipefail
-N="${1:-200}"
+N="${1:-100}"
 DATASET="${2:-../shared/data/lmo}"
 OUT="out/eval"
 mkdir -p "$OUT"
