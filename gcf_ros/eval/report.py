@@ -41,10 +41,10 @@ def plot_accuracy_curves(runs: Sequence[dict], path: Path) -> None:
         key = (run["noise"], run["seed"], run["n_instances"])
         if key not in drawn_initial:  # the same initial poses for every method of a noise level
             drawn_initial.add(key)
-            label = f"initial ({run['noise']})"
+            label = f"initial ({run['noise']}, n={run['n_instances']})"
             axes[0].plot(t_add, accuracy_curve(curves["initial"][0], t_add), "k--", label=label)
             axes[1].plot(t_rot, accuracy_curve(curves["initial"][1], t_rot), "k--", label=label)
-        label = f"{run['label']} ({run['noise']})"
+        label = f"{run['label']} ({run['noise']}, n={run['n_instances']})"
         axes[0].plot(t_add, accuracy_curve(curves["refined"][0], t_add), label=label)
         axes[1].plot(t_rot, accuracy_curve(curves["refined"][1], t_rot), label=label)
     axes[0].axvline(0.1, color="grey", lw=0.5)
@@ -53,8 +53,7 @@ def plot_accuracy_curves(runs: Sequence[dict], path: Path) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    n = max(r["n_instances"] for r in runs)
-    fig.suptitle(f"LM-O pose refinement, {n} instances per run")
+    fig.suptitle("Pose refinement: accuracy vs threshold (dashed: initial poses)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
