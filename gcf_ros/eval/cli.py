@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gcf-eval: {err}", file=sys.stderr)
         return 2
     config = EvalConfig(args.dataset, args.noise, args.seed, args.max_instances, args.min_visib)
-    total = len(select_instances(dataset, registry, config))
-    bar_args = {"total": total, "desc": f"{method.label} @ {args.noise}", "unit": "inst"}
+    selected = select_instances(dataset, registry, config)
+    bar_args = {"total": len(selected), "desc": f"{method.label} @ {args.noise}", "unit": "inst"}
     with tqdm(**bar_args, mininterval=2.0) as bar:
-        records = evaluate(dataset, registry, method, config, progress=bar.update)
+        records = evaluate(selected, registry, method, progress=bar.update)
     header = {"method": args.method, "label": method.label, "noise": args.noise, "seed": args.seed}
     results = results_dict(records, header)
     results["config"] = _config_dict(args, method)

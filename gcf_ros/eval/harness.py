@@ -85,11 +85,12 @@ def _by_frame(selected) -> Iterator[tuple[BopFrame, list]]:
 
 
 def evaluate(
-    dataset: BopDataset, registry: ModelRegistry, method: Method, config: EvalConfig, progress=None
+    selected: list, registry: ModelRegistry, method: Method, progress=None
 ) -> list[InstanceRecord]:
-    """Refine every selected instance with ``method``; ``progress(n)`` is called per frame."""
+    """Refine the instances chosen by ``select_instances`` with ``method``; ``progress(n)`` is
+    called per frame."""
     records: list[InstanceRecord] = []
-    for frame, items in _by_frame(select_instances(dataset, registry, config)):
+    for frame, items in _by_frame(selected):
         eval_frame = _eval_frame(frame, items, registry)
         out = method.refine(eval_frame, np.stack([T0 for *_, T0 in items]))
         for b, (_, inst, visib, T0) in enumerate(items):

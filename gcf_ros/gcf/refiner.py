@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gcf_ros.core.camera import crop_window_for_box
+from gcf_ros.core.geometry import se3_apply
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
@@ -157,7 +158,7 @@ class Refiner:
     def _solve(self, render, T, K_win, field_px, weight) -> torch.Tensor:
         B, S = render.batch_size, render.size
         X_obj = render.xyz_obj.double().reshape(B, S * S, 3)
-        X_cam = X_obj @ T[:, :3, :3].transpose(1, 2) + T[:, None, :3, 3]
+        X_cam = se3_apply(T, X_obj)
         w = (weight * render.mask).double().reshape(B, S * S)
         H, g = normal_equations(
             K_win, X_cam, T[:, :3, 3], field_px.double().reshape(B, S * S, 2), w
