@@ -38,6 +38,7 @@ class RefinerConfig:
     iterations: int = 8
     solver: str = "gauss_newton"
     damping: float = 0.1  # LM lambda, relative to diag(H); chosen on synthetic validation data
+    rotation_damping: float = 5.0  # extra LM lambda on rotation; synthetic validation (solver.py)
     gradient_step: float = 0.3
     converge_rot_deg: float = 0.05
     converge_trans_m: float = 2e-4
@@ -48,7 +49,7 @@ class RefinerConfig:
     max_step_trans_rel: float = 0.1  # trust region: largest translation, fraction of the depth
 
     def solver_config(self) -> SolverConfig:
-        return SolverConfig(self.solver, self.damping, self.gradient_step)
+        return SolverConfig(self.solver, self.damping, self.gradient_step, self.rotation_damping)
 
 
 @dataclass(frozen=True)

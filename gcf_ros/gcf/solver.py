@@ -5,7 +5,10 @@ motion under a pose update xi is J_p xi with J_p = d(u, v)/dxi (:func:`update_ja
 solvers:
 
 - ``gauss_newton``: the damped, weighted least-squares step
-  xi = (sum_p w_p J_p^T J_p + lambda diag(H) + eps I)^-1 sum_p w_p J_p^T F_p (Levenberg-Marquardt).
+  xi = (sum_p w_p J_p^T J_p + D + eps I)^-1 sum_p w_p J_p^T F_p (Levenberg-Marquardt), with
+  D = lambda diag(H) + lambda_rot diag(H)[rotation]: the extra rotation damping lambda_rot shrinks
+  the weakly observed rotation (out-of-plane rotation moves few pixels far) towards zero, so a
+  noisy field spends its error on rotation only as far as the data supports it.
 - ``gradient``: the paper's gradient step on the pose, g = sum_p w_p J_p^T F_p (minus the loss
   gradient), scaled per parameter by the inverse diagonal of H (Jacobi preconditioning) so that one
   step size serves translation (metres) and rotation (radians) alike.
@@ -24,17 +27,19 @@ SOLVERS = ("gauss_newton", "gradient")
 
 @dataclass(frozen=True)
 class SolverConfig:
-    """kind: ``gauss_newton`` or ``gradient``; damping: LM lambda; step: gradient step size."""
+    """kind: ``gauss_newton`` or ``gradient``; damping: LM lambda; rotation_damping: extra lambda on
+    the rotation block; step: gradient step size."""
 
     kind: str = "gauss_newton"
     damping: float = 1e-3
     step: float = 0.3
+    rotation_damping: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.kind!r}")
-        if self.damping < 0 or self.step <= 0:
-            raise ValueError("damping must be >= 0 and step > 0")
+        if self.damping < 0 or self.rotation_damping < 0 or self.step <= 0:
+            raise ValueError("damping and rotation_damping must be >= 0, step > 0")
 
 
 def normal_equations(
@@ -62,5 +67,7 @@ def solve_update(H: torch.Tensor, g: torch.Tensor, config: SolverConfig) -> torc
     eps = 1e-9 * diag.amax(-1, keepdim=True).clamp_min(1e-12)
     if config.kind == "gradient":
         return config.step * g / (diag + eps)
-    A = H + torch.diag_embed(config.damping * diag + eps)
+    lam = torch.full_like(diag, config.damping)
+    lam[..., 3:] += config.rotation_damping
+    A = H + torch.diag_embed(lam * diag + eps)
     return torch.linalg.solve(A, g[..., None])[..., 0]

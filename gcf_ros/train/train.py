@@ -122,6 +122,7 @@ class Trainer:
             self.optimizer, lambda step: _lr_factor(step, warmup, total)
         )
         self.iteration = 0
+        self.init_meta: dict | None = None  # set by init_from_weights
         self.best = {"val_epe": math.inf, "iteration": -1}
         self._epoch_order: tuple[int, np.ndarray] | None = None
 
@@ -251,6 +252,15 @@ class Trainer:
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
+    def init_from_weights(self, path: str | Path) -> None:
+        """Start from the network of a ``save_gcf_weights`` file (same NetConfig required)."""
+        net, meta = load_gcf_weights(path)
+        if net.config.to_dict() != self.config.net.to_dict():
+            raise ValueError(f"{path} holds another network: {net.config.to_dict()}")
+        self.net.load_state_dict(net.state_dict())
+        self.init_meta = {"path": str(path), "command": meta.get("command", ""),
+                          "val_epe": meta.get("val_epe")}  # fmt: skip
+
     def export(self, path: str | Path | None = None, command: str = "") -> Path:
         """Write the weights-only file of the best checkpoint (else the current net)."""
         path = self._path(self.config.export) if path is None else Path(path)
@@ -265,6 +275,7 @@ class Trainer:
             "best_iteration": int(self.best["iteration"]),
             "val_epe": float(self.best["val_epe"]),
             "command": command,
+            "init": self.init_meta,
             "data": {
                 "train": _manifest_summary(self.train_set),
                 "val": _manifest_summary(self.val_set),

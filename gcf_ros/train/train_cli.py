@@ -1,12 +1,13 @@
 """gcf-train: train the correspondence network on synthetic shards.
 
     gcf-train --config config/train.yaml [--resume] [--device cpu|cuda] [--iterations N]
-              [--out runs/gcf_lmo] [--threads N]
+              [--out runs/gcf_lmo] [--threads N] [--init WEIGHTS]
 
 Reads the ``train:`` section of the YAML file (``TrainConfig``; relative paths are relative to the
 repository root). Writes ``<out>/last.pt`` and ``<out>/best.pt`` (full checkpoints), one JSON line
 per validation to ``<out>/log.jsonl`` and stdout, and at the end the weights-only file of the best
-checkpoint to the ``export`` path (default weights/gcf_lmo.pt).
+checkpoint to the ``export`` path (default weights/gcf_lmo.pt). ``--init`` starts a new run (fresh
+optimiser and schedule) from the network of a weights file: a continuation of an earlier training.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--iterations", type=int, default=None, help="override train.iterations")
+    p.add_argument("--lr", type=float, default=None, help="override train.lr")
     p.add_argument("--out", type=str, default=None, help="run folder (default: train.out_dir)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    p.add_argument("--init", type=Path, default=None, help="start from this weights file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         config = load_train_config(args.config)
-        overrides = {"iterations": args.iterations, "out_dir": args.out}
+        overrides = {"iterations": args.iterations, "out_dir": args.out, "lr": args.lr}
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
         trainer = Trainer(config, repo_root(), args.device)
         last = trainer.out_dir / "last.pt"
@@ -70,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gcf-train: resumed {last} at iteration {trainer.iteration}")
         elif last.is_file():
             raise ValueError(f"{last} exists: pass --resume, or choose another --out")
+        elif args.init:
+            trainer.init_from_weights(args.init)
+            print(f"gcf-train: initialised from {args.init}")
     except (FileNotFoundError, ValueError) as err:
         print(f"gcf-train: {err}", file=sys.stderr)
         return 2

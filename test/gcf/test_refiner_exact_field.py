@@ -43,7 +43,8 @@ def _refine_exact(registry, config: RefinerConfig):
 
 def test_gauss_newton_with_the_exact_field_converges_to_the_true_pose(registry):
     T_true, _, results = _refine_exact(
-        registry, RefinerConfig(solver="gauss_newton", iterations=6, damping=1e-3)
+        registry,
+        RefinerConfig(solver="gauss_newton", iterations=6, damping=1e-3, rotation_damping=0.0),
     )
     for res, T in zip(results, T_true, strict=True):
         rot = rotation_error_deg(res.T_cam_obj[:3, :3], T[:3, :3])
