@@ -34,9 +34,12 @@ setup(
             "gcf-render = gcf_ros.tools.render_cli:main",
             "gcf-demo = gcf_ros.tools.demo:main",
             "gcf-eval = gcf_ros.eval.cli:main",
+            "gcf-bench = gcf_ros.bench.cli:main",
             "gcf-report = gcf_ros.eval.report:main",
             "gcf-synth = gcf_ros.train.synth_cli:main",
             "gcf-train = gcf_ros.train.train_cli:main",
+            "gcf-refiner = gcf_ros.ros.refiner_node:main",
+            "gcf_refiner = gcf_ros.ros.refiner_node:main",
         ],
     },
 )

@@ -1,91 +1,172 @@
-"""gcf-demo: the packaged demo on one real LM-O frame, shipped in data/demo.
+"""gcf-demo: the refiner node on the bundled real LM-O sequence, end to end over ROS 2.
 
-For every object instance of the frame: crop the square window around its pose, render the CAD
-model there with the raycast renderer (mask, location field, normals, shaded colour: the inputs of
-the correspondence network), and draw its outline and axes on the image. Writes PNGs and prints a
-table with the per-window render time.
+Starts ``gcf_refiner`` (a separate process, packaged config and shipped weights) and a player node
+that publishes the four bundled LM-O frames with camera_info and coarse detections (ground truth
+perturbed at the protocol's medium level), one frame after the other. It collects ``/tf``,
+``refined_poses`` and ``debug/overlay``, prints the per-instance errors before and after
+refinement, and writes the overlays (green: refined outlines) to ``--out``.
+
+    gcf-demo [--out out/demo] [--level small|medium|large] [--seed 0]
+
+Uses the environment's ROS_DOMAIN_ID, so RViz (fixed frame camera_color_optical_frame, displays
+TF, MarkerArray on /markers, Image on /debug/overlay) can watch it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 
-from gcf_ros.core.camera import crop_window_for_box
-from gcf_ros.core.draw import draw_pose
 from gcf_ros.core.models import ModelRegistry
-from gcf_ros.core.render import RenderOutput
-from gcf_ros.core.render.raycast import RaycastRenderer
-from gcf_ros.resources import default_models_yaml, demo_frame_json
-from gcf_ros.tools.render_cli import PALETTE_RGB
+from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
+from gcf_ros.resources import default_models_yaml
+from gcf_ros.ros.conversions import pose_to_matrix
+from gcf_ros.ros.player import Player, coarse_instances, load_sequence
 
-WINDOW = 128
-
-
-def load_demo_frame(path: Path) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """(image RGB (H, W, 3) uint8, K (3, 3), instances with T_cam_obj (4, 4) in metres)."""
-    meta = json.loads(path.read_text())
-    bgr = cv2.imread(str(path.parent / meta["image"]), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(path.parent / meta["image"])
-    K = np.asarray(meta["cam_K"], dtype=np.float64).reshape(3, 3)
-    instances = []
-    for inst in meta["instances"]:
-        T = np.eye(4)
-        T[:3, :3] = np.asarray(inst["cam_R_m2c"]).reshape(3, 3)
-        T[:3, 3] = np.asarray(inst["cam_t_m2c_mm"]) / 1000.0
-        instances.append({**inst, "model_id": f"obj_{inst['obj_id']:06d}", "T_cam_obj": T})
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), K, instances
+STATUS = {0: "converged", 1: "max_iter", 2: "REJECTED"}
 
 
-def _tile(crop: np.ndarray, out: RenderOutput, model_diameter: float) -> np.ndarray:
-    """One row of the mosaic: image window | shaded render | location field | normals."""
-    m = out.mask[0].numpy()[..., None]
-    xyz = out.xyz_obj[0].numpy() / model_diameter + 0.5  # object frame, scaled into [0, 1]
-    normals = (1 - out.normals_cam[0].numpy()) / 2
-    panels = [crop / 255.0, out.rgb[0].numpy(), np.clip(xyz, 0, 1) * m, normals * m]
-    return (np.concatenate(panels, axis=1) * 255).astype(np.uint8)
+def start_refiner(extra_args: list[str] | None = None) -> subprocess.Popen:
+    """``gcf_refiner`` in its own process (packaged config/gcf.yaml)."""
+    cmd = [sys.executable, "-m", "gcf_ros.ros.refiner_node", *(extra_args or [])]
+    return subprocess.Popen(cmd, env=os.environ.copy())
 
 
-def run(out_dir: Path) -> int:
-    image, K, instances = load_demo_frame(demo_frame_json())
-    registry = ModelRegistry.from_yaml(default_models_yaml())
-    renderer = RaycastRenderer()
-    overlay, rows = image, []
-    print(f"{'model':<12} {'name':<12} {'visib':>5} {'window px':>9} {'render ms':>9}")
-    for i, inst in enumerate(instances):
-        model = registry.get(inst["model_id"])
-        T = inst["T_cam_obj"]
-        window = crop_window_for_box(K, T, model.bbox_corners_obj, WINDOW)
-        args = ([model], torch.from_numpy(T)[None], torch.from_numpy(window.K_window(K))[None])
-        renderer.render(*args, WINDOW)  # first call builds the model's BVH
-        t0 = time.perf_counter()
-        out = renderer.render(*args, WINDOW)
-        ms = (time.perf_counter() - t0) * 1e3
-        rows.append(_tile(window.resample(image), out, model.diameter))
-        overlay = draw_pose(overlay, model, K, T, PALETTE_RGB[i % len(PALETTE_RGB)], renderer)
-        print(f"{inst['model_id']:<12} {model.tf_name:<12} {inst['visib_fract']:>5.2f} "
-              f"{window.side:>9.0f} {ms:>9.2f}")  # fmt: skip
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def spin_until(executor, condition, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        executor.spin_once(timeout_sec=0.05)
+    return condition()
+
+
+def _errors(registry, model_id, K, T, T_gt) -> tuple[float, float, float]:
+    verts = registry.get(model_id).verts_obj
+    return (
+        rotation_error_deg(T[:3, :3], T_gt[:3, :3]),
+        translation_error_cm(T[:3, 3], T_gt[:3, 3]),
+        projection_error_px(verts, K, T, T_gt),
+    )
+
+
+def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out_dir / "overlay.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(out_dir / "windows.png"), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
-    print(f"wrote {out_dir / 'overlay.png'} (ground-truth poses drawn on the frame)")
-    print(f"wrote {out_dir / 'windows.png'} (per instance: image window | render | location "
-          "field | normals)")  # fmt: skip
+    frames = load_sequence()
+    registry = ModelRegistry.from_yaml(default_models_yaml())
+    proc = start_refiner(["--ros-args", "-p", "input_reliability:=reliable"])
+    rclpy.init()
+    player = Player()
+    executor = SingleThreadedExecutor()
+    executor.add_node(player)
+    rows, missing = [], []
+    try:
+        if not spin_until(executor, player.connected, timeout, proc):
+            print("gcf-demo: the refiner node did not come up", file=sys.stderr)
+            return 1
+        time.sleep(0.5)  # let the refiner's publishers match the player's subscriptions
+        for k, frame in enumerate(frames):
+            instances = coarse_instances(frame, level, seed=seed + k)
+            t0 = time.monotonic()
+            key = player.publish_frame(frame, instances, time.time())
+            got = spin_until(executor, lambda key=key: key in player.collected.poses, timeout, proc)
+            spin_until(executor, lambda key=key: key in player.collected.overlays, 5.0, proc)
+            wall_ms = 1e3 * (time.monotonic() - t0)
+            if not got:
+                missing.append(frame.name)
+                continue
+            by_id = {inst.instance_id: inst for inst in instances}
+            tf_children = {
+                t.child_frame_id for t in getattr(player.collected.tf.get(key), "transforms", [])
+            }
+            for p in player.collected.poses[key].poses:
+                inst = by_id[p.instance_id]
+                T = pose_to_matrix(p.pose).T
+                T0 = pose_to_matrix(p.initial_pose).T
+                before = _errors(registry, p.model_id, frame.K, T0, inst.T_gt)
+                after = _errors(registry, p.model_id, frame.K, T, inst.T_gt)
+                child = f"{p.model_id}_{p.instance_id}"
+                rows.append({
+                    "frame": frame.name, "model_id": p.model_id, "instance_id": p.instance_id,
+                    "status": STATUS.get(p.status, str(p.status)), "reason": p.status_reason,
+                    "confidence": round(float(p.confidence), 3), "iterations": int(p.iterations),
+                    "tf": child in tf_children, "frame_ms": round(wall_ms, 1),
+                    "before": [round(v, 2) for v in before], "after": [round(v, 2) for v in after],
+                })  # fmt: skip
+            overlay = player.collected.overlays.get(key)
+            if overlay is not None:
+                cv2.imwrite(str(out_dir / f"{frame.name}_overlay.png"), overlay[..., ::-1])
+    finally:
+        executor.shutdown()
+        player.destroy_node()
+        rclpy.try_shutdown()
+        stop_process(proc)
+    _print_table(rows, level)
+    (out_dir / "results.json").write_text(json.dumps({"level": level, "seed": seed,
+                                                       "instances": rows}, indent=1))  # fmt: skip
+    print(f"gcf-demo: overlays and results.json in {out_dir}")
+    if missing:
+        print(f"gcf-demo: no refined poses for {missing}", file=sys.stderr)
+        return 1
     return 0
 
 
+def _print_table(rows: list[dict], level: str) -> None:
+    print(f"\nper-instance errors, coarse ({level} noise) -> refined: rotation deg, "
+          "translation cm, 2D px")  # fmt: skip
+    head = f"{'frame':<18} {'model':<11} {'status':<9} {'conf':>5} {'it':>3} {'tf':>3}"
+    print(f"{head}  {'rot':>13}  {'trans':>13}  {'2D':>13}")
+    for r in rows:
+        pairs = zip(r["before"], r["after"], strict=True)
+        cells = "  ".join(f"{b:6.2f}->{a:6.2f}" for b, a in pairs)
+        print(
+            f"{r['frame']:<18} {r['model_id']:<11} {r['status']:<9} {r['confidence']:5.2f} "
+            f"{r['iterations']:3d} {'yes' if r['tf'] else 'no':>3}  {cells}"
+        )
+    if rows:
+        b = np.median([r["before"] for r in rows], axis=0)
+        a = np.median([r["after"] for r in rows], axis=0)
+        print(
+            f"median over {len(rows)} instances: rotation {b[0]:.2f} -> {a[0]:.2f} deg, "
+            f"translation {b[1]:.2f} -> {a[1]:.2f} cm, 2D {b[2]:.2f} -> {a[2]:.2f} px"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gcf-demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    return run(parser.parse_args(argv).out)
+    p = argparse.ArgumentParser(
+        prog="gcf-demo",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--level", choices=("small", "medium", "large"), default="medium")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait per step")
+    args = p.parse_args(argv)
+    return run(args.out, args.level, args.seed, args.timeout)
 
 
 if __name__ == "__main__":

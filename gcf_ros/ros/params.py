@@ -1,0 +1,121 @@
+"""The parameters of the ``gcf_refiner`` node: names, defaults, descriptions (one table).
+
+``config/gcf.yaml`` carries the same defaults (a test keeps the two equal); the node declares every
+parameter with its description, so ``ros2 param describe`` documents them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+DETECTION_TYPES = ("gcf", "vision_msgs")
+
+
+def _p(default, description: str, dynamic: bool = False):
+    return field(default=default, metadata={"description": description, "dynamic": dynamic})
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Parameters of ``gcf_refiner``; ``dynamic`` ones may be changed while it runs."""
+
+    models: str = _p(
+        "",
+        "model registry YAML (id -> mesh, scale, symmetry, tf_name); '' = packaged config/models.yaml",
+    )
+    checkpoint: str = _p("", "GCF network weights (.pt); '' = the shipped weights/gcf_lmo.pt")
+    device: str = _p(
+        "cpu", "torch device for the network: cpu or cuda (falls back to cpu with a warning)"
+    )
+    threads: int = _p(0, "torch CPU threads used by the refinement worker; 0 = torch's default")
+    iterations: int = _p(8, "maximum refinement iterations per frame", dynamic=True)
+    solver: str = _p(
+        "gauss_newton",
+        "pose solver: gauss_newton (damped, weighted) or gradient (the paper's steps)",
+    )
+    window_size: int = _p(
+        64, "side of the square network window, pixels (the weights were trained at 64)"
+    )
+    min_confidence: float = _p(
+        0.2, "results with a lower mean predicted weight are REJECTED", dynamic=True
+    )
+    tf_child_frame_format: str = _p(
+        "{model_id}_{instance_id}",
+        "TF child frame name; fields {model_id}, {instance_id}, {tf_name}",
+    )
+    detections_type: str = _p(
+        "gcf",
+        "type on 'detections': gcf (gcf_ros_msgs/CoarseDetectionArray) or vision_msgs (Detection3DArray)",
+    )
+    class_id_map: str = _p(
+        "", "vision_msgs only: 'class_id:model_id,...'; class ids not listed are used as model ids"
+    )
+    input_reliability: str = _p(
+        "best_effort",
+        "QoS reliability of image and camera_info: best_effort (sensor data, matches any camera driver) or reliable (needs a reliable publisher; no lost frames)",
+    )
+    sync_slop: float = _p(
+        0.01, "largest stamp difference (s) between a detection array and its image"
+    )
+    max_stamp_age: float = _p(
+        2.0,
+        "detection arrays older than the newest image by more than this (s) are dropped as stale",
+    )
+    image_buffer_size: int = _p(30, "images kept for matching late detection arrays")
+    pending_queue_size: int = _p(10, "detection arrays waiting for their image")
+    work_queue_size: int = _p(
+        1,
+        "frames waiting for refinement; when full the oldest is dropped (newest-frame processing)",
+    )
+    tracking: bool = _p(
+        False,
+        "seed each instance with its last refined pose when no newer coarse detection arrives",
+        dynamic=True,
+    )
+    track_timeout: float = _p(
+        1.0, "tracks not refreshed for this long (s, image stamps) are dropped"
+    )
+    publish_tf: bool = _p(True, "publish one /tf frame per accepted instance")
+    publish_refined_detections: bool = _p(
+        False, "publish vision_msgs/Detection3DArray on 'refined_detections'"
+    )
+    publish_markers: bool = _p(True, "publish RViz mesh markers on 'markers'")
+    publish_overlay: bool = _p(
+        True, "publish 'debug/overlay' (drawn only while someone subscribes)"
+    )
+    diagnostics_period: float = _p(1.0, "seconds between /diagnostics messages")
+
+    def __post_init__(self) -> None:
+        if self.detections_type not in DETECTION_TYPES:
+            raise ValueError(f"detections_type must be one of {DETECTION_TYPES}")
+        if self.input_reliability not in ("best_effort", "reliable"):
+            raise ValueError("input_reliability must be best_effort or reliable")
+        if self.iterations < 1 or self.window_size < 16 or self.work_queue_size < 1:
+            raise ValueError("iterations >= 1, window_size >= 16, work_queue_size >= 1 required")
+        if self.sync_slop < 0 or self.max_stamp_age <= 0 or self.track_timeout <= 0:
+            raise ValueError("sync_slop >= 0, max_stamp_age > 0 and track_timeout > 0 required")
+        try:
+            self.child_frame("m", "i", "t")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"bad tf_child_frame_format {self.tf_child_frame_format!r}: {err}"
+            ) from err
+
+    def child_frame(self, model_id: str, instance_id: str, tf_name: str) -> str:
+        return self.tf_child_frame_format.format(
+            model_id=model_id, instance_id=instance_id, tf_name=tf_name
+        )
+
+    def class_map(self) -> dict[str, str]:
+        """class_id_map as a dict (a string, not a string array: ROS parameter files cannot
+        hold empty arrays)."""
+        pairs = [p.strip() for p in self.class_id_map.split(",") if p.strip()]
+        bad = [p for p in pairs if p.count(":") != 1]
+        if bad:
+            raise ValueError(f"class_id_map entries must be 'class_id:model_id', got {bad}")
+        return {k.strip(): v.strip() for k, v in (p.split(":") for p in pairs)}
+
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field]:
+        return list(dataclasses.fields(cls))

@@ -1,0 +1,191 @@
+"""A player node for the bundled LM-O sequence: publishes frames and coarse detections, collects
+what the refiner publishes. Used by ``gcf-demo`` and the node's end-to-end tests.
+
+Each frame goes out as ``image`` (bgr8, like most camera drivers), ``camera_info`` and
+``detections`` (gcf_ros_msgs/CoarseDetectionArray), all with the same stamp; the coarse poses are
+the ground truth perturbed with the evaluation protocol (DESIGN §4) at a chosen level and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from builtin_interfaces.msg import Time
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+
+from gcf_ros.eval.perturb import perturb_instances
+from gcf_ros.resources import share_dir
+from gcf_ros.ros.conversions import fill_pose
+from gcf_ros.ros.image_codec import image_to_rgb
+from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPoseArray
+
+OPTICAL_FRAME = "camera_color_optical_frame"
+
+
+@dataclass(frozen=True)
+class SequenceFrame:
+    """One bundled frame: image (H, W, 3) uint8 RGB, K (3, 3), ground-truth instances."""
+
+    name: str
+    image_rgb: np.ndarray
+    K: np.ndarray
+    model_ids: list[str]
+    T_gt: np.ndarray  # (N, 4, 4) T_cam_obj, metres
+    visib: np.ndarray  # (N,) visible fraction
+
+
+def load_sequence(path: Path | None = None) -> list[SequenceFrame]:
+    """The frames listed in data/demo/sequence.json (BOP conventions: mm, row-major R)."""
+    path = path or share_dir() / "data" / "demo" / "sequence.json"
+    frames = []
+    for name in json.loads(path.read_text())["frames"]:
+        meta = json.loads((path.parent / name).read_text())
+        bgr = cv2.imread(str(path.parent / meta["image"]), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(path.parent / meta["image"])
+        insts = meta["instances"]
+        T = np.tile(np.eye(4), (len(insts), 1, 1))
+        for i, inst in enumerate(insts):
+            T[i, :3, :3] = np.asarray(inst["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
+            T[i, :3, 3] = np.asarray(inst["cam_t_m2c_mm"], dtype=np.float64) / 1000.0
+        frames.append(
+            SequenceFrame(
+                name=Path(name).stem,
+                image_rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                K=np.asarray(meta["cam_K"], dtype=np.float64).reshape(3, 3),
+                model_ids=[f"obj_{inst['obj_id']:06d}" for inst in insts],
+                T_gt=T,
+                visib=np.array([inst.get("visib_fract", 1.0) for inst in insts]),
+            )
+        )
+    return frames
+
+
+@dataclass(frozen=True)
+class CoarseInstance:
+    """A coarse detection the player sends, with the ground truth it came from."""
+
+    model_id: str
+    instance_id: str
+    T_init: np.ndarray
+    T_gt: np.ndarray
+
+
+def coarse_instances(
+    frame: SequenceFrame, level: str = "medium", seed: int = 0, min_visib: float = 0.3
+) -> list[CoarseInstance]:
+    """Perturbed ground truth of the frame's instances visible at least ``min_visib``."""
+    keep = np.flatnonzero(frame.visib >= min_visib)
+    T_init = perturb_instances([frame.T_gt[i] for i in keep], level, seed=seed)
+    return [
+        CoarseInstance(frame.model_ids[i], str(k), np.asarray(T0), frame.T_gt[i])
+        for k, (i, T0) in enumerate(zip(keep, T_init, strict=True))
+    ]
+
+
+def stamp_msg(seconds: float) -> Time:
+    sec = int(np.floor(seconds))
+    return Time(sec=sec, nanosec=round((seconds - sec) * 1e9) % 1_000_000_000)
+
+
+def image_msg(rgb: np.ndarray, stamp: Time, frame_id: str = OPTICAL_FRAME) -> Image:
+    """A bgr8 Image of an RGB array."""
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="bgr8", step=3 * rgb.shape[1])
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.data = bgr.tobytes()
+    return msg
+
+
+def camera_info_msg(K: np.ndarray, width: int, height: int, stamp: Time,
+                    frame_id: str = OPTICAL_FRAME) -> CameraInfo:  # fmt: skip
+    msg = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.k = [float(v) for v in np.asarray(K).reshape(9)]
+    msg.d = [0.0] * 5
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    msg.p = [float(v) for v in P.reshape(12)]
+    return msg
+
+
+def detections_msg(
+    instances: list[CoarseInstance], stamp: Time, frame_id: str = OPTICAL_FRAME
+) -> CoarseDetectionArray:
+    msg = CoarseDetectionArray()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    for inst in instances:
+        d = CoarseDetection(model_id=inst.model_id, instance_id=inst.instance_id, score=1.0)
+        fill_pose(d.pose, inst.T_init)
+        d.has_pose = True
+        msg.detections.append(d)
+    return msg
+
+
+@dataclass
+class Collected:
+    """What came back from the refiner, keyed by the image stamp (seconds)."""
+
+    poses: dict[float, RefinedPoseArray] = field(default_factory=dict)
+    tf: dict[float, TFMessage] = field(default_factory=dict)
+    overlays: dict[float, np.ndarray] = field(default_factory=dict)
+
+
+def _stamp_s(stamp: Time) -> float:
+    return round(stamp.sec + 1e-9 * stamp.nanosec, 6)
+
+
+class Player(Node):
+    """Publishes frames and detections; records refined poses, /tf and overlays."""
+
+    def __init__(self, name: str = "gcf_player", overlays: bool = True, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        # Reliable publishers: a best-effort refiner still matches, a reliable one loses nothing.
+        self.image_pub = self.create_publisher(Image, "image", 10)
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", 10)
+        self.det_pub = self.create_publisher(CoarseDetectionArray, "detections", 10)
+        self.collected = Collected()
+        self._lock = threading.Lock()
+        self.create_subscription(RefinedPoseArray, "refined_poses", self._on_poses, 10)
+        self.create_subscription(TFMessage, "/tf", self._on_tf, QoSProfile(depth=100))
+        if overlays:
+            self.create_subscription(Image, "debug/overlay", self._on_overlay, 10)
+
+    def connected(self) -> bool:
+        """True once the refiner subscribes to all three inputs."""
+        pubs = (self.image_pub, self.info_pub, self.det_pub)
+        return all(p.get_subscription_count() > 0 for p in pubs)
+
+    def publish_frame(
+        self, frame: SequenceFrame, instances: list[CoarseInstance], stamp_s: float
+    ) -> float:
+        """Publish camera_info, image and detections with one stamp; returns the stamp key."""
+        stamp = stamp_msg(stamp_s)
+        h, w = frame.image_rgb.shape[:2]
+        self.info_pub.publish(camera_info_msg(frame.K, w, h, stamp))
+        self.image_pub.publish(image_msg(frame.image_rgb, stamp))
+        self.det_pub.publish(detections_msg(instances, stamp))
+        return _stamp_s(stamp)
+
+    def _on_poses(self, msg: RefinedPoseArray) -> None:
+        with self._lock:
+            self.collected.poses[_stamp_s(msg.header.stamp)] = msg
+
+    def _on_tf(self, msg: TFMessage) -> None:
+        if msg.transforms:
+            with self._lock:
+                self.collected.tf[_stamp_s(msg.transforms[0].header.stamp)] = msg
+
+    def _on_overlay(self, msg: Image) -> None:
+        with self._lock:
+            self.collected.overlays[_stamp_s(msg.header.stamp)] = image_to_rgb(msg)

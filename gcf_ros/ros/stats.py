@@ -1,0 +1,67 @@
+"""Counters, rates and latency percentiles of the node, reported on /diagnostics (no ROS).
+
+Thread-safe: the subscription callbacks count inputs and drops, the worker thread records
+outputs and latencies, the diagnostics timer reads a snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+
+import numpy as np
+
+
+class RateMeter:
+    """Events per second over a sliding window of ``window_s`` seconds (monotonic clock)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float | None = None) -> None:
+        self._times.append(time.monotonic() if now is None else now)
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        while self._times and self._times[0] < now - self.window_s:
+            self._times.popleft()
+        if not self._times:
+            return 0.0
+        span = max(now - self._times[0], 1e-3)
+        return len(self._times) / max(span, min(self.window_s, 1.0))
+
+
+class NodeStats:
+    """Everything /diagnostics reports about the refiner node."""
+
+    RATES = ("image", "detections", "output")
+
+    def __init__(self, latency_window: int = 200, rate_window_s: float = 5.0) -> None:
+        self._lock = threading.Lock()
+        self.counters: Counter[str] = Counter()
+        self._rates = {k: RateMeter(rate_window_s) for k in self.RATES}
+        self._latency_ms: deque[float] = deque(maxlen=latency_window)
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[key] += n
+
+    def tick(self, rate: str) -> None:
+        with self._lock:
+            self._rates[rate].tick()
+
+    def latency(self, ms: float) -> None:
+        with self._lock:
+            self._latency_ms.append(ms)
+
+    def snapshot(self) -> dict[str, float]:
+        """Rates (Hz), latency percentiles (ms) over the last frames, and all counters."""
+        with self._lock:
+            out: dict[str, float] = {f"{k}_rate_hz": m.rate() for k, m in self._rates.items()}
+            lat = np.array(self._latency_ms, dtype=np.float64)
+            for p in (50, 90, 99):
+                out[f"latency_p{p}_ms"] = float(np.percentile(lat, p)) if lat.size else 0.0
+            out.update({k: float(v) for k, v in sorted(self.counters.items())})
+        return out
