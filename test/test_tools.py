@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -50,8 +51,15 @@ def test_gcf_render_rejects_bad_arguments(tmp_path, capsys):
     assert render_cli.main(args) == 2
 
 
-def test_gcf_demo_writes_its_pictures(tmp_path, capsys):
+def test_gcf_demo_runs_the_node_on_the_bundled_sequence(tmp_path, capsys):
+    """The README's demo: gcf_refiner in its own process, the player publishing the four bundled
+    LM-O frames; every instance comes back, overlays are written."""
     assert demo.main(["--out", str(tmp_path)]) == 0
-    assert (tmp_path / "overlay.png").stat().st_size > 50_000
-    assert cv2.imread(str(tmp_path / "windows.png")).shape[1] == 4 * demo.WINDOW
-    assert "obj_000012" in capsys.readouterr().out
+    frames = json.loads((share_dir() / "data" / "demo" / "sequence.json").read_text())["frames"]
+    for name in frames:
+        overlay = cv2.imread(str(tmp_path / name.replace(".json", "_overlay.png")))
+        assert overlay is not None and overlay.shape == (480, 640, 3)
+    rows = json.loads((tmp_path / "results.json").read_text())["instances"]
+    assert len(rows) >= 20 and {r["frame"] for r in rows} == {Path(f).stem for f in frames}
+    assert all(r["tf"] == (r["status"] != "REJECTED") for r in rows)
+    assert "median over" in capsys.readouterr().out

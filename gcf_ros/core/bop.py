@@ -264,7 +264,7 @@ def _instance(
         im_id=im_id,
         inst_idx=idx,
         obj_id=int(gt["obj_id"]),
-        R_cam_obj=_nearest_rotation(np.reshape(gt["cam_R_m2c"], (3, 3))),
+        R_cam_obj=nearest_rotation(np.reshape(gt["cam_R_m2c"], (3, 3))),
         t_cam_obj=np.asarray(gt["cam_t_m2c"], dtype=np.float64) * _MM,
         visib_fract=None if info is None else float(info["visib_fract"]),
         bbox_visib=_box("bbox_visib"),
@@ -272,7 +272,7 @@ def _instance(
     )
 
 
-def _nearest_rotation(M: np.ndarray) -> np.ndarray:
+def nearest_rotation(M: np.ndarray) -> np.ndarray:
     """The rotation matrix closest to ``M`` (3, 3) in the Frobenius norm (SVD projection)."""
     U, _, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64))
     D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])

@@ -22,6 +22,7 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
+from gcf_ros.core.bop import nearest_rotation
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.resources import share_dir
 from gcf_ros.ros.conversions import fill_pose
@@ -55,7 +56,8 @@ def load_sequence(path: Path | None = None) -> list[SequenceFrame]:
         insts = meta["instances"]
         T = np.tile(np.eye(4), (len(insts), 1, 1))
         for i, inst in enumerate(insts):
-            T[i, :3, :3] = np.asarray(inst["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
+            R = np.asarray(inst["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
+            T[i, :3, :3] = nearest_rotation(R)  # stored rotations are off SO(3) by up to 2e-3
             T[i, :3, 3] = np.asarray(inst["cam_t_m2c_mm"], dtype=np.float64) / 1000.0
         frames.append(
             SequenceFrame(

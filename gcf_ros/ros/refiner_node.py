@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from gcf_ros_msgs.msg import CoarseDetectionArray, RefinedPoseArray
 
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
+CAMERA_BUFFER = 30  # camera_info messages kept for matching by stamp
 MIN_DEPTH_M = 0.05  # coarse poses closer to the camera plane are refused as "behind the camera"
 REFINED_RGB, REJECTED_RGB = (40, 230, 90), (240, 60, 40)
 
@@ -96,7 +98,7 @@ class GcfRefinerNode(Node):
         self.stats = NodeStats()
         self._warned: dict[str, float] = {}
         self._lock = threading.Lock()  # camera, sync, last stamps
-        self._camera: CameraModel | None = None
+        self._cameras: deque[tuple[float, CameraModel]] = deque(maxlen=CAMERA_BUFFER)
         self._last_image_stamp: float | None = None
         self._last_done_stamp = -np.inf
         self._distortion_warned = False
@@ -227,7 +229,16 @@ class GcfRefinerNode(Node):
                 "feed it rectified images (image_rect) and their camera_info"
             )
         with self._lock:
-            self._camera = camera
+            self._cameras.append((stamp_to_s(msg.header.stamp), camera))
+
+    def _camera_for(self, stamp: float) -> CameraModel | None:
+        """The camera_info with the image's stamp (within the slop), else the newest one."""
+        with self._lock:
+            if not self._cameras:
+                return None
+            best = min(self._cameras, key=lambda item: abs(item[0] - stamp))
+            close = abs(best[0] - stamp) <= self.params.sync_slop
+            return best[1] if close else self._cameras[-1][1]
 
     def _on_image(self, msg: Image) -> None:
         self.stats.tick("image")
@@ -313,8 +324,7 @@ class GcfRefinerNode(Node):
     def _process(self, job: _Job) -> None:
         if job.tracking_only and job.image.stamp <= self._last_done_stamp:
             return  # a newer frame was refined meanwhile
-        with self._lock:
-            camera = self._camera
+        camera = self._camera_for(job.image.stamp)
         msg = job.image.msg
         try:
             if camera is None:

@@ -24,7 +24,7 @@ def test_undamped_gauss_newton_solves_exactly():
 
 
 def test_rotation_damping_shrinks_only_the_rotation():
-    H, g, xi = _problem()
+    H, g, _ = _problem()
     plain = solve_update(H, g, SolverConfig("gauss_newton", damping=0.0))
     damped = solve_update(H, g, SolverConfig("gauss_newton", damping=0.0, rotation_damping=1e6))
     assert damped[0, 3:].norm() < 1e-4 * plain[0, 3:].norm()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -65,3 +67,46 @@ def ros(ros_context: Context) -> Iterator[RosHarness]:
         yield harness
     finally:
         harness.close()
+
+
+class RunningNode:
+    """A node spun by its own executor on a background thread, in its own context."""
+
+    def __init__(self, node_factory: Callable[[Context], Node]) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = node_factory(self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(Exception):  # the executor is shut down under us at teardown
+            self.executor.spin()
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self._thread.join(5.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+@pytest.fixture
+def start_refiner():
+    """``start_refiner(**params)`` -> RunningNode of a GcfRefinerNode with parameter overrides."""
+    from rclpy.parameter import Parameter
+
+    from gcf_ros.ros.refiner_node import GcfRefinerNode
+
+    running: list[RunningNode] = []
+
+    def start(**params) -> RunningNode:
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        r = RunningNode(lambda ctx: GcfRefinerNode(context=ctx, parameter_overrides=overrides))
+        running.append(r)
+        return r
+
+    yield start
+    for r in running:
+        r.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 from builtin_interfaces.msg import Time
-from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPose, RefinedPoseArray
 from geometry_msgs.msg import (
     Point,
     Pose,
@@ -32,6 +31,8 @@ from vision_msgs.msg import (
     Point2D,
     Pose2D,
 )
+
+from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPose, RefinedPoseArray
 
 pytestmark = pytest.mark.ros
 

@@ -1,0 +1,51 @@
+"""Launch gcf_refiner with the packaged parameters; topics remappable from the command line.
+
+    ros2 launch gcf_ros gcf.launch.py image:=/camera/color/image_rect \
+        camera_info:=/camera/color/camera_info detections:=/detector/poses
+    ros2 launch gcf_ros gcf.launch.py params_file:=/path/to/my_gcf.yaml device:=cuda
+
+Arguments: params_file (default: the package's config/gcf.yaml), namespace, device, and the
+remappings image, camera_info, detections, refined_poses, markers, overlay.
+"""
+
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+REMAPS = {
+    "image": "image",
+    "camera_info": "camera_info",
+    "detections": "detections",
+    "refined_poses": "refined_poses",
+    "markers": "markers",
+    "overlay": "debug/overlay",
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = Path(get_package_share_directory("gcf_ros"))
+    args = [
+        DeclareLaunchArgument("params_file", default_value=str(share / "config" / "gcf.yaml"),
+                              description="parameter file of gcf_refiner"),
+        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument("device", default_value="cpu", description="cpu or cuda"),
+    ] + [
+        DeclareLaunchArgument(name, default_value=topic, description=f"remap '{topic}'")
+        for name, topic in REMAPS.items()
+    ]  # fmt: skip
+    node = Node(
+        package="gcf_ros",
+        executable="gcf_refiner",
+        name="gcf_refiner",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[LaunchConfiguration("params_file"), {"device": LaunchConfiguration("device")}],
+        remappings=[(topic, LaunchConfiguration(name)) for name, topic in REMAPS.items()],
+        output="screen",
+        emulate_tty=True,
+    )
+    return LaunchDescription([*args, node])
