@@ -15,7 +15,10 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -248,6 +251,7 @@ def test_markers_overlay_diagnostics_and_vanished_instances(ros, frames, start_r
                                      if m.action == Marker.ADD}  # fmt: skip
     if accepted and accepted[0].instance_id == instances[0].instance_id:
         assert {m.id for m in deleted} == gone and len(gone) == 1
+
     def values():
         if not client.diagnostics:
             return {}
@@ -262,9 +266,11 @@ def test_markers_overlay_diagnostics_and_vanished_instances(ros, frames, start_r
     assert running.node.stats.counters["frames_refined"] >= 2
 
 
-def test_vision_msgs_in_and_out(ros, frames, start_refiner):
-    start_refiner(detections_type="vision_msgs", publish_refined_detections=True,
-                  class_id_map="can:obj_000005", **FAST)  # fmt: skip
+def test_vision_msgs_in_and_out_device_fallback_and_runtime_parameters(ros, frames, start_refiner):
+    running = start_refiner(detections_type="vision_msgs", publish_refined_detections=True,
+                            class_id_map="can:obj_000005", device="cuda", **FAST)  # fmt: skip
+    if not torch.cuda.is_available():
+        assert running.node.device == "cpu"  # with a warning, not a crash
     client = Client(ros, det_type=Detection3DArray)
     client.connect()
     frame = frames[0]
@@ -289,6 +295,20 @@ def test_vision_msgs_in_and_out(ros, frames, start_refiner):
     out = client.refined_dets[-1].detections[0]
     assert out.id == "can_7" and out.results[0].hypothesis.class_id == "obj_000005"
     assert out.bbox.size.x > 0.05  # the can's box, metres
+
+    # parameters over the parameter services: dynamic ones apply, read-only ones are refused
+    params = AsyncParameterClient(client.node, "gcf_refiner")
+    assert params.wait_for_services(10.0)
+    future = params.set_parameters([Parameter("iterations", value=3),
+                                    Parameter("solver", value="gradient")])  # fmt: skip
+    assert ros.spin_until(future.done, 10.0)
+    ok = [r.successful for r in future.result().results]
+    assert ok == [True, False]
+    assert running.node.refiner.config.iterations == 3
+    assert running.node.refiner.config.solver == "gauss_newton"
+    future = params.set_parameters([Parameter("iterations", value=0)])
+    assert ros.spin_until(future.done, 10.0)
+    assert not future.result().results[0].successful  # validated
 
 
 def test_tracking_seeds_the_next_frame_and_reset_clears(ros, frames, start_refiner):
