@@ -24,7 +24,8 @@ def export(lmo: Path, scene: int, image_id: int, out_dir: Path) -> str:
     name = f"lmo_{scene:06d}_{image_id:06d}"
     shutil.copyfile(scene_dir / "rgb" / f"{image_id:06d}.png", out_dir / f"{name}.png")
     meta = {
-        "source": f"BOP'19 LM-O test scene {scene}, image {image_id} (see README.md in this folder)",
+        "source": f"BOP'19 LM-O test scene {scene}, image {image_id} "
+        "(see README.md in this folder)",
         "image": f"{name}.png",
         "cam_K": cam["cam_K"],
         "width": 640,

@@ -6,6 +6,10 @@ masked to the render). Gradients come from the soft rasterizer's hand-made backw
 parametrisation is the one every refiner here uses (:mod:`gcf_ros.core.pose_update`). The crop
 window is fixed at the initial pose. PyTorch3D's CPU rasterizer is slow, so the defaults use
 decimated meshes (``face_budget``) and small windows.
+
+Benchmarks attach a :class:`~gcf_ros.core.phase_timer.PhaseTimer` as ``refiner.timer``: every
+iteration then records ``iteration`` and its phases ``forward`` (pose update, soft render, loss),
+``backward`` (the rasterizer's hand-made gradients) and ``step`` (best-pose bookkeeping, Adam).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 
 if TYPE_CHECKING:
@@ -72,11 +77,17 @@ class SoftRenderResult:
 
 
 class SoftRenderRefiner:
-    """Adam on xi = (dt, omega) per instance, all instances of a frame in one batch."""
+    """Adam on xi = (dt, omega) per instance, all instances of a frame in one batch.
+
+    Attributes:
+        timer: when set, records the wall time of every iteration and of its phases (see the
+            module docstring); None (the default) records nothing.
+    """
 
     def __init__(self, config: SoftRenderConfig, renderer: PyTorch3DRenderer) -> None:
         self.config = config
         self.renderer = renderer
+        self.timer: PhaseTimer | None = None
 
     def refine(
         self,
@@ -102,15 +113,19 @@ class SoftRenderRefiner:
         best_xi = torch.zeros_like(xi)
         t0 = time.perf_counter()
         for _ in range(cfg.iterations):
-            opt.zero_grad()
-            losses = self._losses(models, apply_update(T0, xi * scale), K, target)
-            losses.sum().backward()
-            with torch.no_grad():  # keep the best pose seen (the loss is noisy near the optimum)
-                better = losses < best_loss
-                best_loss = torch.where(better, losses, best_loss)
-                best_xi[better] = xi[better]
-            opt.step()
-            history.append(losses.detach().cpu().numpy())
+            with timed(self.timer, "iteration"):
+                with timed(self.timer, "forward"):
+                    opt.zero_grad()
+                    losses = self._losses(models, apply_update(T0, xi * scale), K, target)
+                with timed(self.timer, "backward"):
+                    losses.sum().backward()
+                with timed(self.timer, "step"):
+                    with torch.no_grad():  # keep the best pose seen (the loss is noisy near it)
+                        better = losses < best_loss
+                        best_loss = torch.where(better, losses, best_loss)
+                        best_xi[better] = xi[better]
+                    opt.step()
+                    history.append(losses.detach().cpu().numpy())
         with torch.no_grad():
             T = apply_update(T0.double(), (best_xi * scale).double())
         return SoftRenderResult(

@@ -7,6 +7,11 @@ Every detection of a frame is refined in one batch; an instance leaves the batch
 falls below the convergence thresholds. After the last iteration each result gets a confidence (the
 mean predicted weight over the rendered object) and is REJECTED, with a reason, when that is too
 low or when the pose left the image or went behind the camera.
+
+Benchmarks attach a :class:`~gcf_ros.core.phase_timer.PhaseTimer` as ``refiner.timer``: every
+iteration then records ``iteration`` (the whole of it) and its phases ``crop``, ``render``,
+``network``, ``solve`` (normal equations, solver, trust region) and ``update`` (step acceptance
+and bookkeeping). With no timer (the default) the hook does nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 from gcf_ros.core.camera import crop_window_for_box
 from gcf_ros.core.geometry import se3_apply
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
@@ -84,7 +90,12 @@ def default_checkpoint() -> Path:
 
 
 class Refiner:
-    """Batched GCF refinement of the detections of one image."""
+    """Batched GCF refinement of the detections of one image.
+
+    Attributes:
+        timer: when set, records the wall time of every iteration and of its phases (see the
+            module docstring); None (the default) records nothing.
+    """
 
     def __init__(
         self,
@@ -98,6 +109,7 @@ class Refiner:
         self.config = config or RefinerConfig()
         self.renderer = renderer or RaycastRenderer()
         self._solver = self.config.solver_config()
+        self.timer: PhaseTimer | None = None
 
     @classmethod
     def from_checkpoint(
@@ -123,7 +135,8 @@ class Refiner:
             active = np.flatnonzero(state.active)
             if active.size == 0:
                 break
-            self._iterate(image_rgb, K, models, state, active, it)
+            with timed(self.timer, "iteration"):
+                self._iterate(image_rgb, K, models, state, active, it)
         return [self._result(d, state, b, image_rgb.shape, K) for b, d in enumerate(detections)]
 
     def refine_poses(self, image_rgb, K, model_ids, T_init) -> list[RefineResult]:
@@ -133,28 +146,33 @@ class Refiner:
 
     def _iterate(self, image_rgb, K, models, state, active, it) -> None:
         cfg = self.config
-        windows, ok = [], []
-        for b in active:
-            try:
-                corners = models[b].bbox_corners_obj
-                windows.append(
-                    crop_window_for_box(K, state.T[b], corners, cfg.window_size, cfg.padding)
-                )
-                ok.append(b)
-            except ValueError:
-                state.reject(b, "pose went behind the camera")
-        if not ok:
-            return
-        idx = np.array(ok)
-        K_win = torch.from_numpy(np.stack([w.K_window(K) for w in windows]))
+        with timed(self.timer, "crop"):
+            windows, ok = [], []
+            for b in active:
+                try:
+                    corners = models[b].bbox_corners_obj
+                    windows.append(
+                        crop_window_for_box(K, state.T[b], corners, cfg.window_size, cfg.padding)
+                    )
+                    ok.append(b)
+                except ValueError:
+                    state.reject(b, "pose went behind the camera")
+            if not ok:
+                return
+            idx = np.array(ok)
+            K_win = torch.from_numpy(np.stack([w.K_window(K) for w in windows]))
+            crops = torch.from_numpy(np.stack([w.resample(image_rgb) for w in windows]))
         T = torch.from_numpy(state.T[idx])
         batch_models = [models[b] for b in idx]
-        render = self.renderer.render(batch_models, T, K_win, cfg.window_size)
-        crops = torch.from_numpy(np.stack([w.resample(image_rgb) for w in windows]))
-        diameters = torch.tensor([m.diameter for m in batch_models])
-        field_px, weight = self.predictor.predict(crops, render, diameters, K_win, idx)
-        xi = _clamp_step(self._solve(render, T, K_win, field_px, weight), T, cfg)
-        state.update(idx, xi.numpy(), weight, field_px, render, it, cfg)
+        with timed(self.timer, "render"):
+            render = self.renderer.render(batch_models, T, K_win, cfg.window_size)
+        with timed(self.timer, "network"):
+            diameters = torch.tensor([m.diameter for m in batch_models])
+            field_px, weight = self.predictor.predict(crops, render, diameters, K_win, idx)
+        with timed(self.timer, "solve"):
+            xi = _clamp_step(self._solve(render, T, K_win, field_px, weight), T, cfg)
+        with timed(self.timer, "update"):
+            state.update(idx, xi.numpy(), weight, field_px, render, it, cfg)
 
     def _solve(self, render, T, K_win, field_px, weight) -> torch.Tensor:
         B, S = render.batch_size, render.size

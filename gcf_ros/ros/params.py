@@ -28,7 +28,10 @@ class NodeParams:
     device: str = _p(
         "cpu", "torch device for the network: cpu or cuda (falls back to cpu with a warning)"
     )
-    threads: int = _p(0, "torch CPU threads used by the refinement worker; 0 = torch's default")
+    threads: int = _p(
+        1,
+        "torch CPU threads (process-wide); 0 = torch's default. 1 is as fast for 64 px windows and avoids OpenMP spin-waiting on busy CPUs (docs/performance.md)",
+    )
     iterations: int = _p(8, "maximum refinement iterations per frame", dynamic=True)
     solver: str = _p(
         "gauss_newton",

@@ -1,0 +1,126 @@
+"""What ``gcf-bench`` refines: the packaged LM-O frame, seeded initial poses, mesh variants.
+
+The frame is ``data/demo/lmo_000002_000003.json`` (LM-O test scene 2, image 3: real Kinect RGB,
+eight annotated objects, ground truth in millimetres). Initial poses follow DESIGN §4 (medium level,
+seed 0, over the annotated instances in file order); instances with visible fraction >= 0.3 are
+benchmarked. Only timings are taken on it; nothing is tuned on it.
+
+Mesh-size scaling uses one model at several face counts: below its own count, open3d's quadric
+decimation (:meth:`ObjectModel.simplified`); above, open3d's midpoint subdivision (each level
+splits every triangle in four: the same surface with 4x the faces, so the renders agree).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gcf_ros.core.models import ModelRegistry, ObjectModel
+from gcf_ros.eval.perturb import perturb_instances
+from gcf_ros.resources import demo_frame_json
+
+MIN_VISIB = 0.3
+SCALING_MODEL = "obj_000008"  # the LM-O driller: 25k faces, the largest window of the frame
+
+
+@dataclass(frozen=True)
+class BenchFrame:
+    """The benchmark frame.
+
+    Attributes:
+        image_rgb: (H, W, 3) uint8.
+        K: (3, 3) float64 intrinsics.
+        model_ids: model id of each of the M annotated instances, file order.
+        T_gt: (M, 4, 4) float64 ground-truth ``T_cam_obj``, metres.
+        T_init: (M, 4, 4) float64 initial poses: ``T_gt`` perturbed (DESIGN §4).
+        visib_fract: (M,) visible fraction of each instance.
+        source: the frame's JSON file.
+    """
+
+    image_rgb: np.ndarray
+    K: np.ndarray
+    model_ids: tuple[str, ...]
+    T_gt: np.ndarray
+    T_init: np.ndarray
+    visib_fract: np.ndarray
+    source: Path
+
+    @property
+    def evaluated(self) -> list[int]:
+        """Indices of the instances with visible fraction >= 0.3, file order."""
+        return [i for i, v in enumerate(self.visib_fract) if v >= MIN_VISIB]
+
+    def batch(self, n: int, noise: str = "medium", seed: int = 0) -> tuple[list[str], np.ndarray]:
+        """``n`` instances for one batched refinement: the evaluated instances repeated in order
+        until there are ``n``, with initial poses drawn for that list (seed, level) -> (ids,
+        T_init (n, 4, 4))."""
+        picks = [self.evaluated[k % len(self.evaluated)] for k in range(n)]
+        T_init = perturb_instances([self.T_gt[i] for i in picks], noise, seed)
+        return [self.model_ids[i] for i in picks], np.stack(T_init)
+
+
+def load_bench_frame(path: Path | None = None, noise: str = "medium", seed: int = 0) -> BenchFrame:
+    """Read a frame JSON (``cam_K``, ``image``, ``instances`` with ``obj_id``, ``cam_R_m2c``,
+    ``cam_t_m2c_mm``, ``visib_fract``) and draw its initial poses."""
+    path = Path(path) if path else demo_frame_json()
+    meta = json.loads(path.read_text())
+    bgr = cv2.imread(str(path.parent / meta["image"]), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(path.parent / meta["image"])
+    T_gt = np.tile(np.eye(4), (len(meta["instances"]), 1, 1))
+    for T, inst in zip(T_gt, meta["instances"], strict=True):
+        T[:3, :3] = np.reshape(inst["cam_R_m2c"], (3, 3))
+        T[:3, 3] = np.asarray(inst["cam_t_m2c_mm"], dtype=np.float64) / 1000.0
+    return BenchFrame(
+        image_rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+        K=np.asarray(meta["cam_K"], dtype=np.float64).reshape(3, 3),
+        model_ids=tuple(f"obj_{inst['obj_id']:06d}" for inst in meta["instances"]),
+        T_gt=T_gt,
+        T_init=np.stack(perturb_instances(list(T_gt), noise, seed)),
+        visib_fract=np.array([inst["visib_fract"] for inst in meta["instances"]]),
+        source=path,
+    )
+
+
+def mesh_variant(model: ObjectModel, faces: int) -> ObjectModel:
+    """``model`` with about ``faces`` triangles: itself within 10 % of its own count, quadric
+    decimation below, midpoint subdivision (to the first level with >= 0.9 ``faces``) above."""
+    if faces < 0.9 * model.num_faces:
+        return model.simplified(int(faces))
+    if faces <= 1.1 * model.num_faces:
+        return model
+    levels = math.ceil(math.log(0.9 * faces / model.num_faces, 4))
+    mesh = model.to_open3d_legacy().subdivide_midpoint(levels)
+    normals = np.asarray(mesh.vertex_normals)
+    verts = np.asarray(mesh.vertices, dtype=np.float32)
+    return ObjectModel(
+        model_id=model.model_id,
+        verts_obj=verts,
+        faces=np.asarray(mesh.triangles, dtype=np.int32),
+        vert_colors=np.asarray(mesh.vertex_colors),
+        vert_normals_obj=normals / np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-12),
+        diameter=model.diameter,  # midpoints lie on the old triangles: same surface
+        bbox_min=verts.min(axis=0),
+        bbox_max=verts.max(axis=0),
+        symmetric=model.symmetric,
+        tf_name=model.tf_name,
+        source_path=model.source_path,
+    )
+
+
+class VariantRegistry(ModelRegistry):
+    """A registry whose render models are replaced for some ids (mesh-size scaling)."""
+
+    def __init__(self, base: ModelRegistry, render_models: dict[str, ObjectModel]) -> None:
+        super().__init__({model_id: base.spec(model_id) for model_id in base.ids})
+        self._variants = dict(render_models)
+
+    def render_model(self, model_id: str) -> ObjectModel:
+        if model_id in self._variants:
+            return self._variants[model_id]
+        return super().render_model(model_id)

@@ -1,0 +1,145 @@
+"""The speed benchmark's plan: which cases ``gcf-bench`` runs, and with how many repeats.
+
+Methods (same frame, same instances, one object per refinement): ``gcf_gauss_newton`` and
+``gcf_gradient`` (the learned refiner with its default settings, window 64 px, at most 8
+iterations) and the PyTorch3D soft-rasterizer baselines ``mask`` and ``rgb`` (their tuned defaults:
+40 Adam iterations, 48 px window, 500-face meshes). Scaling, GCF with Gauss-Newton only (the
+baselines' CPU rasterizer grows with window area x faces, far past any budget here): objects per
+frame (one batched ``refine``), window size, and mesh faces of the LM-O driller (obj_000008).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from gcf_ros.bench.cases import CaseTiming, time_gcf, time_soft
+from gcf_ros.bench.frame import SCALING_MODEL, BenchFrame, VariantRegistry, mesh_variant
+from gcf_ros.bench.timing import sync_for
+from gcf_ros.core.models import ModelRegistry
+from gcf_ros.gcf.predictor import NetworkPredictor
+from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint
+
+METHODS = ("gcf_gauss_newton", "gcf_gradient", "mask", "rgb")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How much ``gcf-bench`` measures (defaults: the full run; :meth:`quick` for ~2 minutes).
+
+    Attributes:
+        device: ``cpu`` or ``cuda`` (the network and the baselines; ray casting is always CPU).
+        repeats: timed runs per instance for GCF and the scaling cases (after one warm-up).
+        baseline_repeats: timed runs per instance for the baselines (after one warm-up).
+        instances: how many of the frame's evaluated instances (None: all of them).
+        baseline_iterations: Adam iterations of the baselines (their tuned default: 40).
+        objects: objects per frame for the batch-size scaling.
+        windows: window sizes (px) for the window scaling.
+        faces: mesh sizes (faces) for the mesh scaling.
+    """
+
+    device: str = "cpu"
+    repeats: int = 5
+    baseline_repeats: int = 2
+    instances: int | None = None
+    baseline_iterations: int = 40
+    objects: tuple[int, ...] = (1, 4, 16)
+    windows: tuple[int, ...] = (64, 128, 192)
+    faces: tuple[int, ...] = (2000, 25000, 100000)
+
+    def __post_init__(self) -> None:
+        if min(self.repeats, self.baseline_repeats, self.baseline_iterations) < 1:
+            raise ValueError("repeats, baseline_repeats and baseline_iterations must be >= 1")
+        if self.instances is not None and self.instances < 1:
+            raise ValueError("instances must be >= 1")
+        if min((*self.objects, *self.windows, *self.faces), default=1) < 1:
+            raise ValueError("objects, windows and faces must be >= 1")
+
+    @classmethod
+    def quick(cls, **overrides) -> BenchConfig:
+        """About two minutes on two CPU cores: two instances, one baseline run each."""
+        return replace(cls(repeats=3, baseline_repeats=1, instances=2), **overrides)
+
+
+@dataclass(frozen=True)
+class ScalingPoint:
+    """One scaling case: the value asked for, the value used (faces after decimation or
+    subdivision), and its timings."""
+
+    value: int
+    actual: int
+    timing: CaseTiming
+
+
+@dataclass
+class BenchResults:
+    """Everything one speed run measured; ``instances`` are the model ids timed."""
+
+    methods: dict[str, CaseTiming] = field(default_factory=dict)
+    scaling: dict[str, list[ScalingPoint]] = field(default_factory=dict)
+    instances: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def run_speed(
+    frame: BenchFrame,
+    registry: ModelRegistry,
+    config: BenchConfig,
+    progress: Callable[[str], None] = print,
+) -> BenchResults:
+    """Run every case of the plan; ``progress`` gets one line per case."""
+    sync = sync_for(config.device)
+    predictor = NetworkPredictor.from_weights(default_checkpoint(), config.device)
+    idx = frame.evaluated[: config.instances]
+    out = BenchResults(instances=[frame.model_ids[i] for i in idx])
+    singles = [([frame.model_ids[i]], frame.T_init[i : i + 1]) for i in idx]
+    # One-time costs outside every case (so each case's memory is its own): mesh loading, the
+    # network's first call.
+    Refiner(registry, predictor).refine_poses(frame.image_rgb, frame.K, *singles[0])
+    for model_id in frame.model_ids:
+        registry.render_model(model_id)
+    for solver in ("gauss_newton", "gradient"):
+        progress(f"gcf ({solver}) on {len(idx)} instances")
+        out.methods[f"gcf_{solver}"] = time_gcf(
+            frame, registry, predictor, RefinerConfig(solver=solver), singles, config.repeats, sync
+        )
+    for space in ("mask", "rgb"):
+        progress(f"{space} baseline ({config.baseline_iterations} iterations) on {len(idx)}")
+        out.methods[space] = time_soft(
+            frame, registry, space, idx, config.baseline_iterations, config.baseline_repeats,
+            config.device, sync,
+        )  # fmt: skip
+    out.scaling = _scaling(frame, registry, predictor, config, sync, progress, out.notes)
+    return out
+
+
+def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
+    def gcf(reg, cfg, batch) -> CaseTiming:
+        return time_gcf(frame, reg, predictor, cfg, [batch], config.repeats, sync)
+
+    i = frame.model_ids.index(SCALING_MODEL)
+    single = ([SCALING_MODEL], frame.T_init[i : i + 1])
+    scaling: dict[str, list[ScalingPoint]] = {"objects": [], "window_px": [], "mesh_faces": []}
+    for n in config.objects:
+        progress(f"scaling: {n} objects per frame")
+        point = gcf(registry, RefinerConfig(), frame.batch(n))
+        scaling["objects"].append(ScalingPoint(n, n, point))
+    for size in config.windows:
+        progress(f"scaling: window {size} px")
+        point = gcf(registry, RefinerConfig(window_size=size), single)
+        scaling["window_px"].append(ScalingPoint(size, size, point))
+    full = registry.get(SCALING_MODEL)
+    for faces in config.faces:
+        model = mesh_variant(full, faces)
+        how = _variant_note(full.num_faces, model.num_faces)
+        progress(f"scaling: {SCALING_MODEL} with {model.num_faces} faces ({how})")
+        notes.append(f"mesh_faces {faces}: {SCALING_MODEL} {how}, {model.num_faces} faces")
+        point = gcf(VariantRegistry(registry, {SCALING_MODEL: model}), RefinerConfig(), single)
+        scaling["mesh_faces"].append(ScalingPoint(faces, model.num_faces, point))
+    return scaling
+
+
+def _variant_note(full_faces: int, faces: int) -> str:
+    if faces == full_faces:
+        return "full mesh"
+    return "quadric decimation" if faces < full_faces else "midpoint subdivision of the full mesh"

@@ -1,0 +1,105 @@
+"""gcf-bench end to end, as small as it gets: the JSON has the documented keys and numbers.
+
+No timing assertions: only that every time is a positive number."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gcf_ros.bench import accuracy
+from gcf_ros.bench.cli import main
+from gcf_ros.bench.report import JSON_KEYS
+from gcf_ros.bench.suite import METHODS
+
+TINY = ["--quick", "--threads", "1", "--repeats", "1", "--bench-instances", "1",
+        "--baseline-iterations", "2", "--objects", "1", "--windows", "64",
+        "--faces", "2000"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """gcf-bench --threads sets torch's process-wide thread count: give it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _positive(x) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def test_tiny_run_writes_the_documented_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main([*TINY, "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc) == set(JSON_KEYS)
+    for key in ("per_iteration_ms", "per_object_ms", "iterations", "memory_mb", "phases_ms"):
+        assert set(doc[key]) == set(METHODS), key
+    assert all(_positive(doc[k][m]) for k in ("per_iteration_ms", "per_object_ms") for m in METHODS)
+    assert all(_positive(doc["p90_ms"][k][m]) for k in doc["p90_ms"] for m in METHODS)
+    assert set(doc["ratios"]) == {"mask_over_gcf", "rgb_over_gcf"}
+    assert all(_positive(v) for v in doc["ratios"].values())
+    assert set(doc["phases_ms"]["gcf_gauss_newton"]) == {
+        "crop", "render", "network", "solve", "update", "other",
+    }  # fmt: skip
+    assert set(doc["phases_ms"]["mask"]) == {"forward", "backward", "step", "other"}
+    assert doc["node"] is None
+    assert doc["device"] == "cpu"
+    assert all(_positive(doc["memory_mb"][m]["peak_rss"]) for m in METHODS)
+    assert doc["iterations"]["mask"] == 2
+    for axis in ("objects", "window_px", "mesh_faces"):
+        (point,) = doc["scaling"][axis]
+        assert _positive(point["per_iteration_ms"]["median"])
+        assert _positive(point["per_object_ms"]["median"])
+    assert doc["scaling"]["mesh_faces"][0]["actual"] <= 2000
+    assert {"cpu", "cores", "torch_threads", "torch"} <= set(doc["machine"])
+    assert doc["machine"]["torch_threads"] == 1
+    assert "gcf_gauss_newton" in capsys.readouterr().out
+
+
+def test_accuracy_plot_with_stored_baselines(tmp_path, lmo_root, monkeypatch):
+    monkeypatch.setattr(accuracy, "GCF_ITERATIONS", {"gauss_newton": (1,), "gradient": (2,)})
+    from gcf_ros.core.bop import BopDataset
+    from gcf_ros.eval.harness import EvalConfig, select_instances
+
+    ds = BopDataset(lmo_root)
+    selected = select_instances(ds, ds.model_registry(), EvalConfig(lmo_root, "medium", 0, 2))
+    for space, add_m in (("mask", 0.001), ("rgb", 1.0)):  # mask: every instance within 0.1 d
+        instances = [
+            {"scene_id": f.scene_id, "im_id": f.im_id, "inst_idx": inst.inst_idx,
+             "iterations": 40, "time_ms": 1000.0, "refined": {"add_m": add_m, "diameter_m": 0.1}}
+            for f, inst, *_ in selected
+        ]  # fmt: skip
+        doc = {"method": space, "noise": "medium", "seed": 0, "instances": instances}
+        (tmp_path / f"{space}_medium_n2.json").write_text(json.dumps(doc))
+    png, out = tmp_path / "acc.png", tmp_path / "acc.json"
+    args = ["--accuracy-plot", str(png), "--instances", "2", "--dataset", str(lmo_root),
+            "--eval-dir", str(tmp_path), "--out", str(out), "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    assert png.stat().st_size > 0
+    doc = json.loads(out.read_text())
+    by_series = {p["series"]: p for p in doc["points"]}
+    assert set(by_series) == {"gcf gauss_newton", "gcf gradient", "mask", "rgb"}
+    assert by_series["mask"]["add_s_01d"] == 1.0 and by_series["rgb"]["add_s_01d"] == 0.0
+    assert by_series["mask"]["source"].endswith("mask_medium_n2.json")
+    assert all(p["n"] == 2 and _positive(p["time_ms"]) for p in doc["points"])
+    assert 0.0 <= doc["initial_add_s_01d"] <= 1.0
+
+
+def test_stored_baseline_must_hold_the_same_instances(tmp_path):
+    inst = {"scene_id": 2, "im_id": 3, "inst_idx": 1, "iterations": 40, "time_ms": 5.0,
+            "refined": {"add_m": None, "diameter_m": 0.1}}  # fmt: skip
+    path = tmp_path / "mask_medium_n1.json"
+    path.write_text(json.dumps({"method": "mask", "noise": "medium", "seed": 0,
+                                "instances": [inst]}))  # fmt: skip
+    point = accuracy.stored_baseline(path, [(2, 3, 1)], seed=0)
+    assert point is not None and point.add_s_01d == 0.0  # a failed estimate counts as a miss
+    assert accuracy.stored_baseline(path, [(2, 3, 2)], seed=0) is None
+    assert accuracy.stored_baseline(path, [(2, 3, 1)], seed=1) is None
+    assert accuracy.stored_baseline(tmp_path / "absent.json", [(2, 3, 1)], seed=0) is None
+    assert np.isfinite(point.time_ms)
