@@ -164,9 +164,13 @@ class Player(Node):
             self.create_subscription(Image, "debug/overlay", self._on_overlay, 10)
 
     def connected(self) -> bool:
-        """True once the refiner subscribes to all three inputs."""
+        """True once the refiner subscribes to all three inputs and its outputs are discovered
+        (a result published before discovery completes would be lost)."""
         pubs = (self.image_pub, self.info_pub, self.det_pub)
-        return all(p.get_subscription_count() > 0 for p in pubs)
+        outputs = ("refined_poses", "/tf")
+        return all(p.get_subscription_count() > 0 for p in pubs) and all(
+            self.count_publishers(t) > 0 for t in outputs
+        )
 
     def publish_frame(
         self, frame: SequenceFrame, instances: list[CoarseInstance], stamp_s: float

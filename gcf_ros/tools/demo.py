@@ -87,7 +87,7 @@ def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
         if not spin_until(executor, player.connected, timeout, proc):
             print("gcf-demo: the refiner node did not come up", file=sys.stderr)
             return 1
-        time.sleep(0.5)  # let the refiner's publishers match the player's subscriptions
+        spin_until(executor, lambda: False, 1.0)  # let the matching settle on both sides
         for k, frame in enumerate(frames):
             instances = coarse_instances(frame, level, seed=seed + k)
             t0 = time.monotonic()

@@ -82,7 +82,9 @@ class Client:
     def connect(self, timeout=30.0):
         pubs = (self.image_pub, self.info_pub, self.det_pub)
         assert self.ros.spin_until(
-            lambda: all(p.get_subscription_count() > 0 for p in pubs), timeout
+            lambda: all(p.get_subscription_count() > 0 for p in pubs)
+            and self.node.count_publishers("refined_poses") > 0,
+            timeout,
         ), "the refiner did not subscribe"
         self.ros.spin_until(lambda: False, 0.5)  # let its publishers match ours
 
