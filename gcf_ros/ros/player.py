@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +184,27 @@ class Player(Node):
         self.image_pub.publish(image_msg(frame.image_rgb, stamp))
         self.det_pub.publish(detections_msg(instances, stamp))
         return _stamp_s(stamp)
+
+    def play(
+        self,
+        frame: SequenceFrame,
+        instances: list[CoarseInstance],
+        spin_once: Callable[[], None],
+        timeout: float = 60.0,
+        retry_s: float = 10.0,
+    ) -> float | None:
+        """Publish a frame and spin until its refined poses arrive; returns the stamp key, or
+        None after ``timeout``. Republishes (new stamp) every ``retry_s`` without an answer: a
+        frame sent while discovery is still settling, or dropped under load, is not fatal."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            key = self.publish_frame(frame, instances, time.time())
+            retry = min(deadline, time.monotonic() + retry_s)
+            while time.monotonic() < retry:
+                if key in self.collected.poses:
+                    return key
+                spin_once()
+        return None
 
     def _on_poses(self, msg: RefinedPoseArray) -> None:
         with self._lock:

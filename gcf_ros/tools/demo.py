@@ -91,9 +91,11 @@ def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
         for k, frame in enumerate(frames):
             instances = coarse_instances(frame, level, seed=seed + k)
             t0 = time.monotonic()
-            key = player.publish_frame(frame, instances, time.time())
-            got = spin_until(executor, lambda key=key: key in player.collected.poses, timeout, proc)
-            spin_until(executor, lambda key=key: key in player.collected.overlays, 5.0, proc)
+            key = player.play(frame, instances, lambda: executor.spin_once(timeout_sec=0.05),
+                              timeout=timeout)  # fmt: skip
+            got = key is not None
+            if got:
+                spin_until(executor, lambda key=key: key in player.collected.overlays, 5.0, proc)
             wall_ms = 1e3 * (time.monotonic() - t0)
             if not got:
                 missing.append(frame.name)

@@ -82,8 +82,10 @@ class Client:
     def connect(self, timeout=30.0):
         pubs = (self.image_pub, self.info_pub, self.det_pub)
         assert self.ros.spin_until(
-            lambda: all(p.get_subscription_count() > 0 for p in pubs)
-            and self.node.count_publishers("refined_poses") > 0,
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in pubs)
+                and self.node.count_publishers("refined_poses") > 0
+            ),
             timeout,
         ), "the refiner did not subscribe"
         self.ros.spin_until(lambda: False, 0.5)  # let its publishers match ours
@@ -138,8 +140,8 @@ def test_console_script_refines_real_frames_end_to_end(ros, frames):
         before, after, n_tf = [], [], 0
         for k, frame in enumerate(frames):
             instances = coarse_instances(frame, "large", seed=k)
-            key = player.publish_frame(frame, instances, time.time())
-            assert ros.spin_until(lambda key=key: key in player.collected.poses, 60.0)
+            key = player.play(frame, instances, lambda: ros.executor.spin_once(timeout_sec=0.05))
+            assert key is not None, f"no refined poses for {frame.name}"
             ros.spin_until(lambda key=key: key in player.collected.tf, 2.0)
             result = player.collected.poses[key]
             assert result.header.frame_id == "camera_color_optical_frame"
