@@ -7,14 +7,16 @@
 Prints a table and writes a JSON document (keys in gcf_ros.bench.report): per iteration and per
 object (median, p90) for gcf_gauss_newton, gcf_gradient, mask and rgb, split into phases, with
 each baseline's ratio to gcf_gauss_newton measured in the same run; scaling with objects per frame,
-window size and mesh faces; peak RSS per case; the machine. Compare ratios, not absolute times,
-on shared machines. With --accuracy-plot it instead draws ADD(-S) < 0.1 d vs time per object
-(gcf_ros.bench.accuracy) and writes its points to --out.
+window size and mesh faces; the node end to end (30 Hz stream with 1, 4, 8 detections per frame,
+real rclpy nodes: input/output rate, latency percentiles, drops); peak RSS per case; the machine.
+Compare ratios, not absolute times, on shared machines. With --accuracy-plot it instead draws
+ADD(-S) < 0.1 d vs time per object (gcf_ros.bench.accuracy) and writes its points to --out.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -45,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--objects", type=int, nargs="+", help="objects per frame (1 4 16)")
     g.add_argument("--windows", type=int, nargs="+", help="window sizes, px (64 128 192)")
     g.add_argument("--faces", type=int, nargs="+", help="mesh faces (2000 25000 100000)")
-    g.add_argument("--skip-node", action="store_true", default=True,
-                   help="no ROS-node benchmark ('node': null; the default for now)")  # fmt: skip
+    g.add_argument("--skip-node", action="store_true",
+                   help="no ROS-node benchmark ('node': null)")  # fmt: skip
+    g.add_argument("--node-seconds", type=float, help="length of each node stream (default 8)")
     a = p.add_argument_group("accuracy per time")
     a.add_argument("--accuracy-plot", type=Path, default=None, help="draw it into this PNG")
     a.add_argument("--instances", type=int, default=20, help="LM-O instances for GCF")
@@ -116,6 +119,15 @@ def _speed(args: argparse.Namespace, config: BenchConfig) -> int:
         "device_requested": args.device, "wall_s": time.perf_counter() - t0,
     }  # fmt: skip
     doc = to_json(results, config, machine, settings)
+    if not args.skip_node:
+        from gcf_ros.bench.node import NodeBenchConfig, bench_node
+
+        node_config = NodeBenchConfig.quick() if args.quick else NodeBenchConfig()
+        if args.node_seconds:
+            node_config = dataclasses.replace(node_config, duration_s=args.node_seconds)
+        node_config = dataclasses.replace(node_config, threads=max(args.threads, 1))
+        doc["node"] = bench_node(node_config, progress=lambda s: print(f"# {s}", flush=True))
+    doc["settings"]["wall_s"] = time.perf_counter() - t0
     doc["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     print(format_tables(doc))
     _write(args.out, doc)

@@ -10,7 +10,7 @@ JSON (milliseconds, MB; other tools read these keys)::
     ratios:      {mask_over_gcf, rgb_over_gcf}  per iteration, against gcf_gauss_newton
     scaling:     {method, objects | window_px | mesh_faces: [{value, actual, per_iteration_ms,
                  per_object_ms, iterations, phases_ms, memory_mb}], notes}
-    node:        null until the ROS-node benchmark is wired
+    node:        the node end to end (gcf_ros.bench.node), null with --skip-node
     memory_mb:   {method: {rss_before, peak_rss, delta}}
     device:      "cpu" | "cuda"
     machine:     {cpu, cores, torch_threads, torch, ...}
@@ -112,6 +112,10 @@ def format_tables(doc: dict) -> str:
         parts = "  ".join(f"{p} {s['median']:.2f}" for p, s in doc["phases_ms"][k].items())
         lines.append(f"{k:<18}{parts}")
     lines += ["", *_scaling_lines(doc["scaling"])]
+    if doc.get("node"):
+        from gcf_ros.bench.node import format_node_table
+
+        lines += ["", *format_node_table(doc["node"])]
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from gcf_ros.bench.suite import METHODS
 
 TINY = ["--quick", "--threads", "1", "--repeats", "1", "--bench-instances", "1",
         "--baseline-iterations", "2", "--objects", "1", "--windows", "64",
-        "--faces", "2000"]  # fmt: skip
+        "--faces", "2000", "--skip-node"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +103,18 @@ def test_stored_baseline_must_hold_the_same_instances(tmp_path):
     assert accuracy.stored_baseline(path, [(2, 3, 1)], seed=1) is None
     assert accuracy.stored_baseline(tmp_path / "absent.json", [(2, 3, 1)], seed=0) is None
     assert np.isfinite(point.time_ms)
+
+
+def test_node_stream_case_reports_rates_latency_and_drops():
+    """The node part with real rclpy nodes: a short 30 Hz stream with 2 detections per frame."""
+    from gcf_ros.bench.node import NodeBenchConfig, bench_node, format_node_table
+
+    node = bench_node(NodeBenchConfig(detections=(2,), duration_s=1.5), progress=lambda s: None)
+    case = node["cases"]["2"]
+    assert case["frames_sent"] >= 30 and 0 < case["frames_refined"] <= case["frames_sent"]
+    assert case["newest_refined"]  # the last frame of the stream is refined
+    assert _positive(case["input_hz"]) and _positive(case["output_hz"])
+    assert all(_positive(case["latency_ms"][p]) for p in ("p50", "p90", "p99"))
+    assert case["latency_ms"]["p50"] <= case["latency_ms"]["p99"]
+    assert _positive(case["memory_mb"]["peak_rss"])
+    assert len(format_node_table(node)) == 3

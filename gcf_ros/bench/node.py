@@ -1,0 +1,212 @@
+"""The refiner node end to end: a 30 Hz stream in, refined poses out (real rclpy nodes, Fast DDS).
+
+For each number of detections per frame, a fresh ``gcf_refiner`` (packaged parameters, reliable
+inputs so that no frame is lost in transport) runs on its own executor thread and context; a
+stream node publishes the bundled LM-O frame (image, camera_info, CoarseDetectionArray with new
+stamps) at ``rate_hz`` for ``duration_s`` and records when each frame's RefinedPoseArray comes
+back. Reported per case: input and output rates (Hz), end-to-end latency percentiles (publish ->
+refined poses received, ms, over the frames that were refined), frames dropped by the node's
+newest-frame queue, the node's own latency (image arrival -> publish) and the process RSS peak.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gcf_ros.bench.timing import PeakRss
+
+DOMAIN_NOTE = "ROS_DOMAIN_ID and discovery range come from the environment"
+
+
+@dataclass(frozen=True)
+class NodeBenchConfig:
+    """Detections per frame for each case, stream rate (Hz) and length (s)."""
+
+    detections: tuple[int, ...] = (1, 4, 8)
+    rate_hz: float = 30.0
+    duration_s: float = 8.0
+    threads: int = 1
+
+    @classmethod
+    def quick(cls) -> NodeBenchConfig:
+        return cls(detections=(1, 8), duration_s=4.0)
+
+
+def bench_node(config: NodeBenchConfig, progress: Callable[[str], None] = print) -> dict:
+    """``{"rate_hz", "duration_s", "cases": {"<n>": {...}}}`` (see the module docstring)."""
+    import rclpy  # the ROS part of the benchmark only: the rest runs without ROS
+
+    from gcf_ros.ros.player import load_sequence
+
+    frame = load_sequence()[0]
+    cases = {}
+    for n in config.detections:
+        progress(f"node: {n} detection(s) per frame at {config.rate_hz:.0f} Hz")
+        cases[str(n)] = _one_case(rclpy, frame, n, config)
+    return {
+        "rate_hz": config.rate_hz,
+        "duration_s": config.duration_s,
+        "threads": config.threads,
+        "note": DOMAIN_NOTE,
+        "cases": cases,
+    }
+
+
+def _one_case(rclpy, frame, n: int, config: NodeBenchConfig) -> dict:
+    from gcf_ros.ros.player import CoarseInstance, coarse_instances
+
+    base = [coarse_instances(frame, "medium", seed=0)[k % 7] for k in range(n)]
+    instances = [CoarseInstance(b.model_id, str(k), b.T_init, b.T_gt) for k, b in enumerate(base)]
+    with PeakRss() as probe:
+        graph = _Graph(rclpy, config.threads)
+        try:
+            graph.connect()
+            graph.warm_up(frame, instances)
+            sent, t_start = graph.stream(frame, instances, config.rate_hz, config.duration_s)
+            snap = graph.node.stats.snapshot()
+        finally:
+            graph.close()
+    received = graph.received
+    done = [k for k in sent if k in received]
+    latency = np.array([1e3 * (received[k] - sent[k]) for k in done])
+    span = max(received[k] for k in done) - t_start if done else float("nan")
+    pct = {f"p{p}": float(np.percentile(latency, p)) for p in (50, 90, 99)} if done else {}
+    return {
+        "detections": n,
+        "frames_sent": len(sent),
+        "frames_refined": len(done),
+        "input_hz": len(sent) / config.duration_s,
+        "output_hz": len(done) / span if done else 0.0,
+        "latency_ms": pct,
+        "node_latency_ms": {f"p{p}": snap[f"latency_p{p}_ms"] for p in (50, 90, 99)},
+        "dropped_by_queue": int(snap.get("queue_dropped", 0)),
+        "newest_refined": bool(sent) and max(sent) in received,
+        "memory_mb": probe.memory.to_dict(),
+    }
+
+
+class _Graph:
+    """A refiner node on its own executor thread, and the stream node driven by the caller."""
+
+    def __init__(self, rclpy, threads: int) -> None:
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from gcf_ros.ros.refiner_node import GcfRefinerNode
+        from gcf_ros_msgs.msg import CoarseDetectionArray, RefinedPoseArray
+
+        self.ctx_node, self.ctx_stream = Context(), Context()
+        rclpy.init(context=self.ctx_node)
+        rclpy.init(context=self.ctx_stream)
+        params = [Parameter("input_reliability", value="reliable"),
+                  Parameter("threads", value=threads)]  # fmt: skip
+        self.node = GcfRefinerNode(context=self.ctx_node, parameter_overrides=params)
+        self.node_exec = SingleThreadedExecutor(context=self.ctx_node)
+        self.node_exec.add_node(self.node)
+        self.spinner = threading.Thread(target=_spin, args=(self.node_exec,), daemon=True)
+        self.spinner.start()
+        self.stream_node = Node("gcf_bench_stream", context=self.ctx_stream)
+        self.exec = SingleThreadedExecutor(context=self.ctx_stream)
+        self.exec.add_node(self.stream_node)
+        self.pub_img = self.stream_node.create_publisher(Image, "image", 10)
+        self.pub_info = self.stream_node.create_publisher(CameraInfo, "camera_info", 10)
+        self.pub_det = self.stream_node.create_publisher(CoarseDetectionArray, "detections", 10)
+        self.received: dict[float, float] = {}
+        self.stream_node.create_subscription(RefinedPoseArray, "refined_poses", self._on_poses, 10)
+
+    def _on_poses(self, msg) -> None:
+        self.received[_key(msg.header.stamp)] = time.monotonic()
+
+    def connect(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (
+                self.pub_det.get_subscription_count() > 0
+                and self.stream_node.count_publishers("refined_poses") > 0
+            ):
+                return
+            self.exec.spin_once(timeout_sec=0.05)
+        raise RuntimeError("the refiner node did not connect")
+
+    def publish(self, frame, instances, t_s: float) -> float:
+        from gcf_ros.ros.player import camera_info_msg, detections_msg, image_msg, stamp_msg
+
+        stamp = stamp_msg(t_s)
+        h, w = frame.image_rgb.shape[:2]
+        self.pub_info.publish(camera_info_msg(frame.K, w, h, stamp))
+        self.pub_img.publish(image_msg(frame.image_rgb, stamp))
+        self.pub_det.publish(detections_msg(instances, stamp))
+        return _key(stamp)
+
+    def wait_for(self, key: float, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while key not in self.received and time.monotonic() < deadline:
+            self.exec.spin_once(timeout_sec=0.01)
+
+    def warm_up(self, frame, instances) -> None:
+        """One frame through the whole pipeline first (first-call costs); retried once."""
+        for _ in range(2):
+            key = self.publish(frame, instances, time.time())
+            self.wait_for(key, 15.0)
+            if key in self.received:
+                return
+
+    def stream(self, frame, instances, rate_hz: float, duration_s: float):
+        """Publish at ``rate_hz`` for ``duration_s``; ({stamp key: publish time}, start time)."""
+        sent: dict[float, float] = {}
+        period, t_next = 1.0 / rate_hz, time.monotonic()
+        t_start, t_end = t_next, t_next + duration_s
+        while time.monotonic() < t_end:
+            if time.monotonic() >= t_next:
+                sent[self.publish(frame, instances, time.time())] = time.monotonic()
+                t_next += period
+            self.exec.spin_once(timeout_sec=0.001)
+        if sent:
+            self.wait_for(max(sent), 30.0)  # the newest frame must come out
+        return sent, t_start
+
+    def close(self) -> None:
+        self.stream_node.destroy_node()
+        self.exec.shutdown()
+        self.node_exec.shutdown(timeout_sec=2.0)
+        self.spinner.join(5.0)
+        self.node.destroy_node()
+        self.ctx_stream.try_shutdown()
+        self.ctx_node.try_shutdown()
+
+
+def _spin(executor) -> None:
+    with contextlib.suppress(Exception):  # shut down under us at the end of a case
+        executor.spin()
+
+
+def _key(stamp) -> float:
+    return round(stamp.sec + 1e-9 * stamp.nanosec, 6)
+
+
+def format_node_table(node: dict) -> list[str]:
+    """Lines of the node table of ``gcf-bench``'s output."""
+    lines = [
+        f"node end to end: {node['rate_hz']:.0f} Hz stream for {node['duration_s']:.0f} s, "
+        f"real rclpy nodes over Fast DDS, torch threads {node['threads']}",
+        f"{'detections':>10}{'in Hz':>8}{'out Hz':>8}{'sent':>6}{'refined':>8}{'dropped':>8}"
+        f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'RSS MB':>8}",
+    ]
+    for c in node["cases"].values():
+        lat = c["latency_ms"] or {"p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
+        lines.append(
+            f"{c['detections']:>10}{c['input_hz']:>8.1f}{c['output_hz']:>8.1f}"
+            f"{c['frames_sent']:>6}{c['frames_refined']:>8}{c['dropped_by_queue']:>8}"
+            f"{lat['p50']:>9.0f}{lat['p90']:>9.0f}{lat['p99']:>9.0f}"
+            f"{c['memory_mb']['peak_rss']:>8.0f}"
+        )
+    return lines
