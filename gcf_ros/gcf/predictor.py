@@ -49,7 +49,7 @@ class NetworkPredictor:
         image = image_input(image_windows).to(self.device)
         rend = render_input(render, diameters).to(self.device)
         out = self.net(image, rend)
-        field = out.field.permute(0, 2, 3, 1).float().cpu()
+        field = out.field.permute(0, 2, 3, 1).float().cpu().contiguous()
         weight = out.weight[:, 0].float().cpu() if out.weight is not None else None
         if weight is None:
             weight = torch.ones(field.shape[:3])

@@ -176,12 +176,15 @@ class Refiner:
 
     def _solve(self, render, T, K_win, field_px, weight) -> torch.Tensor:
         B, S = render.batch_size, render.size
-        X_obj = render.xyz_obj.double().reshape(B, S * S, 3)
-        X_cam = se3_apply(T, X_obj)
-        w = (weight * render.mask).double().reshape(B, S * S)
-        H, g = normal_equations(
-            K_win, X_cam, T[:, :3, 3], field_px.double().reshape(B, S * S, 2), w
-        )
+        # Only rendered pixels contribute (the others have weight 0): gather them, foreground
+        # first, padded to the largest count of the batch -- about 10 % of the window.
+        fg = render.mask.reshape(B, S * S)
+        n = max(int(fg.sum(1).max()), 1)
+        idx = torch.argsort(fg.to(torch.int8), dim=1, descending=True, stable=True)[:, :n]
+        X_obj = _take(render.xyz_obj.reshape(B, S * S, 3), idx).double()
+        w = _take((weight * render.mask).reshape(B, S * S), idx).double()
+        F = _take(field_px.reshape(B, S * S, 2), idx).double()
+        H, g = normal_equations(K_win, se3_apply(T, X_obj), T[:, :3, 3], F, w)
         return solve_update(H, g, self._solver)
 
     def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
@@ -209,6 +212,11 @@ class Refiner:
         if state.confidence[b] < cfg.min_confidence:
             return f"confidence {state.confidence[b]:.2f} < {cfg.min_confidence:.2f}"
         return ""
+
+
+def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x (B, N, ...) gathered along N at idx (B, n)."""
+    return x[torch.arange(x.shape[0])[:, None], idx]
 
 
 def _clamp_step(xi: torch.Tensor, T: torch.Tensor, cfg: RefinerConfig) -> torch.Tensor:
