@@ -42,7 +42,7 @@ def bench_node(config: NodeBenchConfig, progress: Callable[[str], None] = print)
     """``{"rate_hz", "duration_s", "cases": {"<n>": {...}}}`` (see the module docstring)."""
     import rclpy  # the ROS part of the benchmark only: the rest runs without ROS
 
-    from gcf_ros.ros.player import load_sequence
+    from gcf_ros.tools.sequence import load_sequence
 
     frame = load_sequence()[0]
     cases = {}
@@ -59,7 +59,7 @@ def bench_node(config: NodeBenchConfig, progress: Callable[[str], None] = print)
 
 
 def _one_case(rclpy, frame, n: int, config: NodeBenchConfig) -> dict:
-    from gcf_ros.ros.player import CoarseInstance, coarse_instances
+    from gcf_ros.tools.sequence import CoarseInstance, coarse_instances
 
     base = [coarse_instances(frame, "medium", seed=0)[k % 7] for k in range(n)]
     instances = [CoarseInstance(b.model_id, str(k), b.T_init, b.T_gt) for k, b in enumerate(base)]

@@ -44,7 +44,7 @@ class RefinerConfig:
     iterations: int = 8
     solver: str = "gauss_newton"
     damping: float = 0.1  # LM lambda, relative to diag(H); chosen on synthetic validation data
-    rotation_damping: float = 5.0  # extra LM lambda on rotation; synthetic validation (solver.py)
+    rotation_damping: float = 20.0  # extra damping of rotation; synthetic validation (solver.py)
     gradient_step: float = 0.3
     converge_rot_deg: float = 0.05
     converge_trans_m: float = 2e-4

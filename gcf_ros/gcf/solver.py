@@ -65,9 +65,9 @@ def solve_update(H: torch.Tensor, g: torch.Tensor, config: SolverConfig) -> torc
     """The pose update xi (B, 6) = (dt, omega) from the normal equations."""
     diag = torch.diagonal(H, dim1=-2, dim2=-1)
     eps = 1e-9 * diag.amax(-1, keepdim=True).clamp_min(1e-12)
+    rot = torch.zeros_like(diag)
+    rot[..., 3:] = config.rotation_damping
     if config.kind == "gradient":
-        return config.step * g / (diag + eps)
-    lam = torch.full_like(diag, config.damping)
-    lam[..., 3:] += config.rotation_damping
-    A = H + torch.diag_embed(lam * diag + eps)
+        return config.step * g / ((1.0 + rot) * diag + eps)
+    A = H + torch.diag_embed((config.damping + rot) * diag + eps)
     return torch.linalg.solve(A, g[..., None])[..., 0]

@@ -1,5 +1,6 @@
-"""A player node for the bundled LM-O sequence: publishes frames and coarse detections, collects
-what the refiner publishes. Used by ``gcf-demo`` and the node's end-to-end tests.
+"""A player node for the bundled LM-O sequence (gcf_ros.tools.sequence): publishes frames and
+coarse detections, collects what the refiner publishes. Used by ``gcf-demo`` and the node's
+end-to-end tests.
 
 Each frame goes out as ``image`` (bgr8, like most camera drivers), ``camera_info`` and
 ``detections`` (gcf_ros_msgs/CoarseDetectionArray), all with the same stamp; the coarse poses are
@@ -8,15 +9,12 @@ the ground truth perturbed with the evaluation protocol (DESIGN §4) at a chosen
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.node import Node
@@ -24,76 +22,12 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
-from gcf_ros.core.bop import nearest_rotation
-from gcf_ros.eval.perturb import perturb_instances
-from gcf_ros.resources import share_dir
 from gcf_ros.ros.conversions import fill_pose
 from gcf_ros.ros.image_codec import image_to_rgb
+from gcf_ros.tools.sequence import CoarseInstance, SequenceFrame
 from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPoseArray
 
 OPTICAL_FRAME = "camera_color_optical_frame"
-
-
-@dataclass(frozen=True)
-class SequenceFrame:
-    """One bundled frame: image (H, W, 3) uint8 RGB, K (3, 3), ground-truth instances."""
-
-    name: str
-    image_rgb: np.ndarray
-    K: np.ndarray
-    model_ids: list[str]
-    T_gt: np.ndarray  # (N, 4, 4) T_cam_obj, metres
-    visib: np.ndarray  # (N,) visible fraction
-
-
-def load_sequence(path: Path | None = None) -> list[SequenceFrame]:
-    """The frames listed in data/demo/sequence.json (BOP conventions: mm, row-major R)."""
-    path = path or share_dir() / "data" / "demo" / "sequence.json"
-    frames = []
-    for name in json.loads(path.read_text())["frames"]:
-        meta = json.loads((path.parent / name).read_text())
-        bgr = cv2.imread(str(path.parent / meta["image"]), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(path.parent / meta["image"])
-        insts = meta["instances"]
-        T = np.tile(np.eye(4), (len(insts), 1, 1))
-        for i, inst in enumerate(insts):
-            R = np.asarray(inst["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
-            T[i, :3, :3] = nearest_rotation(R)  # stored rotations are off SO(3) by up to 2e-3
-            T[i, :3, 3] = np.asarray(inst["cam_t_m2c_mm"], dtype=np.float64) / 1000.0
-        frames.append(
-            SequenceFrame(
-                name=Path(name).stem,
-                image_rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-                K=np.asarray(meta["cam_K"], dtype=np.float64).reshape(3, 3),
-                model_ids=[f"obj_{inst['obj_id']:06d}" for inst in insts],
-                T_gt=T,
-                visib=np.array([inst.get("visib_fract", 1.0) for inst in insts]),
-            )
-        )
-    return frames
-
-
-@dataclass(frozen=True)
-class CoarseInstance:
-    """A coarse detection the player sends, with the ground truth it came from."""
-
-    model_id: str
-    instance_id: str
-    T_init: np.ndarray
-    T_gt: np.ndarray
-
-
-def coarse_instances(
-    frame: SequenceFrame, level: str = "medium", seed: int = 0, min_visib: float = 0.3
-) -> list[CoarseInstance]:
-    """Perturbed ground truth of the frame's instances visible at least ``min_visib``."""
-    keep = np.flatnonzero(frame.visib >= min_visib)
-    T_init = perturb_instances([frame.T_gt[i] for i in keep], level, seed=seed)
-    return [
-        CoarseInstance(frame.model_ids[i], str(k), np.asarray(T0), frame.T_gt[i])
-        for k, (i, T0) in enumerate(zip(keep, T_init, strict=True))
-    ]
 
 
 def stamp_msg(seconds: float) -> Time:

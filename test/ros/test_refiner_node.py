@@ -30,15 +30,8 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import projection_error_px
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.ros.conversions import fill_pose, pose_to_matrix
-from gcf_ros.ros.player import (
-    Player,
-    camera_info_msg,
-    coarse_instances,
-    detections_msg,
-    image_msg,
-    load_sequence,
-    stamp_msg,
-)
+from gcf_ros.ros.player import Player, camera_info_msg, detections_msg, image_msg, stamp_msg
+from gcf_ros.tools.sequence import coarse_instances, load_sequence
 from gcf_ros_msgs.msg import CoarseDetectionArray, RefinedPose, RefinedPoseArray
 
 FAST = {"input_reliability": "reliable", "iterations": 2, "diagnostics_period": 0.5}
