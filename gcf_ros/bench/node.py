@@ -97,12 +97,10 @@ class _Graph:
     def __init__(self, rclpy, threads: int) -> None:
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
         from rclpy.parameter import Parameter
-        from sensor_msgs.msg import CameraInfo, Image
 
+        from gcf_ros.ros.player import Player
         from gcf_ros.ros.refiner_node import GcfRefinerNode
-        from gcf_ros_msgs.msg import CoarseDetectionArray, RefinedPoseArray
 
         self.ctx_node, self.ctx_stream = Context(), Context()
         rclpy.init(context=self.ctx_node)
@@ -114,38 +112,21 @@ class _Graph:
         self.node_exec.add_node(self.node)
         self.spinner = threading.Thread(target=_spin, args=(self.node_exec,), daemon=True)
         self.spinner.start()
-        self.stream_node = Node("gcf_bench_stream", context=self.ctx_stream)
+        self.player = Player("gcf_bench_stream", overlays=False, context=self.ctx_stream)
         self.exec = SingleThreadedExecutor(context=self.ctx_stream)
-        self.exec.add_node(self.stream_node)
-        self.pub_img = self.stream_node.create_publisher(Image, "image", 10)
-        self.pub_info = self.stream_node.create_publisher(CameraInfo, "camera_info", 10)
-        self.pub_det = self.stream_node.create_publisher(CoarseDetectionArray, "detections", 10)
-        self.received: dict[float, float] = {}
-        self.stream_node.create_subscription(RefinedPoseArray, "refined_poses", self._on_poses, 10)
-
-    def _on_poses(self, msg) -> None:
-        self.received[_key(msg.header.stamp)] = time.monotonic()
+        self.exec.add_node(self.player)
+        self.received = self.player.collected.poses_received
 
     def connect(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (
-                self.pub_det.get_subscription_count() > 0
-                and self.stream_node.count_publishers("refined_poses") > 0
-            ):
+            if self.player.connected():
                 return
             self.exec.spin_once(timeout_sec=0.05)
         raise RuntimeError("the refiner node did not connect")
 
     def publish(self, frame, instances, t_s: float) -> float:
-        from gcf_ros.ros.player import camera_info_msg, detections_msg, image_msg, stamp_msg
-
-        stamp = stamp_msg(t_s)
-        h, w = frame.image_rgb.shape[:2]
-        self.pub_info.publish(camera_info_msg(frame.K, w, h, stamp))
-        self.pub_img.publish(image_msg(frame.image_rgb, stamp))
-        self.pub_det.publish(detections_msg(instances, stamp))
-        return _key(stamp)
+        return self.player.publish_frame(frame, instances, t_s)
 
     def wait_for(self, key: float, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -175,7 +156,7 @@ class _Graph:
         return sent, t_start
 
     def close(self) -> None:
-        self.stream_node.destroy_node()
+        self.player.destroy_node()
         self.exec.shutdown()
         self.node_exec.shutdown(timeout_sec=2.0)
         self.spinner.join(5.0)
@@ -187,10 +168,6 @@ class _Graph:
 def _spin(executor) -> None:
     with contextlib.suppress(Exception):  # shut down under us at the end of a case
         executor.spin()
-
-
-def _key(stamp) -> float:
-    return round(stamp.sec + 1e-9 * stamp.nanosec, 6)
 
 
 def format_node_table(node: dict) -> list[str]:

@@ -75,6 +75,7 @@ class Collected:
     """What came back from the refiner, keyed by the image stamp (seconds)."""
 
     poses: dict[float, RefinedPoseArray] = field(default_factory=dict)
+    poses_received: dict[float, float] = field(default_factory=dict)  # time.monotonic()
     tf: dict[float, TFMessage] = field(default_factory=dict)
     overlays: dict[float, np.ndarray] = field(default_factory=dict)
 
@@ -141,8 +142,11 @@ class Player(Node):
         return None
 
     def _on_poses(self, msg: RefinedPoseArray) -> None:
+        now = time.monotonic()
         with self._lock:
-            self.collected.poses[_stamp_s(msg.header.stamp)] = msg
+            key = _stamp_s(msg.header.stamp)
+            self.collected.poses[key] = msg
+            self.collected.poses_received[key] = now
 
     def _on_tf(self, msg: TFMessage) -> None:
         if msg.transforms:
