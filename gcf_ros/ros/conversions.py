@@ -7,7 +7,6 @@ without a running graph. Poses are ``T_cam_obj`` (4, 4) float64 in the image's o
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +111,3 @@ def check_image_size(camera: CameraModel, width: int, height: int) -> None:
 def stamp_to_s(stamp: Any) -> float:
     """builtin_interfaces/Time -> seconds (float)."""
     return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
-
-
-def is_finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)

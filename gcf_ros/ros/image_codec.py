@@ -36,10 +36,6 @@ def _cv_bridge():
 _BRIDGE: Any = _cv_bridge()
 
 
-def have_cv_bridge() -> bool:
-    return _BRIDGE is not None
-
-
 def image_to_rgb(msg: Any, use_cv_bridge: bool = True) -> np.ndarray:
     """(H, W, 3) uint8 RGB copy of a sensor_msgs/Image in one of :data:`ENCODINGS`."""
     if msg.encoding not in ENCODINGS:

@@ -98,6 +98,7 @@ class NodeParams:
             raise ValueError("iterations >= 1, window_size >= 16, work_queue_size >= 1 required")
         if self.sync_slop < 0 or self.max_stamp_age <= 0 or self.track_timeout <= 0:
             raise ValueError("sync_slop >= 0, max_stamp_age > 0 and track_timeout > 0 required")
+        self.class_map()  # ValueError for malformed pairs, at start-up rather than per frame
         try:
             self.child_frame("m", "i", "t")
         except (KeyError, IndexError, ValueError) as err:

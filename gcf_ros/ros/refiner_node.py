@@ -107,6 +107,10 @@ class GcfRefinerNode(Node):
         self._known_models = set(self.registry.ids)
         for model_id in self.registry.ids:  # load now: errors at start-up, no first-frame stall
             self.registry.render_model(model_id)
+        self._mesh_uris = {
+            m: Path(self.registry.spec(m).mesh_path).resolve().as_uri() for m in self.registry.ids
+        }
+        self._class_map = self.params.class_map()
         device = self.params.device
         if device.startswith("cuda") and not torch.cuda.is_available():
             self.get_logger().warning(f"device {device!r} requested but CUDA is unavailable: cpu")
@@ -117,7 +121,6 @@ class GcfRefinerNode(Node):
             self.registry, self.params.checkpoint or None, device, self._refiner_config()
         )
         self.device = device
-        self._overlay_models: dict[str, Any] = {}
 
         self.sync: FrameSync[_ImageItem, Any] = FrameSync(
             self.params.sync_slop,
@@ -389,7 +392,7 @@ class GcfRefinerNode(Node):
     def _parse(self, msg: Any) -> tuple[list[Seed], list[Refused]]:
         if self.params.detections_type == "gcf":
             return parse_coarse(msg, self._known_models, MIN_DEPTH_M)
-        return parse_detection3d(msg, self._known_models, MIN_DEPTH_M, self.params.class_map())
+        return parse_detection3d(msg, self._known_models, MIN_DEPTH_M, self._class_map)
 
     def _output(self, seed: Seed, r: RefineResult) -> outputs.InstanceOutput:
         spec = self.registry.spec(seed.model_id)
@@ -408,7 +411,7 @@ class GcfRefinerNode(Node):
             iterations=r.iterations,
             status=r.status,
             reason=r.status_reason,
-            mesh_uri=Path(spec.mesh_path).resolve().as_uri(),
+            mesh_uri=self._mesh_uris[seed.model_id],
             mesh_scale=spec.scale,
             bbox_obj=np.stack([model.bbox_min, model.bbox_max]).astype(np.float64),
         )
