@@ -12,17 +12,16 @@ splits every triangle in four: the same surface with 4x the faces, so the render
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from gcf_ros.core.models import ModelRegistry, ObjectModel
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.resources import demo_frame_json
+from gcf_ros.tools.sequence import load_frame
 
 MIN_VISIB = 0.3
 SCALING_MODEL = "obj_000008"  # the LM-O driller: 25k faces, the largest window of the frame
@@ -68,21 +67,14 @@ def load_bench_frame(path: Path | None = None, noise: str = "medium", seed: int 
     """Read a frame JSON (``cam_K``, ``image``, ``instances`` with ``obj_id``, ``cam_R_m2c``,
     ``cam_t_m2c_mm``, ``visib_fract``) and draw its initial poses."""
     path = Path(path) if path else demo_frame_json()
-    meta = json.loads(path.read_text())
-    bgr = cv2.imread(str(path.parent / meta["image"]), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(path.parent / meta["image"])
-    T_gt = np.tile(np.eye(4), (len(meta["instances"]), 1, 1))
-    for T, inst in zip(T_gt, meta["instances"], strict=True):
-        T[:3, :3] = np.reshape(inst["cam_R_m2c"], (3, 3))
-        T[:3, 3] = np.asarray(inst["cam_t_m2c_mm"], dtype=np.float64) / 1000.0
+    frame = load_frame(path)
     return BenchFrame(
-        image_rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-        K=np.asarray(meta["cam_K"], dtype=np.float64).reshape(3, 3),
-        model_ids=tuple(f"obj_{inst['obj_id']:06d}" for inst in meta["instances"]),
-        T_gt=T_gt,
-        T_init=np.stack(perturb_instances(list(T_gt), noise, seed)),
-        visib_fract=np.array([inst["visib_fract"] for inst in meta["instances"]]),
+        image_rgb=frame.image_rgb,
+        K=frame.K,
+        model_ids=tuple(frame.model_ids),
+        T_gt=frame.T_gt,
+        T_init=np.stack(perturb_instances(list(frame.T_gt), noise, seed)),
+        visib_fract=frame.visib,
         source=path,
     )
 

@@ -30,32 +30,33 @@ class SequenceFrame:
     visib: np.ndarray  # (N,) visible fraction
 
 
+def load_frame(path: Path) -> SequenceFrame:
+    """One frame JSON (``cam_K``, ``image``, ``instances`` with ``obj_id``, ``cam_R_m2c``,
+    ``cam_t_m2c_mm``, ``visib_fract``; BOP conventions: mm, row-major R)."""
+    meta = json.loads(path.read_text())
+    bgr = cv2.imread(str(path.parent / meta["image"]), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(path.parent / meta["image"])
+    insts = meta["instances"]
+    T = np.tile(np.eye(4), (len(insts), 1, 1))
+    for i, inst in enumerate(insts):
+        R = np.asarray(inst["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
+        T[i, :3, :3] = nearest_rotation(R)  # stored rotations are off SO(3) by up to 2e-3
+        T[i, :3, 3] = np.asarray(inst["cam_t_m2c_mm"], dtype=np.float64) / 1000.0
+    return SequenceFrame(
+        name=path.stem,
+        image_rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+        K=np.asarray(meta["cam_K"], dtype=np.float64).reshape(3, 3),
+        model_ids=[f"obj_{inst['obj_id']:06d}" for inst in insts],
+        T_gt=T,
+        visib=np.array([inst.get("visib_fract", 1.0) for inst in insts]),
+    )
+
+
 def load_sequence(path: Path | None = None) -> list[SequenceFrame]:
-    """The frames listed in data/demo/sequence.json (BOP conventions: mm, row-major R)."""
+    """The frames listed in data/demo/sequence.json, in playback order."""
     path = path or share_dir() / "data" / "demo" / "sequence.json"
-    frames = []
-    for name in json.loads(path.read_text())["frames"]:
-        meta = json.loads((path.parent / name).read_text())
-        bgr = cv2.imread(str(path.parent / meta["image"]), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(path.parent / meta["image"])
-        insts = meta["instances"]
-        T = np.tile(np.eye(4), (len(insts), 1, 1))
-        for i, inst in enumerate(insts):
-            R = np.asarray(inst["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
-            T[i, :3, :3] = nearest_rotation(R)  # stored rotations are off SO(3) by up to 2e-3
-            T[i, :3, 3] = np.asarray(inst["cam_t_m2c_mm"], dtype=np.float64) / 1000.0
-        frames.append(
-            SequenceFrame(
-                name=Path(name).stem,
-                image_rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-                K=np.asarray(meta["cam_K"], dtype=np.float64).reshape(3, 3),
-                model_ids=[f"obj_{inst['obj_id']:06d}" for inst in insts],
-                T_gt=T,
-                visib=np.array([inst.get("visib_fract", 1.0) for inst in insts]),
-            )
-        )
-    return frames
+    return [load_frame(path.parent / name) for name in json.loads(path.read_text())["frames"]]
 
 
 @dataclass(frozen=True)
