@@ -21,6 +21,8 @@ from torch.utils.data import Dataset
 from gcf_ros.gcf.inputs import image_input
 
 KEYS = ("image", "render", "field", "mask")
+# Loaded when every shard has them (the pose loss needs them).
+GEOMETRY_KEYS = ("T_init", "T_true", "K_window", "model_idx")
 
 
 @dataclass(frozen=True)
@@ -32,16 +34,31 @@ class ShardBatch:
         render: (B, 10, S, S) rendering-branch input at the current pose.
         field: (B, 2, S, S) ground-truth correspondence field, window pixels, (u, v).
         mask: (B, S, S) bool, foreground of the rendering.
+        T_init: (B, 4, 4) camera-from-object pose the rendering was made at (T0), metres.
+        T_true: (B, 4, 4) true camera-from-object pose of the image (T*), metres.
+        K_window: (B, 3, 3) camera of the S x S window.
+        model_idx: (B,) int64 index into ``ShardDataset.model_ids``.
+        The last four are None for shards written without them.
     """
 
     image: torch.Tensor
     render: torch.Tensor
     field: torch.Tensor
     mask: torch.Tensor
+    T_init: torch.Tensor | None = None
+    T_true: torch.Tensor | None = None
+    K_window: torch.Tensor | None = None
+    model_idx: torch.Tensor | None = None
+
+    @property
+    def has_geometry(self) -> bool:
+        return self.T_init is not None
 
     def to(self, device: torch.device | str) -> ShardBatch:
         nb = torch.device(device).type == "cuda"
-        return ShardBatch(*(getattr(self, k).to(device, non_blocking=nb) for k in KEYS))
+        moved = {k: getattr(self, k) for k in (*KEYS, *GEOMETRY_KEYS)}
+        return ShardBatch(**{k: None if v is None else v.to(device, non_blocking=nb)
+                             for k, v in moved.items()})  # fmt: skip
 
 
 class ShardDataset(Dataset):
@@ -49,7 +66,8 @@ class ShardDataset(Dataset):
 
     ``len(ds)`` samples; ``ds[i]`` is a dict of float32 tensors image (3, S, S), render (10, S, S),
     field (2, S, S) and mask (S, S) bool; ``ds.batch(indices)`` and ``ds.batches(...)`` give
-    ``ShardBatch`` es. ``ds.manifest`` is the manifest dict ({} when there is none).
+    ``ShardBatch`` es. ``ds.manifest`` is the manifest dict ({} when there is none);
+    ``ds.model_ids`` the model ids that ``ShardBatch.model_idx`` indexes (empty without geometry).
     """
 
     def __init__(self, root: str | Path, max_samples: int | None = None) -> None:
@@ -60,7 +78,7 @@ class ShardDataset(Dataset):
             sizes = _truncate(sizes, max_samples)
             paths = paths[: len(sizes)]
         self.shard_names = tuple(p.name for p in paths)
-        self.arrays = _load_stacked(paths, sizes)
+        self.arrays, self.model_ids = _load_stacked(paths, sizes)
         self.size = int(self.arrays["image"].shape[1])
 
     def __len__(self) -> int:
@@ -79,7 +97,9 @@ class ShardDataset(Dataset):
             render=torch.from_numpy(a["render"][idx]).float(),
             field=torch.from_numpy(a["field"][idx]).float(),
             mask=torch.from_numpy(a["mask"][idx]),
-        )
+            **{k: torch.from_numpy(a[k][idx]).to(torch.int64 if k == "model_idx" else torch.float32)
+               for k in GEOMETRY_KEYS if k in a},
+        )  # fmt: skip
 
     def batches(
         self, batch_size: int, rng: np.random.Generator | None = None, drop_last: bool = False
@@ -127,18 +147,35 @@ def _truncate(sizes: list[int], max_samples: int) -> list[int]:
     return out
 
 
-def _load_stacked(paths: list[Path], sizes: list[int]) -> dict[str, np.ndarray]:
-    """Preallocate the stacked arrays and fill them shard by shard (no 2x peak memory)."""
+def _load_stacked(
+    paths: list[Path], sizes: list[int]
+) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Preallocate the stacked arrays and fill them shard by shard (no 2x peak memory).
+
+    The geometry arrays (``GEOMETRY_KEYS``) are loaded only when every shard has them; each
+    shard's ``model_idx`` is remapped into the union of the shards' ``model_ids`` (returned)."""
     arrays: dict[str, np.ndarray] = {}
+    with_geometry = all(_has_geometry(p) for p in paths)
+    keys = (*KEYS, *GEOMETRY_KEYS) if with_geometry else KEYS
+    model_ids: list[str] = []
     start = 0
     for path, n in zip(paths, sizes, strict=True):
         with np.load(path) as data:
-            for key in KEYS:
+            for key in keys:
                 part = data[key][:n]
+                if key == "model_idx":
+                    ids = [str(i) for i in data["model_ids"]]
+                    model_ids += [i for i in ids if i not in model_ids]
+                    part = np.array([model_ids.index(i) for i in ids], np.int16)[part]
                 if key not in arrays:
                     arrays[key] = np.empty((sum(sizes), *part.shape[1:]), part.dtype)
                 if part.shape[1:] != arrays[key].shape[1:]:
                     raise ValueError(f"{path}: {key} {part.shape} does not match earlier shards")
                 arrays[key][start : start + n] = part
         start += n
-    return arrays
+    return arrays, tuple(model_ids)
+
+
+def _has_geometry(path: Path) -> bool:
+    with np.load(path) as data:
+        return all(k in data.files for k in (*GEOMETRY_KEYS, "model_ids"))

@@ -2,9 +2,11 @@
 
 Loss on the rendering's foreground pixels: a Charbonnier end-point error sqrt(|F - F*|² + eps²)
 averaged over all foreground pixels of the batch, plus ``weight_loss_factor`` x the BCE of the
-weight head against w* = exp(-EPE / weight_tau_px) (EPE detached). AdamW, linear warm-up then a
-cosine decay to zero, gradient clipping. Batches are drawn without a sampler state: iteration k
-takes the (k mod n_b)-th batch of the permutation of epoch k // n_b drawn from
+weight head against w* = exp(-EPE / weight_tau_px) (EPE detached), plus ``pose_loss_factor`` x the
+reprojection error left after one Gauss–Newton step on the predicted field and weights
+(:mod:`gcf_ros.train.pose_loss`; needs the shards' poses and the models' diameters). AdamW,
+linear warm-up then a cosine decay to zero, gradient clipping. Batches are drawn without a sampler
+state: iteration k takes the (k mod n_b)-th batch of the permutation of epoch k // n_b drawn from
 ``default_rng([seed, epoch])``, so a resumed run sees exactly the batches an uninterrupted run does.
 """
 
@@ -22,7 +24,15 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 from tqdm import tqdm
 
-from gcf_ros.gcf.network import GcfNet, GcfOutput, NetConfig, load_gcf_weights, save_gcf_weights
+from gcf_ros.gcf.network import (
+    GcfNet,
+    GcfOutput,
+    NetConfig,
+    grow_state_dict,
+    load_gcf_weights,
+    save_gcf_weights,
+)
+from gcf_ros.train.pose_loss import one_step_error, saturate
 from gcf_ros.train.shards import ShardBatch, ShardDataset
 
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "iteration", "best", "rng", "config")
@@ -50,6 +60,11 @@ class TrainConfig:
     charbonnier_eps: float = 0.1
     weight_tau_px: float = 1.5
     weight_loss_factor: float = 0.1
+    pose_loss_factor: float = 0.0  # 0: field loss only
+    pose_loss_damping: float = 0.1  # LM lambda of the one-step solve (the refiner's default)
+    pose_loss_cap_px: float = 20.0  # per-sample error saturates here (cap * tanh(e / cap))
+    pose_loss_rotation: float = 1.0  # px of pose loss per degree of rotation error after the step
+    pose_loss_pixels: int = 1024  # foreground pixels per sample in the training solve
     net: NetConfig = field(default_factory=NetConfig)
 
     def __post_init__(self) -> None:
@@ -74,8 +89,15 @@ class TrainConfig:
         return cls(**{**d, "net": NetConfig.from_dict(d.get("net") or {})})
 
 
-def gcf_loss(out: GcfOutput, batch: ShardBatch, config: TrainConfig) -> tuple[torch.Tensor, dict]:
-    """(scalar loss, {"loss", "epe", "weight_loss"} floats) over the foreground pixels."""
+def gcf_loss(
+    out: GcfOutput,
+    batch: ShardBatch,
+    config: TrainConfig,
+    diameter: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """(scalar loss, {"loss", "epe", "weight_loss", "pose_px"} floats) over the foreground pixels.
+
+    ``diameter`` (B,) metres is needed when ``config.pose_loss_factor`` > 0."""
     mask = batch.mask.to(out.field.dtype)
     count = mask.sum().clamp_min(1.0)
     sq = (out.field - batch.field).square().sum(dim=1)  # (B, S, S)
@@ -89,6 +111,21 @@ def gcf_loss(out: GcfOutput, batch: ShardBatch, config: TrainConfig) -> tuple[to
         weight_loss = (bce[:, 0] * mask).sum() / count
         loss = loss + config.weight_loss_factor * weight_loss
         stats["weight_loss"] = float(weight_loss.detach())
+    if config.pose_loss_factor > 0:
+        if diameter is None or not batch.has_geometry:
+            raise ValueError("the pose loss needs the shards' poses and the models' diameters")
+        step = one_step_error(
+            out.field, out.weight, batch.render, batch.mask, batch.T_init, batch.T_true,
+            batch.K_window, diameter, config.pose_loss_damping, config.pose_loss_pixels,
+        )  # fmt: skip
+        cap = config.pose_loss_cap_px
+        pose = saturate(step.error_px, cap) + config.pose_loss_rotation * saturate(
+            step.rotation_deg, cap
+        )
+        pose = pose.mean()
+        loss = loss + config.pose_loss_factor * pose.to(loss.dtype)
+        stats["pose_px"] = float(step.error_px.detach().median())
+        stats["rot1_deg"] = float(step.rotation_deg.detach().median())
     stats["loss"] = float(loss.detach())
     return loss, stats
 
@@ -104,7 +141,14 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Owns the data, the network, the optimiser and the run folder of one training run."""
 
-    def __init__(self, config: TrainConfig, root: str | Path = ".", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        root: str | Path = ".",
+        device: str = "cpu",
+        diameters: dict[str, float] | None = None,
+    ) -> None:
+        """``diameters`` (model id -> metres) are needed by the pose loss (and its validation)."""
         self.config, self.root = config, Path(root)
         self.device = resolve_device(device)
         self.out_dir = self._path(config.out_dir)
@@ -112,6 +156,12 @@ class Trainer:
         self.val_set = ShardDataset(self._path(config.val_dir), config.val_max_samples)
         if len(self.train_set) < config.batch_size:
             raise ValueError(f"{len(self.train_set)} training samples < batch {config.batch_size}")
+        self._diameters = {
+            "train": _diameter_table(self.train_set, diameters),
+            "val": _diameter_table(self.val_set, diameters),
+        }
+        if config.pose_loss_factor > 0 and self._diameters["train"] is None:
+            raise ValueError("pose_loss_factor > 0 needs shards with poses and model diameters")
         torch.manual_seed(config.seed)
         self.net = GcfNet(config.net).to(self.device)
         self.optimizer = torch.optim.AdamW(
@@ -143,7 +193,8 @@ class Trainer:
         """One optimisation step on the next batch; returns its loss statistics."""
         batch = self.train_set.batch(self.batch_indices(self.iteration)).to(self.device)
         self.net.train()
-        loss, stats = gcf_loss(self.net(batch.image, batch.render), batch, self.config)
+        diameter = self._batch_diameters("train", batch)
+        loss, stats = gcf_loss(self.net(batch.image, batch.render), batch, self.config, diameter)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
@@ -152,24 +203,52 @@ class Trainer:
         self.iteration += 1
         return {**stats, "grad_norm": float(grad_norm)}
 
+    def _batch_diameters(self, split: str, batch: ShardBatch) -> torch.Tensor | None:
+        table = self._diameters[split]
+        if table is None or batch.model_idx is None:
+            return None
+        return table.to(batch.model_idx.device)[batch.model_idx]
+
     @torch.inference_mode()
     def validate(self) -> dict:
-        """Mean EPE over all validation foreground pixels, that of the zero field, frac < 1 px."""
+        """Mean EPE over all validation foreground pixels, that of the zero field, frac < 1 px;
+        with poses and diameters also the medians over samples of the one-step reprojection error
+        (``val_pose_px``; ``val_pose0_px`` at T0) and rotation error (``val_rot1_deg``), and
+        ``val_pose_score`` = val_pose_px + pose_loss_rotation x val_rot1_deg."""
         self.net.eval()
         sums = torch.zeros(4, dtype=torch.float64)  # epe, zero-field epe, count < 1 px, pixels
+        steps: list[torch.Tensor] = []  # (3, B): error after, error at T0, rotation after
         for cpu_batch in self.val_set.batches(self.config.val_batch_size):
             b = cpu_batch.to(self.device)
-            epe = (self.net(b.image, b.render).field - b.field).norm(dim=1)
+            out = self.net(b.image, b.render)
+            epe = (out.field - b.field).norm(dim=1)
             m = b.mask
             part = [epe[m].sum(), b.field.norm(dim=1)[m].sum(), (epe[m] < 1.0).sum(), m.sum()]
             sums += torch.stack([p.double().cpu() for p in part])
+            diameter = self._batch_diameters("val", b)
+            if diameter is not None:
+                r = one_step_error(out.field, out.weight, b.render, m, b.T_init, b.T_true,
+                                   b.K_window, diameter, self.config.pose_loss_damping)  # fmt: skip
+                steps.append(torch.stack([r.error_px, r.error0_px, r.rotation_deg]).cpu())
         n = max(float(sums[3]), 1.0)
-        return {
+        record = {
             "val_epe": float(sums[0]) / n,
             "val_epe_zero": float(sums[1]) / n,
             "val_frac_lt1px": float(sums[2]) / n,
             "val_pixels": int(sums[3]),
         }
+        if steps:
+            med = torch.cat(steps, dim=1).median(dim=1).values
+            record.update(val_pose_px=float(med[0]), val_pose0_px=float(med[1]),
+                          val_rot1_deg=float(med[2]))  # fmt: skip
+            record["val_pose_score"] = float(med[0] + self.config.pose_loss_rotation * med[2])
+        return record
+
+    @property
+    def selection_key(self) -> str:
+        """The validation number best.pt minimises: the one-step pose score (reprojection px +
+        ``pose_loss_rotation`` x rotation degrees) when the pose loss trains, else the EPE."""
+        return "val_pose_score" if self.config.pose_loss_factor > 0 else "val_epe"
 
     def fit(self, progress: bool = True) -> dict:
         """Train up to ``config.iterations``, validating, logging and checkpointing on the way.
@@ -205,8 +284,10 @@ class Trainer:
             **self.validate(),
             "seconds": round(seconds, 1),
         }
-        if record["val_epe"] < self.best["val_epe"]:
-            self.best = {"val_epe": record["val_epe"], "iteration": self.iteration}
+        key = self.selection_key
+        if record[key] < self.best.get(key, math.inf):
+            self.best = {key: record[key], "val_epe": record["val_epe"],
+                         "iteration": self.iteration}  # fmt: skip
             self.save_checkpoint(self.out_dir / "best.pt")
         line = json.dumps(record)
         tqdm.write(line)
@@ -253,13 +334,23 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     def init_from_weights(self, path: str | Path) -> None:
-        """Start from the network of a ``save_gcf_weights`` file (same NetConfig required)."""
+        """Start from the network of a ``save_gcf_weights`` file: the same NetConfig, or the same
+        but for cost volumes (then grown with ``grow_state_dict``)."""
         net, meta = load_gcf_weights(path)
-        if net.config.to_dict() != self.config.net.to_dict():
-            raise ValueError(f"{path} holds another network: {net.config.to_dict()}")
-        self.net.load_state_dict(net.state_dict())
+        old, new = net.config.to_dict(), self.config.net.to_dict()
+        grown: list[str] = []
+        if old == new:
+            self.net.load_state_dict(net.state_dict())
+        elif {k: v for k, v in old.items() if not k.startswith("corr_")} == {
+            k: v for k, v in new.items() if not k.startswith("corr_")
+        }:  # the same network plus cost volumes: start from exactly what it computed
+            state, grown = grow_state_dict(net.state_dict(), self.net)
+            self.net.load_state_dict(state)
+            tqdm.write(f"gcf-train: grew {path} by cost volumes ({len(grown)} tensors new/widened)")
+        else:
+            raise ValueError(f"{path} holds another network: {old}")
         self.init_meta = {"path": str(path), "command": meta.get("command", ""),
-                          "val_epe": meta.get("val_epe")}  # fmt: skip
+                          "val_epe": meta.get("val_epe"), "grown": grown}  # fmt: skip
 
     def export(self, path: str | Path | None = None, command: str = "") -> Path:
         """Write the weights-only file of the best checkpoint (else the current net)."""
@@ -274,6 +365,7 @@ class Trainer:
             "iteration": self.iteration,
             "best_iteration": int(self.best["iteration"]),
             "val_epe": float(self.best["val_epe"]),
+            "best": dict(self.best),
             "command": command,
             "init": self.init_meta,
             "data": {
@@ -293,6 +385,16 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _diameter_table(ds: ShardDataset, diameters: dict[str, float] | None) -> torch.Tensor | None:
+    """(M,) float32 diameters in the order of ``ds.model_ids``; None without poses or diameters."""
+    if diameters is None or not ds.model_ids:
+        return None
+    missing = [i for i in ds.model_ids if i not in diameters]
+    if missing:
+        raise ValueError(f"no diameter for the shards' models {missing}")
+    return torch.tensor([float(diameters[i]) for i in ds.model_ids], dtype=torch.float32)
 
 
 def _changed_keys(old: dict, new: dict) -> list[str]:

@@ -1,7 +1,7 @@
 """gcf-train: train the correspondence network on synthetic shards.
 
     gcf-train --config config/train.yaml [--resume] [--device cpu|cuda] [--iterations N]
-              [--out runs/gcf_lmo] [--threads N] [--init WEIGHTS]
+              [--out runs/gcf_lmo] [--export WEIGHTS] [--threads N] [--init WEIGHTS]
 
 Reads the ``train:`` section of the YAML file (``TrainConfig``; relative paths are relative to the
 repository root). Writes ``<out>/last.pt`` and ``<out>/best.pt`` (full checkpoints), one JSON line
@@ -33,6 +33,19 @@ def load_train_config(path: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(section)
 
 
+def load_diameters(config_path: str | Path) -> dict[str, float] | None:
+    """Model id -> diameter (m) of the registry named by the YAML's top-level ``models:``
+    (relative to the YAML file); None when it names none."""
+    from gcf_ros.core.models import ModelRegistry
+
+    path = Path(config_path)
+    doc = yaml.safe_load(path.read_text()) or {}
+    if not doc.get("models"):
+        return None
+    registry = ModelRegistry.from_yaml(path.parent / doc["models"])
+    return {i: float(registry.get(i).diameter) for i in registry.ids}
+
+
 def repo_root() -> Path:
     """The source tree this package runs from (editable install), else the working directory."""
     source = Path(__file__).resolve().parents[2]
@@ -52,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=None, help="override train.iterations")
     p.add_argument("--lr", type=float, default=None, help="override train.lr")
     p.add_argument("--out", type=str, default=None, help="run folder (default: train.out_dir)")
+    p.add_argument("--export", type=str, default=None, help="weights file (default: train.export)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     p.add_argument("--init", type=Path, default=None, help="start from this weights file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -64,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         config = load_train_config(args.config)
-        overrides = {"iterations": args.iterations, "out_dir": args.out, "lr": args.lr}
+        overrides = {"iterations": args.iterations, "out_dir": args.out, "lr": args.lr,
+                     "export": args.export}  # fmt: skip
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
-        trainer = Trainer(config, repo_root(), args.device)
+        trainer = Trainer(config, repo_root(), args.device, load_diameters(args.config))
         last = trainer.out_dir / "last.pt"
         if args.resume and last.is_file():
             trainer.load_checkpoint(last)
@@ -87,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["gcf-train", *(sys.argv[1:] if argv is None else argv)])
     path = trainer.export(command=command)
     best, last_epe = trainer.best, record.get("val_epe", float("nan"))
+    key = trainer.selection_key
     print(
-        f"gcf-train: best val EPE {best['val_epe']:.3f} px (iteration {best['iteration']}), "
-        f"last {last_epe:.3f} px; weights -> {path}"
+        f"gcf-train: best {key} {best.get(key, float('nan')):.3f} px (val EPE "
+        f"{best['val_epe']:.3f} px, iteration {best['iteration']}), last val EPE {last_epe:.3f} px;"
+        f" weights -> {path}"
     )
     return 0
 

@@ -138,3 +138,39 @@ def test_weights_errors(tmp_path):
         load_gcf_weights(bad)
     with pytest.raises(TypeError, match=r"meta\.when"):
         save_gcf_weights(tmp_path / "w.pt", net, {"when": object()})
+
+
+def test_cost_volume_is_the_local_correlation():
+    from gcf_ros.gcf.network import _CostVolume
+
+    torch.manual_seed(0)
+    cv = _CostVolume(8, radius=2).eval()
+    render, image = torch.randn(2, 8, 6, 7), torch.randn(2, 8, 6, 7)
+    with torch.no_grad():
+        out = cv(render, image)
+        fr, fi = cv.project_render(render), cv.project_image(image)
+    assert out.shape == (2, 25, 6, 7)
+    for k, (dv, du) in enumerate((a, b) for a in range(-2, 3) for b in range(-2, 3)):
+        for v, u in ((0, 0), (3, 4), (5, 6), (2, 1)):
+            vv, uu = v + dv, u + du
+            inside = 0 <= vv < 6 and 0 <= uu < 7
+            want = (fr[:, :, v, u] * fi[:, :, vv, uu]).sum(1) / 8**0.5 if inside else 0.0
+            assert torch.allclose(out[:, k, v, u], torch.as_tensor(want), atol=1e-5)
+
+
+def test_grown_network_computes_what_the_old_one_did():
+    from gcf_ros.gcf.network import grow_state_dict
+
+    old = _trained_looking(GcfNet(NetConfig(widths=(16, 16, 24, 32))))
+    grown = GcfNet(NetConfig(widths=(16, 16, 24, 32), corr_radius=3))
+    state, keys = grow_state_dict(old.state_dict(), grown)
+    grown.load_state_dict(state)
+    grown.eval()
+    assert any(k.startswith("corr.2.") for k in keys) and "fuse.3.0.weight" in keys
+    image, render = _inputs(2, 32, seed=3)
+    with torch.no_grad():
+        a, b = old(image, render), grown(image, render)
+    assert torch.allclose(a.field, b.field, atol=1e-4) and torch.allclose(a.weight, b.weight)
+    assert count_parameters(grown) > count_parameters(old)
+    with pytest.raises(ValueError, match="cannot grow"):
+        grow_state_dict(old.state_dict(), GcfNet(NetConfig(widths=(16, 16, 24, 40))))
