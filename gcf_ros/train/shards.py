@@ -88,16 +88,23 @@ class ShardDataset(Dataset):
         b = self.batch(np.array([index]))
         return {k: getattr(b, k)[0] for k in KEYS}
 
+    def to(self, device: torch.device | str) -> ShardDataset:
+        """Move the stacked arrays (compact dtypes) to ``device`` as tensors; batches are then
+        gathered there (on a GPU: no per-step host work or copies). Returns self."""
+        self.arrays = {k: torch.as_tensor(v).to(device) for k, v in self.arrays.items()}
+        return self
+
     def batch(self, indices: np.ndarray) -> ShardBatch:
         """The samples ``indices`` (sorted first: faster gathers, same set) as float32 tensors."""
         idx = np.sort(np.asarray(indices, dtype=np.int64))
-        a = self.arrays
+        a = {k: torch.as_tensor(v) for k, v in self.arrays.items()}
+        idx_t = torch.from_numpy(idx).to(a["image"].device)
         return ShardBatch(
-            image=image_input(torch.from_numpy(a["image"][idx])),
-            render=torch.from_numpy(a["render"][idx]).float(),
-            field=torch.from_numpy(a["field"][idx]).float(),
-            mask=torch.from_numpy(a["mask"][idx]),
-            **{k: torch.from_numpy(a[k][idx]).to(torch.int64 if k == "model_idx" else torch.float32)
+            image=image_input(a["image"][idx_t]),
+            render=a["render"][idx_t].float(),
+            field=a["field"][idx_t].float(),
+            mask=a["mask"][idx_t],
+            **{k: a[k][idx_t].to(torch.int64 if k == "model_idx" else torch.float32)
                for k in GEOMETRY_KEYS if k in a},
         )  # fmt: skip
 

@@ -147,8 +147,10 @@ class Trainer:
         root: str | Path = ".",
         device: str = "cpu",
         diameters: dict[str, float] | None = None,
+        data_on_device: bool = False,
     ) -> None:
-        """``diameters`` (model id -> metres) are needed by the pose loss (and its validation)."""
+        """``diameters`` (model id -> metres) are needed by the pose loss (and its validation);
+        ``data_on_device`` keeps the whole data set on ``device`` (a GPU with room for it)."""
         self.config, self.root = config, Path(root)
         self.device = resolve_device(device)
         self.out_dir = self._path(config.out_dir)
@@ -156,6 +158,9 @@ class Trainer:
         self.val_set = ShardDataset(self._path(config.val_dir), config.val_max_samples)
         if len(self.train_set) < config.batch_size:
             raise ValueError(f"{len(self.train_set)} training samples < batch {config.batch_size}")
+        if data_on_device:
+            self.train_set.to(self.device)
+            self.val_set.to(self.device)
         self._diameters = {
             "train": _diameter_table(self.train_set, diameters),
             "val": _diameter_table(self.val_set, diameters),
@@ -250,10 +255,11 @@ class Trainer:
         ``pose_loss_rotation`` x rotation degrees) when the pose loss trains, else the EPE."""
         return "val_pose_score" if self.config.pose_loss_factor > 0 else "val_epe"
 
-    def fit(self, progress: bool = True) -> dict:
+    def fit(self, progress: bool = True, max_seconds: float | None = None) -> dict:
         """Train up to ``config.iterations``, validating, logging and checkpointing on the way.
 
-        Returns the last validation record."""
+        ``max_seconds``: stop early once this much wall time has passed (validating and
+        checkpointing the last step first). Returns the last validation record."""
         c, record = self.config, {}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(initial=self.iteration, total=c.iterations, disable=not progress, unit="it")
@@ -265,13 +271,18 @@ class Trainer:
             recent = window[-50:]
             loss, epe = (sum(s[k] for s in recent) / len(recent) for k in ("loss", "epe"))
             bar.set_postfix(loss=f"{loss:.3f}", epe=f"{epe:.2f}")
-            done = self.iteration == c.iterations
+            late = max_seconds is not None and time.perf_counter() - start > max_seconds
+            done = self.iteration == c.iterations or late
+            if late:
+                tqdm.write(f"gcf-train: stopping at iteration {self.iteration}: time limit")
             if self.iteration % c.val_every == 0 or done:
                 mean = {k: sum(s[k] for s in window) / len(window) for k in window[0]}
                 record = self._validate_and_log(mean, time.perf_counter() - start)
                 window = []
             if self.iteration % c.ckpt_every == 0 or done:
                 self.save_checkpoint(self.out_dir / "last.pt")
+            if late:
+                break
         bar.close()
         return record
 

@@ -68,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", type=str, default=None, help="weights file (default: train.export)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     p.add_argument("--init", type=Path, default=None, help="start from this weights file")
+    p.add_argument(
+        "--data-on-device",
+        action="store_true",
+        help="keep the data set on --device (GPU: no per-step host copies)",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop early (validated, checkpointed, exported) after this wall time",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -81,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"iterations": args.iterations, "out_dir": args.out, "lr": args.lr,
                      "export": args.export}  # fmt: skip
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
-        trainer = Trainer(config, repo_root(), args.device, load_diameters(args.config))
+        trainer = Trainer(config, repo_root(), args.device, load_diameters(args.config),
+                          args.data_on_device)  # fmt: skip
         last = trainer.out_dir / "last.pt"
         if args.resume and last.is_file():
             trainer.load_checkpoint(last)
@@ -98,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         f"gcf-train: {len(trainer.train_set)} train / {len(trainer.val_set)} val samples, "
         f"{sum(p.numel() for p in trainer.net.parameters())} parameters, {trainer.device}"
     )
-    record = trainer.fit(progress=not args.no_progress)
+    limit = None if args.max_minutes is None else 60.0 * args.max_minutes
+    record = trainer.fit(progress=not args.no_progress, max_seconds=limit)
     command = shlex.join(["gcf-train", *(sys.argv[1:] if argv is None else argv)])
     path = trainer.export(command=command)
     best, last_epe = trainer.best, record.get("val_epe", float("nan"))

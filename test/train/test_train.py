@@ -182,3 +182,20 @@ def test_cli_train_resume_export(data_root, tmp_path, capsys):
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [2, 4, 6]
     assert main(["--config", str(tmp_path / "absent.yaml")]) == 2
+
+
+def test_time_limit_stops_early_with_a_checkpoint(data_root, tmp_path):
+    trainer = Trainer(_config(data_root, tmp_path / "run"))
+    record = trainer.fit(progress=False, max_seconds=0.0)
+    assert trainer.iteration == 1 and record["iteration"] == 1
+    assert (tmp_path / "run/last.pt").is_file() and (tmp_path / "run/best.pt").is_file()
+
+
+def test_data_on_device_gives_the_same_batches(data_root):
+    host = ShardDataset(data_root / "train")
+    moved = ShardDataset(data_root / "train").to("cpu")
+    assert isinstance(moved.arrays["image"], torch.Tensor)
+    idx = np.array([5, 3, 40, 17])
+    a, b = host.batch(idx), moved.batch(idx)
+    for key in ("image", "render", "field", "mask", "T_init", "K_window", "model_idx"):
+        assert torch.equal(getattr(a, key), getattr(b, key)), key
