@@ -32,6 +32,7 @@ from gcf_ros.gcf.network import (
     load_gcf_weights,
     save_gcf_weights,
 )
+from gcf_ros.train.augment import augment_images
 from gcf_ros.train.pose_loss import one_step_error, saturate
 from gcf_ros.train.shards import ShardBatch, ShardDataset
 
@@ -65,6 +66,7 @@ class TrainConfig:
     pose_loss_cap_px: float = 20.0  # per-sample error saturates here (cap * tanh(e / cap))
     pose_loss_rotation: float = 1.0  # px of pose loss per degree of rotation error after the step
     pose_loss_pixels: int = 1024  # foreground pixels per sample in the training solve
+    augment: bool = False  # on-the-fly photometric augmentation of the image branch (augment.py)
     net: NetConfig = field(default_factory=NetConfig)
 
     def __post_init__(self) -> None:
@@ -199,7 +201,8 @@ class Trainer:
         batch = self.train_set.batch(self.batch_indices(self.iteration)).to(self.device)
         self.net.train()
         diameter = self._batch_diameters("train", batch)
-        loss, stats = gcf_loss(self.net(batch.image, batch.render), batch, self.config, diameter)
+        image = augment_images(batch.image) if self.config.augment else batch.image
+        loss, stats = gcf_loss(self.net(image, batch.render), batch, self.config, diameter)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
