@@ -258,11 +258,14 @@ class Trainer:
         ``pose_loss_rotation`` x rotation degrees) when the pose loss trains, else the EPE."""
         return "val_pose_score" if self.config.pose_loss_factor > 0 else "val_epe"
 
-    def fit(self, progress: bool = True, max_seconds: float | None = None) -> dict:
+    def fit(
+        self, progress: bool = True, max_seconds: float | None = None, stop_after: int | None = None
+    ) -> dict:
         """Train up to ``config.iterations``, validating, logging and checkpointing on the way.
 
-        ``max_seconds``: stop early once this much wall time has passed (validating and
-        checkpointing the last step first). Returns the last validation record."""
+        ``max_seconds``: stop early once this much wall time has passed; ``stop_after``: stop
+        after that iteration of the planned schedule (both validate and checkpoint the last step
+        first). Returns the last validation record."""
         c, record = self.config, {}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(initial=self.iteration, total=c.iterations, disable=not progress, unit="it")
@@ -274,10 +277,12 @@ class Trainer:
             recent = window[-50:]
             loss, epe = (sum(s[k] for s in recent) / len(recent) for k in ("loss", "epe"))
             bar.set_postfix(loss=f"{loss:.3f}", epe=f"{epe:.2f}")
-            late = max_seconds is not None and time.perf_counter() - start > max_seconds
+            late = (max_seconds is not None and time.perf_counter() - start > max_seconds) or (
+                stop_after is not None and self.iteration >= stop_after
+            )
             done = self.iteration == c.iterations or late
             if late:
-                tqdm.write(f"gcf-train: stopping at iteration {self.iteration}: time limit")
+                tqdm.write(f"gcf-train: stopping early at iteration {self.iteration}")
             if self.iteration % c.val_every == 0 or done:
                 mean = {k: sum(s[k] for s in window) / len(window) for k in window[0]}
                 record = self._validate_and_log(mean, time.perf_counter() - start)

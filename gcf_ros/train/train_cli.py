@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop early (validated, checkpointed, exported) after this wall time",
     )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after this iteration of the planned schedule (exported as usual)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -111,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(p.numel() for p in trainer.net.parameters())} parameters, {trainer.device}"
     )
     limit = None if args.max_minutes is None else 60.0 * args.max_minutes
-    record = trainer.fit(progress=not args.no_progress, max_seconds=limit)
+    record = trainer.fit(
+        progress=not args.no_progress, max_seconds=limit, stop_after=args.stop_after
+    )
     command = shlex.join(["gcf-train", *(sys.argv[1:] if argv is None else argv)])
     path = trainer.export(command=command)
     best, last_epe = trainer.best, record.get("val_epe", float("nan"))

@@ -189,6 +189,10 @@ def test_time_limit_stops_early_with_a_checkpoint(data_root, tmp_path):
     record = trainer.fit(progress=False, max_seconds=0.0)
     assert trainer.iteration == 1 and record["iteration"] == 1
     assert (tmp_path / "run/last.pt").is_file() and (tmp_path / "run/best.pt").is_file()
+    other = Trainer(_config(data_root, tmp_path / "run2"))
+    other.fit(progress=False, stop_after=7)
+    assert other.iteration == 7
+    assert other.scheduler.get_last_lr()[0] > 0.0  # the 60-iteration schedule, cut at 7
 
 
 def test_data_on_device_gives_the_same_batches(data_root):

@@ -1,0 +1,39 @@
+"""Write the weights-only file of a training checkpoint (best.pt / last.pt of a gcf-train run).
+
+    python scripts/export_checkpoint.py runs/corr/best.pt runs/stage3a.pt
+
+gcf-train exports its best checkpoint when a run ends; this exports one while a run is still going
+(or after it was stopped), e.g. to start a next stage from it. ``meta`` records the source.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from gcf_ros.gcf.network import GcfNet, NetConfig, load_gcf_weights, save_gcf_weights
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    args = p.parse_args()
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    net = GcfNet(NetConfig.from_dict(state["config"]["net"]))
+    net.load_state_dict(state["model"])
+    meta = {
+        "source": str(args.checkpoint),
+        "iteration": int(state["iteration"]),
+        "best": {k: float(v) for k, v in state["best"].items()},
+        "train_config": state["config"],
+    }
+    save_gcf_weights(args.out, net, meta)
+    load_gcf_weights(args.out)
+    print(f"{args.checkpoint} (iteration {meta['iteration']}) -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
