@@ -52,7 +52,7 @@ def _parity_and_learning(trainer: Trainer, steps: int) -> tuple[bool, bool]:
     for net, device in ((net_cpu, "cpu"), (trainer.net, "cuda")):
         b = batch.to(device)
         net.train()
-        diam = trainer._batch_diameters("train", b)
+        diam = trainer.batch_diameters("train", b)
         loss, _ = gcf_loss(net(b.image, b.render), b, exact, diam)
         net.zero_grad()
         loss.backward()
@@ -64,7 +64,7 @@ def _parity_and_learning(trainer: Trainer, steps: int) -> tuple[bool, bool]:
     print(f"parity: loss CPU {l_cpu:.5f} CUDA {l_gpu:.5f}, gradient cosine {cos:.6f}")
     opt = torch.optim.Adam(trainer.net.parameters(), lr=1e-3)
     b = batch.to("cuda")
-    diam = trainer._batch_diameters("train", b)
+    diam = trainer.batch_diameters("train", b)
     losses = []
     for _ in range(steps):
         loss, _ = gcf_loss(trainer.net(b.image, b.render), b, trainer.config, diam)

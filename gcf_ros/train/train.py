@@ -200,7 +200,7 @@ class Trainer:
         """One optimisation step on the next batch; returns its loss statistics."""
         batch = self.train_set.batch(self.batch_indices(self.iteration)).to(self.device)
         self.net.train()
-        diameter = self._batch_diameters("train", batch)
+        diameter = self.batch_diameters("train", batch)
         image = augment_images(batch.image) if self.config.augment else batch.image
         loss, stats = gcf_loss(self.net(image, batch.render), batch, self.config, diameter)
         self.optimizer.zero_grad(set_to_none=True)
@@ -211,7 +211,8 @@ class Trainer:
         self.iteration += 1
         return {**stats, "grad_norm": float(grad_norm)}
 
-    def _batch_diameters(self, split: str, batch: ShardBatch) -> torch.Tensor | None:
+    def batch_diameters(self, split: str, batch: ShardBatch) -> torch.Tensor | None:
+        """(B,) diameters (m) of a ``split`` ("train" / "val") batch's models; None without them."""
         table = self._diameters[split]
         if table is None or batch.model_idx is None:
             return None
@@ -233,7 +234,7 @@ class Trainer:
             m = b.mask
             part = [epe[m].sum(), b.field.norm(dim=1)[m].sum(), (epe[m] < 1.0).sum(), m.sum()]
             sums += torch.stack([p.double().cpu() for p in part])
-            diameter = self._batch_diameters("val", b)
+            diameter = self.batch_diameters("val", b)
             if diameter is not None:
                 r = one_step_error(out.field, out.weight, b.render, m, b.T_init, b.T_true,
                                    b.K_window, diameter, self.config.pose_loss_damping)  # fmt: skip
