@@ -10,7 +10,8 @@ the true field is computed from the ground-truth pose. Rows:
 - EPE (px): mean end-point error over the rendered pixels; "visible" keeps the pixels whose true
   target lands on the instance's visible mask (LM-O is heavily occluded); "zero" is the EPE of
   predicting no motion (the size of the true field).
-- conf: the mean predicted weight over the rendered pixels (the refiner's confidence).
+- conf at T0: the mean predicted weight over the rendered pixels at the initial pose (the
+  refiner reports it after its last iteration as the confidence).
 - 1-step: median rotation (deg) and reprojection (px) errors after one damped Gauss–Newton step
   on the predicted field (``gcf_ros.train.pose_loss``), next to their values at T0.
 
@@ -127,7 +128,6 @@ def _row(epe, mask, vis, true, weight, step, rot0) -> dict:
         "epe_vis": float(epe[vis].mean()) if vis.any() else float("nan"),
         "zero": float(true.norm(dim=-1)[m].mean()),
         "conf": float(weight[m].mean()),
-        "conf_occluded": float(weight[m & ~vis].mean()) if (m & ~vis).any() else float("nan"),
         "rot1": float(step.rotation_deg[0]),
         "rot0": rot0,
         "px1": float(step.error_px[0]),
@@ -142,7 +142,7 @@ def _summary(name: str, rows: list[dict]) -> str:
     mean = {k: float(np.mean(v)) if v.size else float("nan") for k, v in ok.items()}
     return (
         f"| {name} | {len(rows)} | {mean['epe']:.2f} | {mean['epe_vis']:.2f} | {mean['zero']:.2f} "
-        f"| {mean['conf']:.2f} / {mean['conf_occluded']:.2f} "
+        f"| {mean['conf']:.2f} "
         f"| {med['rot0']:.2f} → {med['rot1']:.2f}"
         f" | {med['px0']:.2f} → {med['px1']:.2f} |"
     )
@@ -186,7 +186,7 @@ def main() -> None:
     diameters = {i: float(registry.get(i).diameter) for i in registry.ids}
     real, shown = real_rows(net, registry, args.dataset, args.noise, args.n, keep=4)
     print(f"weights: {args.weights or default_checkpoint()}; noise {args.noise}")
-    print("| data | n | EPE px | EPE visible px | zero-field EPE px | conf (all / occluded) "
+    print("| data | n | EPE px | EPE visible px | zero-field EPE px | conf at T0 "
           "| 1-step rot deg | 1-step reproj px |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     print(_summary("LM-O real crops", real))
