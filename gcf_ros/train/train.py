@@ -3,10 +3,10 @@
 Loss on the rendering's foreground pixels: a Charbonnier end-point error sqrt(|F - F*|² + eps²)
 averaged over all foreground pixels of the batch, plus ``weight_loss_factor`` x the BCE of the
 weight head against w* = exp(-EPE / weight_tau_px) (EPE detached), plus ``pose_loss_factor`` x the
-reprojection error left after one Gauss–Newton step on the predicted field and weights
-(:mod:`gcf_ros.train.pose_loss`; needs the shards' poses and the models' diameters). AdamW,
-linear warm-up then a cosine decay to zero, gradient clipping. Batches are drawn without a sampler
-state: iteration k takes the (k mod n_b)-th batch of the permutation of epoch k // n_b drawn from
+reprojection (px) and rotation (deg, x ``pose_loss_rotation``) errors left after one Gauss–Newton
+step on the predicted field and weights (:mod:`gcf_ros.train.pose_loss`; needs the shards' poses
+and the models' diameters). AdamW, linear warm-up then a cosine decay to zero, gradient clipping.
+Batches are drawn without a sampler state: iteration k takes the (k mod n_b)-th batch of the permutation of epoch k // n_b drawn from
 ``default_rng([seed, epoch])``, so a resumed run sees exactly the batches an uninterrupted run does.
 """
 
@@ -97,7 +97,8 @@ def gcf_loss(
     config: TrainConfig,
     diameter: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """(scalar loss, {"loss", "epe", "weight_loss", "pose_px"} floats) over the foreground pixels.
+    """(scalar loss, stats) over the foreground pixels; stats: "loss", "epe", "weight_loss" and,
+    with the pose loss, the batch medians "pose_px" and "rot1_deg" after the one-step solve.
 
     ``diameter`` (B,) metres is needed when ``config.pose_loss_factor`` > 0."""
     mask = batch.mask.to(out.field.dtype)
