@@ -6,8 +6,9 @@ weight head against w* = exp(-EPE / weight_tau_px) (EPE detached), plus ``pose_l
 reprojection (px) and rotation (deg, x ``pose_loss_rotation``) errors left after one Gauss–Newton
 step on the predicted field and weights (:mod:`gcf_ros.train.pose_loss`; needs the shards' poses
 and the models' diameters). AdamW, linear warm-up then a cosine decay to zero, gradient clipping.
-Batches are drawn without a sampler state: iteration k takes the (k mod n_b)-th batch of the permutation of epoch k // n_b drawn from
-``default_rng([seed, epoch])``, so a resumed run sees exactly the batches an uninterrupted run does.
+Batches are drawn without a sampler state: iteration k takes the (k mod n_b)-th batch of the
+permutation of epoch k // n_b drawn from ``default_rng([seed, epoch])``, so a resumed run sees
+exactly the batches an uninterrupted run does.
 """
 
 from __future__ import annotations
