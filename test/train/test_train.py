@@ -182,6 +182,14 @@ def test_cli_train_resume_export(data_root, tmp_path, capsys):
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [2, 4, 6]
     assert main(["--config", str(tmp_path / "absent.yaml")]) == 2
+    # --stop-after cuts the planned schedule; --export names the weights file; --data-on-device
+    # (the CPU here) trains from tensors instead of host arrays.
+    other = tmp_path / "other.pt"
+    cut = ["--config", str(yaml_path), "--out", str(tmp_path / "cut"), "--no-progress",
+           "--stop-after", "3", "--export", str(other), "--data-on-device"]  # fmt: skip
+    assert main(cut) == 0 and other.is_file()
+    _, meta = load_gcf_weights(other)
+    assert meta["iteration"] == 3 and "--stop-after 3" in meta["command"]
 
 
 def test_time_limit_stops_early_with_a_checkpoint(data_root, tmp_path):
