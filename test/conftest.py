@@ -37,3 +37,14 @@ def registry():
     from gcf_ros.core.models import ModelRegistry
 
     return ModelRegistry.from_yaml(Path(__file__).resolve().parents[1] / "config" / "models.yaml")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: threads only add synchronisation (and stall on a shared machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

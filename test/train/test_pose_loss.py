@@ -23,12 +23,7 @@ S = 32
 DIAMETER = 0.2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _samples(n: int, seed: int, deg: float = 5.0, cm: float = 1.0) -> dict[str, np.ndarray]:

@@ -20,13 +20,7 @@ from gcf_ros.train.train_cli import main
 S = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: threads only add synchronisation (and stall on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _shard(n: int, seed: int) -> dict[str, np.ndarray]:
