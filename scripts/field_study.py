@@ -50,17 +50,17 @@ def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int):
     renderer = RaycastRenderer(nthreads=1)
     selected = select_instances(BopDataset(dataset), registry, EvalConfig(dataset, noise, 0, n))
     rows, shown = [], []
-    masks_cache: dict[tuple[int, int], np.ndarray] = {}
-    for frame, inst, _visib, T0 in selected:
+    frame_key, image, visible_all = None, None, None  # per frame: image, visible masks (N, H, W)
+    for frame, inst, _visib, T0 in selected:  # in frame order
         model = registry.render_model(inst.model_id)
-        key = (frame.scene_id, frame.im_id)
-        if key not in masks_cache:
+        if frame_key != (frame.scene_id, frame.im_id):
+            frame_key = (frame.scene_id, frame.im_id)
             models = [registry.get(i.model_id) for i in frame.instances]
             T_all = np.stack([i.T_cam_obj for i in frame.instances])
-            masks_cache = {key: render_scene_masks(models, T_all, frame.K, frame.width,
-                                                   frame.height).visible}  # fmt: skip
+            visible_all = render_scene_masks(models, T_all, frame.K, frame.width,
+                                             frame.height).visible  # fmt: skip
             image = frame.load_rgb()
-        visible = masks_cache[key][inst.inst_idx]
+        visible = visible_all[inst.inst_idx]
         win = crop_window_for_box(frame.K, T0, model.bbox_corners_obj, cfg.window_size,
                                   cfg.padding)  # fmt: skip
         K_win = torch.from_numpy(win.K_window(frame.K))[None]

@@ -109,6 +109,12 @@ def load_synth_yaml(path: str | Path) -> tuple[SynthConfig, Path]:
     section = doc.get("synth") or {}
     if not isinstance(section, dict):
         raise ValueError(f"{path}: 'synth:' must be a mapping")
+    return SynthConfig.from_dict(section), registry_yaml_path(path, doc)
+
+
+def registry_yaml_path(path: str | Path, doc: dict) -> Path:
+    """The model registry YAML named by the top-level ``models:`` key of the training YAML
+    ``path`` (parsed: ``doc``), relative to that file's folder; default ``models.yaml`` beside
+    it."""
     models = Path(str(doc.get("models", "models.yaml"))).expanduser()
-    models = models if models.is_absolute() else path.resolve().parent / models
-    return SynthConfig.from_dict(section), models
+    return models if models.is_absolute() else Path(path).expanduser().resolve().parent / models

@@ -37,12 +37,12 @@ def load_diameters(config_path: str | Path) -> dict[str, float] | None:
     """Model id -> diameter (m) of the registry named by the YAML's top-level ``models:``
     (relative to the YAML file); None when it names none."""
     from gcf_ros.core.models import ModelRegistry
+    from gcf_ros.train.synth_config import registry_yaml_path
 
-    path = Path(config_path)
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = yaml.safe_load(Path(config_path).read_text()) or {}
     if not doc.get("models"):
         return None
-    registry = ModelRegistry.from_yaml(path.parent / doc["models"])
+    registry = ModelRegistry.from_yaml(registry_yaml_path(config_path, doc))
     return {i: float(registry.get(i).diameter) for i in registry.ids}
 
 
