@@ -13,10 +13,13 @@ fi
 
 export VIRTUAL_ENV="$_gcf_venv"
 # Console scripts of gcf_ros install to lib/gcf_ros (the ament_python layout `ros2 run` expects).
-case ":$PATH:" in
-  *":$_gcf_venv/bin:"*) ;;
-  *) export PATH="$_gcf_venv/lib/gcf_ros:$_gcf_venv/bin:$PATH" ;;
-esac
+# Each directory is checked on its own: an activated venv already has bin/ on PATH, not lib/gcf_ros.
+for _d in "$_gcf_venv/bin" "$_gcf_venv/lib/gcf_ros"; do
+  case ":$PATH:" in
+    *":$_d:"*) ;;
+    *) export PATH="$_d:$PATH" ;;
+  esac
+done
 
 _gcf_site="$_gcf_venv/lib/python3.11/site-packages"
 _gcf_ld="$_gcf_venv/lib"
