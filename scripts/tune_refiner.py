@@ -1,10 +1,12 @@
 """Tune the refiner's solver settings on SYNTHETIC validation samples (never on LM-O frames).
 
-    python scripts/tune_refiner.py WEIGHTS "damping=0.001" "damping=0.1" ... [--n 48]
+    python scripts/tune_refiner.py WEIGHTS "damping=0.001" "damping=0.1" ... [--n 48] [--oracle]
 
 Each validation sample's 64 x 64 image window serves as the whole image, with its window camera as
 K, and the sample's initial pose as the detection; prints median rotation (deg), translation (cm)
-and 2D projection (px) errors after refinement for every setting.
+and 2D projection (px) errors after refinement for every setting. ``--oracle`` replaces the
+network by the exact field towards the true pose (WEIGHTS is then ignored): what the solver
+settings alone allow.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
+from gcf_ros.gcf.predictor import TrueFieldPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
 from gcf_ros.resources import default_models_yaml
 
@@ -37,6 +40,7 @@ def main() -> None:
     p.add_argument("settings", nargs="+")
     p.add_argument("--val", type=Path, default=Path("data/synthetic/val"))
     p.add_argument("--n", type=int, default=48)
+    p.add_argument("--oracle", action="store_true", help="the exact field instead of the network")
     args = p.parse_args()
     torch.set_num_threads(1)
     shard = np.load(sorted(args.val.glob("shard_*.npz"))[0])
@@ -45,12 +49,15 @@ def main() -> None:
     n = min(args.n, len(shard["image"]))
     for setting in args.settings:
         config = RefinerConfig(**_parse(setting))
-        refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", config)
+        if not args.oracle:
+            refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", config)
         errs = []
         for i in range(n):
             model_id = ids[int(shard["model_idx"][i])]
             K = shard["K_window"][i].astype(np.float64)
             T0, T = shard["T_init"][i].astype(np.float64), shard["T_true"][i].astype(np.float64)
+            if args.oracle:
+                refiner = Refiner(registry, TrueFieldPredictor(torch.from_numpy(T[None])), config)
             (res,) = refiner.refine_poses(shard["image"][i], K, [model_id], T0[None])
             verts = registry.get(model_id).verts_obj
             errs.append((rotation_error_deg(res.T_cam_obj[:3, :3], T[:3, :3]),
@@ -59,7 +66,7 @@ def main() -> None:
         med = np.median(np.array(errs), axis=0)
         keys = ("median_rot_deg", "median_trans_cm", "median_proj_px")
         row = {
-            "setting": setting,
+            "setting": setting + (" (exact field)" if args.oracle else ""),
             "n": n,
             **{k: round(float(v), 2) for k, v in zip(keys, med, strict=True)},
         }
