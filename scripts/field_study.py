@@ -37,6 +37,7 @@ from gcf_ros.eval.harness import EvalConfig, select_instances
 from gcf_ros.gcf.field import pixel_grid, true_field
 from gcf_ros.gcf.inputs import image_input, render_input
 from gcf_ros.gcf.network import load_gcf_weights
+from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE
 from gcf_ros.gcf.refiner import RefinerConfig, default_checkpoint
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.train.pose_loss import one_step_error
@@ -45,7 +46,7 @@ from gcf_ros.train.shards import ShardDataset
 LEVELS = ("small", "medium", "large", "xlarge")
 
 
-def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int):
+def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int, S: int):
     cfg = RefinerConfig()
     renderer = RaycastRenderer(nthreads=1)
     selected = select_instances(BopDataset(dataset), registry, EvalConfig(dataset, noise, 0, n))
@@ -61,11 +62,11 @@ def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int):
                                              frame.height).visible  # fmt: skip
             image = frame.load_rgb()
         visible = visible_all[inst.inst_idx]
-        win = crop_window_for_box(frame.K, T0, model.bbox_corners_obj, cfg.window_size,
+        win = crop_window_for_box(frame.K, T0, model.bbox_corners_obj, S,
                                   cfg.padding)  # fmt: skip
         K_win = torch.from_numpy(win.K_window(frame.K))[None]
         crop = torch.from_numpy(win.resample(image))[None]
-        render = renderer.render([model], torch.from_numpy(T0)[None], K_win, cfg.window_size)
+        render = renderer.render([model], torch.from_numpy(T0)[None], K_win, S)
         true = true_field(render, torch.from_numpy(inst.T_cam_obj)[None], K_win)[0]
         diam = torch.tensor([model.diameter], dtype=torch.float32)
         rend = render_input(render, diam)
@@ -74,7 +75,7 @@ def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int):
         field = out.field[0].permute(1, 2, 0)
         m = render.mask[0]
         # Where each rendered point truly is, in full-image pixels -> on the visible mask?
-        target = (pixel_grid(cfg.window_size) + true + 0.5) / win.scale - 0.5
+        target = (pixel_grid(S) + true + 0.5) / win.scale - 0.5
         target += torch.tensor([win.x0, win.y0])
         col, row = target[..., 0].round().long(), target[..., 1].round().long()
         inside = (col >= 0) & (col < frame.width) & (row >= 0) & (row < frame.height)
@@ -181,10 +182,11 @@ def main() -> None:
     p.add_argument("--picture", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
-    net, _ = load_gcf_weights(args.weights or default_checkpoint())
+    net, meta = load_gcf_weights(args.weights or default_checkpoint())
+    S = int(meta.get("window_size", DEFAULT_WINDOW_SIZE))  # the network's training size
     registry = ModelRegistry.from_yaml(default_models_yaml())
     diameters = {i: float(registry.get(i).diameter) for i in registry.ids}
-    real, shown = real_rows(net, registry, args.dataset, args.noise, args.n, keep=4)
+    real, shown = real_rows(net, registry, args.dataset, args.noise, args.n, keep=4, S=S)
     print(f"weights: {args.weights or default_checkpoint()}; noise {args.noise}")
     print("| data | n | EPE px | EPE visible px | zero-field EPE px | conf at T0 "
           "| 1-step rot deg | 1-step reproj px |")  # fmt: skip

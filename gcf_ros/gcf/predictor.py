@@ -28,19 +28,34 @@ class FieldPredictor(Protocol):
         ...
 
 
-class NetworkPredictor:
-    """The trained two-branch network (``gcf_ros.gcf.network.GcfNet``)."""
+DEFAULT_WINDOW_SIZE = 64  # S of weights files that do not record theirs (all before stage 4)
 
-    def __init__(self, net: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+
+class NetworkPredictor:
+    """The trained two-branch network (``gcf_ros.gcf.network.GcfNet``).
+
+    ``window_size``: the window side S (px) the network was trained at, from the weights file's
+    ``meta["window_size"]`` (``DEFAULT_WINDOW_SIZE`` when it records none); the refiner crops at
+    that size unless told otherwise.
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        window_size: int = DEFAULT_WINDOW_SIZE,
+    ) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
+        self.window_size = int(window_size)
+        self.meta: dict = {}
 
     @classmethod
     def from_weights(cls, path: Path, device: str | torch.device = "cpu") -> NetworkPredictor:
         from gcf_ros.gcf.network import load_gcf_weights
 
         net, meta = load_gcf_weights(path, device)
-        predictor = cls(net, device)
+        predictor = cls(net, device, int(meta.get("window_size", DEFAULT_WINDOW_SIZE)))
         predictor.meta = meta
         return predictor
 

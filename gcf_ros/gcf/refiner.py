@@ -29,7 +29,7 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
-from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
+from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE, FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, normal_equations, solve_update
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
@@ -46,7 +46,9 @@ ROTATION_DAMPING = {"gauss_newton": 5.0, "gradient": 20.0}
 class RefinerConfig:
     """Settings of the refinement loop (see ``config/gcf.yaml`` for the node's defaults)."""
 
-    window_size: int = 64
+    # Window side S, px. None: the size the network was trained at (the weights file records it;
+    # 64 for files that do not). A network run at another size than its training size is worse.
+    window_size: int | None = None
     padding: float = 1.3
     iterations: int = 8
     solver: str = "gauss_newton"
@@ -122,6 +124,12 @@ class Refiner:
         self._solver = self.config.solver_config()
         self.timer: PhaseTimer | None = None
 
+    @property
+    def window_size(self) -> int:
+        """The window side S (px) in use: the config's, else the network's training size."""
+        trained = getattr(self.predictor, "window_size", DEFAULT_WINDOW_SIZE)
+        return self.config.window_size or trained
+
     @classmethod
     def from_checkpoint(
         cls,
@@ -156,15 +164,13 @@ class Refiner:
         return self.refine(image_rgb, K, dets)
 
     def _iterate(self, image_rgb, K, models, state, active, it) -> None:
-        cfg = self.config
+        cfg, S = self.config, self.window_size
         with timed(self.timer, "crop"):
             windows, ok = [], []
             for b in active:
                 try:
                     corners = models[b].bbox_corners_obj
-                    windows.append(
-                        crop_window_for_box(K, state.T[b], corners, cfg.window_size, cfg.padding)
-                    )
+                    windows.append(crop_window_for_box(K, state.T[b], corners, S, cfg.padding))
                     ok.append(b)
                 except ValueError:
                     state.reject(b, "pose went behind the camera")
@@ -176,7 +182,7 @@ class Refiner:
         T = torch.from_numpy(state.T[idx])
         batch_models = [models[b] for b in idx]
         with timed(self.timer, "render"):
-            render = self.renderer.render(batch_models, T, K_win, cfg.window_size)
+            render = self.renderer.render(batch_models, T, K_win, S)
         with timed(self.timer, "network"):
             diameters = torch.tensor([m.diameter for m in batch_models])
             field_px, weight = self.predictor.predict(crops, render, diameters, K_win, idx)

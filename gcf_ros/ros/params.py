@@ -38,7 +38,7 @@ class NodeParams:
         "pose solver: gauss_newton (damped, weighted) or gradient (the paper's steps)",
     )
     window_size: int = _p(
-        64, "side of the square network window, pixels (the weights were trained at 64)"
+        0, "side of the square network window, pixels; 0 = the size the weights were trained at"
     )
     min_confidence: float = _p(
         0.2, "results with a lower mean predicted weight are REJECTED", dynamic=True
@@ -94,8 +94,11 @@ class NodeParams:
             raise ValueError(f"detections_type must be one of {DETECTION_TYPES}")
         if self.input_reliability not in ("best_effort", "reliable"):
             raise ValueError("input_reliability must be best_effort or reliable")
-        if self.iterations < 1 or self.window_size < 16 or self.work_queue_size < 1:
-            raise ValueError("iterations >= 1, window_size >= 16, work_queue_size >= 1 required")
+        if self.iterations < 1 or 0 < self.window_size < 16 or self.work_queue_size < 1:
+            raise ValueError(
+                "iterations >= 1, window_size 0 (the weights') or >= 16, work_queue_size >= 1 "
+                "required"
+            )
         if self.sync_slop < 0 or self.max_stamp_age <= 0 or self.track_timeout <= 0:
             raise ValueError("sync_slop >= 0, max_stamp_age > 0 and track_timeout > 0 required")
         self.class_map()  # ValueError for malformed pairs, at start-up rather than per frame

@@ -120,6 +120,12 @@ class GcfRefinerNode(Node):
         self.refiner = Refiner.from_checkpoint(
             self.registry, self.params.checkpoint or None, device, self._refiner_config()
         )
+        trained = self.refiner.predictor.window_size
+        if self.params.window_size and self.params.window_size != trained:
+            self.get_logger().warning(
+                f"window_size {self.params.window_size} px, but the weights were trained at "
+                f"{trained} px: expect worse poses (0 uses the weights' size)"
+            )
         self.device = device
 
         self.sync: FrameSync[_ImageItem, Any] = FrameSync(
@@ -167,7 +173,7 @@ class GcfRefinerNode(Node):
     def _refiner_config(self) -> RefinerConfig:
         p = self.params
         return RefinerConfig(
-            window_size=p.window_size,
+            window_size=p.window_size or None,
             iterations=p.iterations,
             solver=p.solver,
             min_confidence=p.min_confidence,

@@ -395,6 +395,7 @@ class Trainer:
                 "val": _manifest_summary(self.val_set),
             },
             "torch": str(torch.__version__),
+            "window_size": int(self.train_set.size),  # S the network was trained at
         }
         save_gcf_weights(path, net, meta)
         load_gcf_weights(path)  # fail here, not in the refiner, if the file does not load

@@ -225,6 +225,10 @@ def test_packaged_gcf_yaml_matches_the_declared_defaults():
 
 def test_params_validation():
     NodeParams()
+    assert NodeParams().window_size == 0  # the size the weights were trained at
+    NodeParams(window_size=96)
+    with pytest.raises(ValueError, match="window_size"):
+        NodeParams(window_size=8)
     with pytest.raises(ValueError, match="tf_child_frame_format"):
         NodeParams(tf_child_frame_format="{model}_{nope}")
     with pytest.raises(ValueError, match="detections_type"):

@@ -146,6 +146,7 @@ def test_export_round_trip(data_root, tmp_path):
         100004,
     ]
     assert meta["best_iteration"] in (2, 4) and meta["train_config"]["batch_size"] == 8
+    assert meta["window_size"] == S  # the refiner crops at the size the network was trained at
     best = torch.load(tmp_path / "run/best.pt", weights_only=True)["model"]
     for key, value in net.state_dict().items():
         assert torch.equal(value, best[key])
