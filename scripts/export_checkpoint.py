@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gcf_ros.gcf.network import GcfNet, NetConfig, load_gcf_weights, save_gcf_weights
@@ -20,6 +21,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", type=Path)
     p.add_argument("out", type=Path)
+    p.add_argument(
+        "--window-size",
+        type=int,
+        default=None,
+        help="S the network was trained at (default: read from the run's training shards)",
+    )
     args = p.parse_args()
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     net = GcfNet(NetConfig.from_dict(state["config"]["net"]))
@@ -29,10 +36,23 @@ def main() -> None:
         "iteration": int(state["iteration"]),
         "best": {k: float(v) for k, v in state["best"].items()},
         "train_config": state["config"],
+        "window_size": args.window_size or _trained_window_size(state["config"]["train_dir"]),
     }
     save_gcf_weights(args.out, net, meta)
     load_gcf_weights(args.out)
     print(f"{args.checkpoint} (iteration {meta['iteration']}) -> {args.out}")
+
+
+def _trained_window_size(train_dir: str) -> int:
+    """S of the first training shard (``image`` is (N, S, S, 3)); relative to the repository."""
+    root = Path(train_dir)
+    if not root.is_absolute():
+        root = Path(__file__).resolve().parents[1] / root
+    shards = sorted(root.glob("shard_*.npz"))
+    if not shards:
+        raise SystemExit(f"no shards in {root}: pass --window-size")
+    with np.load(shards[0]) as shard:
+        return int(shard["image"].shape[1])
 
 
 if __name__ == "__main__":
