@@ -2,7 +2,7 @@
 
     python scripts/tune_refiner.py WEIGHTS "damping=0.001" "damping=0.1" ... [--n 48] [--oracle]
 
-Each validation sample's 64 x 64 image window serves as the whole image, with its window camera as
+Each validation sample's S x S image window serves as the whole image, with its window camera as
 K, and the sample's initial pose as the detection; prints median rotation (deg), translation (cm)
 and 2D projection (px) errors after refinement for every setting. ``--oracle`` replaces the
 network by the exact field towards the true pose (WEIGHTS is then ignored): what the solver
