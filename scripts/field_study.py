@@ -36,8 +36,7 @@ from gcf_ros.core.visibility import render_scene_masks
 from gcf_ros.eval.harness import EvalConfig, select_instances
 from gcf_ros.gcf.field import pixel_grid, true_field
 from gcf_ros.gcf.inputs import image_input, render_input
-from gcf_ros.gcf.network import load_gcf_weights
-from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE
+from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import RefinerConfig, default_checkpoint
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.train.pose_loss import one_step_error
@@ -182,8 +181,8 @@ def main() -> None:
     p.add_argument("--picture", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
-    net, meta = load_gcf_weights(args.weights or default_checkpoint())
-    S = int(meta.get("window_size", DEFAULT_WINDOW_SIZE))  # the network's training size
+    predictor = NetworkPredictor.from_weights(args.weights or default_checkpoint())
+    net, S = predictor.net, predictor.window_size  # S: the network's training size
     registry = ModelRegistry.from_yaml(default_models_yaml())
     diameters = {i: float(registry.get(i).diameter) for i in registry.ids}
     real, shown = real_rows(net, registry, args.dataset, args.noise, args.n, keep=4, S=S)

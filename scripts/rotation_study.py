@@ -33,7 +33,6 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.gcf.field import true_field
 from gcf_ros.gcf.inputs import image_input
-from gcf_ros.gcf.network import load_gcf_weights
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import default_checkpoint
 from gcf_ros.resources import default_models_yaml
@@ -118,8 +117,8 @@ def main() -> None:
     n = min(args.n, len(shard["image"]))
     registry = ModelRegistry.from_yaml(default_models_yaml())
     names = [str(w) for w in args.weights]
-    nets = {name: load_gcf_weights(name)[0].eval() for name in names}
-    predictors = {name: NetworkPredictor(net) for name, net in nets.items()}
+    predictors = {name: NetworkPredictor.from_weights(name) for name in names}
+    nets = {name: predictor.net for name, predictor in predictors.items()}
 
     lengths = observability(predictors, registry, shard, n)
     S = shard["image"].shape[1]

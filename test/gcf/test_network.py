@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from gcf_ros.core.models import ModelRegistry
 from gcf_ros.gcf.inputs import IMAGE_CHANNELS, RENDER_CHANNELS
 from gcf_ros.gcf.network import (
     GcfNet,
@@ -14,7 +13,6 @@ from gcf_ros.gcf.network import (
 )
 from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE, NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
-from gcf_ros.resources import default_models_yaml
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -119,13 +117,12 @@ def test_weights_round_trip(tmp_path):
         torch.testing.assert_close(loaded(image, render).field, net(image, render).field)
 
 
-def test_predictor_window_size_comes_from_the_weights(tmp_path):
+def test_predictor_window_size_comes_from_the_weights(tmp_path, registry):
     net = GcfNet(NetConfig(widths=(8, 8, 8, 8)))
     save_gcf_weights(tmp_path / "s48.pt", net, {"window_size": 48})
     save_gcf_weights(tmp_path / "old.pt", net, {})  # written before the size was recorded
     assert NetworkPredictor.from_weights(tmp_path / "s48.pt").window_size == 48
     assert NetworkPredictor.from_weights(tmp_path / "old.pt").window_size == DEFAULT_WINDOW_SIZE
-    registry = ModelRegistry.from_yaml(default_models_yaml())
     assert Refiner.from_checkpoint(registry, tmp_path / "s48.pt").window_size == 48
     config = RefinerConfig(window_size=96)  # an explicit size wins
     assert Refiner.from_checkpoint(registry, tmp_path / "s48.pt", config=config).window_size == 96
