@@ -37,6 +37,8 @@ from gcf_ros.train.augment import augment_images
 from gcf_ros.train.pose_loss import one_step_error, saturate
 from gcf_ros.train.shards import ShardBatch, ShardDataset
 
+FIT_PROBE = 100  # steps timed before fit(fit_schedule=True) sets the schedule's end
+FIT_RESERVE = 0.1  # share of the remaining time kept for validation and checkpoints
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "iteration", "best", "rng", "config")
 
 
@@ -176,9 +178,10 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        warmup, total = config.warmup_steps, config.iterations
+        self.total_iterations = config.iterations  # the schedule's end; fit may shorten it
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: _lr_factor(step, warmup, total)
+            self.optimizer,
+            lambda step: _lr_factor(step, config.warmup_steps, self.total_iterations),
         )
         self.iteration = 0
         self.init_meta: dict | None = None  # set by init_from_weights
@@ -262,28 +265,39 @@ class Trainer:
         return "val_pose_score" if self.config.pose_loss_factor > 0 else "val_epe"
 
     def fit(
-        self, progress: bool = True, max_seconds: float | None = None, stop_after: int | None = None
+        self,
+        progress: bool = True,
+        max_seconds: float | None = None,
+        stop_after: int | None = None,
+        fit_schedule: bool = False,
     ) -> dict:
         """Train up to ``config.iterations``, validating, logging and checkpointing on the way.
 
         ``max_seconds``: stop early once this much wall time has passed; ``stop_after``: stop
         after that iteration of the planned schedule (both validate and checkpoint the last step
-        first). Returns the last validation record."""
+        first). ``fit_schedule`` (with ``max_seconds``): after ``FIT_PROBE`` steps, end the cosine
+        schedule at the iteration the measured rate reaches in ``max_seconds`` (never later than
+        ``config.iterations``), so a time-boxed run still decays its learning rate to zero.
+        Returns the last validation record."""
         c, record = self.config, {}
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(initial=self.iteration, total=c.iterations, disable=not progress, unit="it")
+        bar = tqdm(initial=self.iteration, total=self.total_iterations, disable=not progress,
+                   unit="it")  # fmt: skip
         window: list[dict] = []  # training statistics since the last validation
-        start = time.perf_counter()
-        while self.iteration < c.iterations:
+        start, first = time.perf_counter(), self.iteration
+        while self.iteration < self.total_iterations:
             window.append(self.step())
             bar.update(1)
+            if fit_schedule and max_seconds is not None and self.iteration - first == FIT_PROBE:
+                self._fit_schedule(time.perf_counter() - start, max_seconds)
+                bar.total = self.total_iterations
             recent = window[-50:]
             loss, epe = (sum(s[k] for s in recent) / len(recent) for k in ("loss", "epe"))
             bar.set_postfix(loss=f"{loss:.3f}", epe=f"{epe:.2f}")
             late = (max_seconds is not None and time.perf_counter() - start > max_seconds) or (
                 stop_after is not None and self.iteration >= stop_after
             )
-            done = self.iteration == c.iterations or late
+            done = self.iteration == self.total_iterations or late
             if late:
                 tqdm.write(f"gcf-train: stopping early at iteration {self.iteration}")
             if self.iteration % c.val_every == 0 or done:
@@ -296,6 +310,18 @@ class Trainer:
                 break
         bar.close()
         return record
+
+    def _fit_schedule(self, elapsed: float, max_seconds: float) -> None:
+        """End the schedule where ``FIT_PROBE`` steps in ``elapsed`` s extrapolate to
+        ``max_seconds``, less ``FIT_RESERVE`` of the rest for validation and checkpoints."""
+        rate = FIT_PROBE / max(elapsed, 1e-6)
+        more = int(rate * max(0.0, max_seconds - elapsed) * (1.0 - FIT_RESERVE))
+        self.total_iterations = max(self.iteration + 1, min(self.config.iterations,
+                                                            self.iteration + more))  # fmt: skip
+        tqdm.write(
+            f"gcf-train: {rate:.1f} it/s, the schedule ends at iteration {self.total_iterations}"
+            f" to fit {max_seconds / 60:.1f} min"
+        )
 
     def _validate_and_log(self, train_stats: dict, seconds: float) -> dict:
         """Validate, keep best.pt, append the record to log.jsonl and print it."""
@@ -327,6 +353,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "iteration": self.iteration,
+            "total_iterations": self.total_iterations,
             "best": dict(self.best),
             "rng": rng,
             "config": self.config.to_dict(),
@@ -351,6 +378,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.iteration, self.best = int(state["iteration"]), dict(state["best"])
+        if state["config"]["iterations"] == self.config.iterations:  # a fitted schedule goes on
+            self.total_iterations = int(state.get("total_iterations", self.config.iterations))
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop early (validated, checkpointed, exported) after this wall time",
     )
     p.add_argument(
+        "--fit-schedule",
+        action="store_true",
+        help="with --max-minutes: end the learning-rate schedule when the time runs out "
+        "(rate measured over the first steps) instead of at train.iterations",
+    )
+    p.add_argument(
         "--stop-after",
         type=int,
         default=None,
@@ -91,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.fit_schedule and args.max_minutes is None:
+        print("gcf-train: --fit-schedule needs --max-minutes", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -118,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     limit = None if args.max_minutes is None else 60.0 * args.max_minutes
     record = trainer.fit(
-        progress=not args.no_progress, max_seconds=limit, stop_after=args.stop_after
+        progress=not args.no_progress,
+        max_seconds=limit,
+        stop_after=args.stop_after,
+        fit_schedule=args.fit_schedule,
     )
     command = shlex.join(["gcf-train", *(sys.argv[1:] if argv is None else argv)])
     path = trainer.export(command=command)

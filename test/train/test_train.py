@@ -177,6 +177,8 @@ def test_cli_train_resume_export(data_root, tmp_path, capsys):
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [2, 4, 6]
     assert main(["--config", str(tmp_path / "absent.yaml")]) == 2
+    assert main([*args, "--fit-schedule"]) == 2  # without --max-minutes
+    assert "--fit-schedule needs --max-minutes" in capsys.readouterr().err
     # --stop-after cuts the planned schedule; --export names the weights file; --data-on-device
     # (the CPU here) trains from tensors instead of host arrays.
     other = tmp_path / "other.pt"
@@ -196,6 +198,21 @@ def test_time_limit_stops_early_with_a_checkpoint(data_root, tmp_path):
     other.fit(progress=False, stop_after=7)
     assert other.iteration == 7
     assert other.scheduler.get_last_lr()[0] > 0.0  # the 60-iteration schedule, cut at 7
+
+
+def test_fit_schedule_ends_the_learning_rate_decay_inside_the_time_limit(
+    data_root, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("gcf_ros.train.train.FIT_PROBE", 5)
+    config = _config(data_root, tmp_path / "run", iterations=10**6, val_every=10**6)
+    trainer = Trainer(config)
+    trainer.fit(progress=False, max_seconds=3.0, fit_schedule=True)
+    assert 5 < trainer.total_iterations < 10**6  # the schedule now ends where the time does
+    assert trainer.iteration == trainer.total_iterations  # reached by the schedule, not the clock
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-9)
+    resumed = Trainer(config)
+    resumed.load_checkpoint(tmp_path / "run/last.pt")
+    assert resumed.total_iterations == trainer.total_iterations
 
 
 def test_data_on_device_gives_the_same_batches(data_root):
