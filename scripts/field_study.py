@@ -37,7 +37,7 @@ from gcf_ros.eval.harness import EvalConfig, select_instances
 from gcf_ros.gcf.field import pixel_grid, true_field
 from gcf_ros.gcf.inputs import image_input, render_input
 from gcf_ros.gcf.predictor import NetworkPredictor
-from gcf_ros.gcf.refiner import RefinerConfig, default_checkpoint
+from gcf_ros.gcf.refiner import DAMPING, RefinerConfig, default_checkpoint
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.train.pose_loss import one_step_error
 from gcf_ros.train.shards import ShardDataset
@@ -83,7 +83,7 @@ def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int, S: in
         vis &= m
         step = one_step_error(
             out.field, out.weight, rend, render.mask, torch.from_numpy(T0)[None].float(),
-            torch.from_numpy(inst.T_cam_obj)[None].float(), K_win.float(), diam, cfg.damping,
+            torch.from_numpy(inst.T_cam_obj)[None].float(), K_win.float(), diam, DAMPING,
         )  # fmt: skip
         epe = (field - true).norm(dim=-1)
         rot0 = torch.rad2deg(rotation_angle(torch.from_numpy(T0[:3, :3]),
@@ -108,7 +108,7 @@ def synthetic_rows(net, val_dir: Path, level: str, diameters: dict[str, float]):
             out = net(b.image, b.render)
         diam = table[b.model_idx]
         step = one_step_error(out.field, out.weight, b.render, b.mask, b.T_init, b.T_true,
-                              b.K_window, diam, RefinerConfig().damping)  # fmt: skip
+                              b.K_window, diam, DAMPING)  # fmt: skip
         rot0 = torch.rad2deg(rotation_angle(b.T_init[:, :3, :3].double(),
                                             b.T_true[:, :3, :3].double()))  # fmt: skip
         for k in range(len(idx[start : start + 64])):

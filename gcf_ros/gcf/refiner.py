@@ -35,10 +35,12 @@ from gcf_ros.gcf.solver import SolverConfig, normal_equations, solve_update
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 
 
-# Rotation damping per solver for the shipped weights: median rotation error on 96 synthetic
-# validation windows (initial 5.71 deg), python scripts/tune_refiner.py, damping 0 / 2 / 5 / 20:
-# Gauss-Newton 8.18 / 5.14 / 5.15 / 5.51 deg (5: lowest 2D error); gradient (20 iterations)
-# - / 8.87 / 6.26 / 5.60 deg.
+# Solver settings for weights files that record none in meta["refiner"] (the S = 64 stage-3 file):
+# median rotation error on 96 synthetic validation windows (initial 5.71 deg),
+# python scripts/tune_refiner.py, rotation damping 0 / 2 / 5 / 20 at damping 0.1: Gauss-Newton
+# 8.18 / 5.14 / 5.15 / 5.51 deg (5: lowest 2D error); gradient (20 iterations) - / 8.87 / 6.26 /
+# 5.60 deg. Weights tuned later carry their own (scripts/set_refiner_defaults.py).
+DAMPING = 0.1
 ROTATION_DAMPING = {"gauss_newton": 5.0, "gradient": 20.0}
 
 
@@ -52,9 +54,10 @@ class RefinerConfig:
     padding: float = 1.3
     iterations: int = 8
     solver: str = "gauss_newton"
-    damping: float = 0.1  # LM lambda, relative to diag(H); chosen on synthetic validation data
-    # Extra damping of the rotation block (solver.py); None: the solver's default in
-    # ROTATION_DAMPING, chosen for the shipped weights on synthetic validation data.
+    # LM lambda, relative to diag(H), and the extra damping of the rotation block (solver.py).
+    # None: the values the weights file records in meta["refiner"] (chosen for that network on
+    # synthetic validation data), else DAMPING / ROTATION_DAMPING[solver].
+    damping: float | None = None
     rotation_damping: float | None = None
     gradient_step: float = 0.3
     converge_rot_deg: float = 0.05
@@ -65,10 +68,18 @@ class RefinerConfig:
     max_step_rot_deg: float = 10.0  # trust region: largest rotation of one update
     max_step_trans_rel: float = 0.1  # trust region: largest translation, fraction of the depth
 
-    def solver_config(self) -> SolverConfig:
+    def solver_config(self, recorded: dict | None = None) -> SolverConfig:
+        """The solver's settings: this config's, else ``recorded`` (a weights file's
+        ``meta["refiner"]``: ``damping``, ``rotation_damping`` per solver), else the defaults."""
+        recorded = recorded or {}
+        damping = self.damping
+        if damping is None:
+            damping = float(recorded.get("damping", DAMPING))
         rot = self.rotation_damping
-        rot = ROTATION_DAMPING.get(self.solver, 0.0) if rot is None else rot
-        return SolverConfig(self.solver, self.damping, self.gradient_step, rot)
+        if rot is None:
+            per_solver = recorded.get("rotation_damping", ROTATION_DAMPING)
+            rot = float(per_solver.get(self.solver, ROTATION_DAMPING.get(self.solver, 0.0)))
+        return SolverConfig(self.solver, damping, self.gradient_step, rot)
 
 
 @dataclass(frozen=True)
@@ -121,8 +132,14 @@ class Refiner:
         self.predictor = predictor
         self.config = config or RefinerConfig()
         self.renderer = renderer or RaycastRenderer()
-        self._solver = self.config.solver_config()
+        self.solver_config  # noqa: B018 - bad solver settings fail here, not in the first refine
         self.timer: PhaseTimer | None = None
+
+    @property
+    def solver_config(self) -> SolverConfig:
+        """The solver settings in use: the config's, else those the weights file records."""
+        meta = getattr(self.predictor, "meta", None) or {}
+        return self.config.solver_config(meta.get("refiner"))
 
     @property
     def window_size(self) -> int:
@@ -202,7 +219,7 @@ class Refiner:
         w = _take((weight * render.mask).reshape(B, S * S), idx).double()
         F = _take(field_px.reshape(B, S * S, 2), idx).double()
         H, g = normal_equations(K_win, se3_apply(T, X_obj), T[:, :3, 3], F, w)
-        return solve_update(H, g, self._solver)
+        return solve_update(H, g, self.solver_config)
 
     def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
         status, reason = state.status[b], state.reason[b]
