@@ -75,7 +75,8 @@ class SampleSynthesizer:
         render0 = self.renderer.render([model], T_init[None], K_S[None], S)
         if int(render0.mask.sum()) < _MIN_PIXELS:
             return None
-        image = self._image(cfg, rng, idx, T_true, win2.K_window(K), _coverage(cfg, win2))
+        image = self._image(cfg, rng, idx, T_true, win2.K_window(K), _coverage(cfg, win2),
+                            win2.side)  # fmt: skip
         field = true_field(render0, torch.from_numpy(T_true)[None], torch.from_numpy(K_S)[None])
         diameters = torch.tensor([model.diameter], dtype=torch.float32)
         return {
@@ -90,10 +91,11 @@ class SampleSynthesizer:
             "level": level,
         }
 
-    def _image(self, cfg, rng, idx, T_true, K2, coverage) -> np.ndarray:
+    def _image(self, cfg, rng, idx, T_true, K2, coverage, side) -> np.ndarray:
         """(S, S, 3) uint8: background, clutter behind, the object at T*, occluders in front, all
-        at S2; area-downsampling to S, photometric augmentation, sensor noise, zero outside the
-        camera image."""
+        at S2; then photometric augmentation and sensor noise at S (area-downsampled) or at the
+        camera's resolution (``cfg.camera_resolution``, ``side``: the window's side in camera
+        pixels, see ``_camera_image``); zero outside the camera image."""
         S, S2 = cfg.window_size, cfg.window_size * cfg.supersample
         shading = _random_shading(rng)
         canvas = bg.random_background(S2, rng).astype(np.float32) / 255.0
@@ -109,10 +111,13 @@ class SampleSynthesizer:
             n_occ = int(rng.integers(1, cfg.max_occluders + 1))
         for _ in range(n_occ):
             self._add(rng, idx, T_true, K2, S2, shading, canvas, zbuf, (target, hidden), front=True)
-        small = cv2.resize(canvas, (S, S), interpolation=cv2.INTER_AREA)
-        small = bg.augment_photometric(small, rng, 1.0)  # at S: a quarter of the pixels of S2
         cover = cv2.resize(coverage, (S, S), interpolation=cv2.INTER_AREA)
-        noisy = bg.add_sensor_noise(small, rng).astype(np.float32)
+        if cfg.camera_resolution:
+            noisy = _camera_image(canvas, side, cfg, rng).astype(np.float32)
+        else:
+            small = cv2.resize(canvas, (S, S), interpolation=cv2.INTER_AREA)
+            small = bg.augment_photometric(small, rng, 1.0)  # at S: a quarter of the pixels of S2
+            noisy = bg.add_sensor_noise(small, rng).astype(np.float32)
         return np.rint(noisy * cover[..., None]).astype(np.uint8)
 
     def _pick(self, rng: np.random.Generator, idx: int) -> tuple[ObjectModel, np.ndarray | None]:
@@ -138,6 +143,25 @@ class SampleSynthesizer:
                 return  # would hide too much of the object: leave this occluder out
             hidden[...] = now
         sc.composite(canvas, zbuf, layer, tint)
+
+
+def _camera_image(
+    canvas: np.ndarray, side: float, cfg: SynthConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """(S, S, 3) uint8 window of a camera image: the supersampled ``canvas`` (S2, S2, 3) brought
+    to the camera's pixel grid (n = ``side`` camera pixels across, capped at 2 S), blurred by
+    the camera (σ ∈ ``cfg.camera_blur_px`` camera pixels), photometrically augmented, given sensor
+    noise and quantised there, then resampled to S by ``CropWindow.resample`` as the refiner crops
+    a real image. Windows of fewer than S camera pixels come out upsampled and soft, as real ones."""
+    S = cfg.window_size
+    n = int(np.clip(round(side), 8, 2 * S))
+    shrink = cv2.INTER_AREA if n < canvas.shape[0] else cv2.INTER_LINEAR
+    cam = cv2.resize(canvas, (n, n), interpolation=shrink)
+    sigma = rng.uniform(*cfg.camera_blur_px) * n / side  # camera px -> px of the n-grid
+    if sigma > 0.05:
+        cam = cv2.GaussianBlur(cam, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    cam = bg.augment_photometric(cam, rng, n / S)  # its blur sizes are in window pixels
+    return CropWindow(0.0, 0.0, float(n), S).resample(bg.add_sensor_noise(cam, rng))
 
 
 def _centre_in_window(model: ObjectModel, T: np.ndarray, K: np.ndarray, size: int) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gcf_ros.core.camera import CropWindow
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import Shading
@@ -21,6 +22,7 @@ from gcf_ros.train.synth import (
     shard_seed,
     write_shards,
 )
+from gcf_ros.train.synth_sample import _camera_image
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY = REPO / "config" / "models.yaml"
@@ -187,3 +189,34 @@ def test_layer_sub_window_equals_full_render():
     assert np.array_equal(layer.mask, full.mask[0].numpy())
     assert np.allclose(layer.depth, full.depth[0].numpy(), atol=1e-6)
     assert np.allclose(layer.rgb, full.rgb[0].numpy(), atol=1e-5)
+
+
+def _beyond_grid(image: np.ndarray, n: int) -> float:
+    """Mean |residual| (grey levels) of an (S, S, 3) image after least-squares projection onto the
+    images that CropWindow.resample makes from n x n ones: 0 when it holds no finer detail."""
+    s = image.shape[0]
+    up = np.zeros((s, n))  # the resampling is separable: its 1-D operator, column by column
+    for j in range(n):
+        impulse = np.zeros((n, n), np.float32)
+        impulse[:, j] = 1.0
+        up[:, j] = CropWindow(0.0, 0.0, float(n), s).resample(impulse)[0]
+    pinv = np.linalg.pinv(up)
+    img = image.astype(np.float64)
+    fit = np.stack([up @ (pinv @ img[..., c] @ pinv.T) @ up.T for c in range(3)], axis=-1)
+    return float(np.abs(img - fit).mean())
+
+
+def test_camera_resolution_windows_hold_only_the_detail_of_the_camera_pixels():
+    # Canvas detail at the finest scale; a window 16 camera pixels wide comes out, at S = 32, as
+    # an upsampled 16-pixel image (as a real crop does), one 64 pixels wide does not.
+    cfg = SynthConfig(window_size=32, camera_resolution=True)
+    canvas = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
+    few = _camera_image(canvas, 16.0, cfg, np.random.default_rng(1))
+    many = _camera_image(canvas, 64.0, cfg, np.random.default_rng(2))
+    assert few.shape == many.shape == (32, 32, 3) and few.dtype == np.uint8
+    print(f"detail beyond 16 px: {_beyond_grid(few, 16):.2f} vs {_beyond_grid(many, 16):.2f}")
+    assert _beyond_grid(few, 16) < 0.6  # uint8 rounding only
+    assert _beyond_grid(many, 16) > 3.0
+    with pytest.raises(ValueError, match="camera_blur_px"):
+        SynthConfig(camera_blur_px=(1.0, 0.5))
+    assert not SynthConfig().camera_resolution  # the S = 64 data sets stay reproducible
