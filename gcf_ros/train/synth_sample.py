@@ -152,7 +152,8 @@ def _camera_image(
     to the camera's pixel grid (n = ``side`` camera pixels across, capped at 2 S), blurred by
     the camera (σ ∈ ``cfg.camera_blur_px`` camera pixels), photometrically augmented, given sensor
     noise and quantised there, then resampled to S by ``CropWindow.resample`` as the refiner crops
-    a real image. Windows of fewer than S camera pixels come out upsampled and soft, as real ones."""
+    a real image. Windows of fewer than S camera pixels come out upsampled and soft, as real
+    ones do."""
     S = cfg.window_size
     n = int(np.clip(round(side), 8, 2 * S))
     shrink = cv2.INTER_AREA if n < canvas.shape[0] else cv2.INTER_LINEAR
