@@ -1,12 +1,13 @@
 """Record the refiner's solver settings for a network in its weights file (``meta["refiner"]``).
 
     python scripts/set_refiner_defaults.py WEIGHTS --damping 0.01 \\
-        --rotation-damping gauss_newton=1 gradient=10 --note "tune_refiner ... on val_s128"
+        --rotation-damping gauss_newton=1 gradient=10 --min-confidence 0.01 --note "..."
 
 The settings are chosen per network on SYNTHETIC validation windows with scripts/tune_refiner.py
 (never on LM-O frames). ``Refiner`` and the ROS node use them whenever their own config leaves
-``damping`` / ``rotation_damping`` unset, so the solver settings travel with the weights as the
-window size does. The file is rewritten in place; state dict and the rest of meta are unchanged.
+``damping`` / ``rotation_damping`` / ``min_confidence`` unset, so these settings travel with the
+weights as the window size does. The file is rewritten in place; state dict and the rest of meta
+are unchanged.
 """
 
 from __future__ import annotations
@@ -33,13 +34,25 @@ def main() -> None:
     p.add_argument("weights", type=Path)
     p.add_argument("--damping", type=float, required=True, help="LM lambda, relative to diag(H)")
     p.add_argument("--rotation-damping", nargs="+", default=[], metavar="SOLVER=VALUE")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        help="results with a lower mean predicted weight are REJECTED (default: keep / 0.2)",
+    )
     p.add_argument("--note", default="", help="how the values were chosen (command, data)")
     args = p.parse_args()
     rotation = _per_solver(args.rotation_damping)
     for solver in SOLVERS:  # the solver checks its own values
         SolverConfig(solver, args.damping, 1.0, rotation.get(solver, 0.0))
     net, meta = load_gcf_weights(args.weights)
-    meta["refiner"] = {"damping": args.damping, "rotation_damping": rotation, "note": args.note}
+    refiner = {"damping": args.damping, "rotation_damping": rotation, "note": args.note}
+    old = meta.get("refiner") or {}
+    if args.min_confidence is not None or "min_confidence" in old:
+        refiner["min_confidence"] = (
+            args.min_confidence if args.min_confidence is not None else old["min_confidence"]
+        )
+    meta["refiner"] = refiner
     save_gcf_weights(args.weights, net, meta)
     load_gcf_weights(args.weights)
     print(f"{args.weights}: meta['refiner'] = {meta['refiner']}")

@@ -4,9 +4,10 @@
 
 Each validation sample's S x S image window serves as the whole image, with its window camera as
 K, and the sample's initial pose as the detection; prints median rotation (deg), translation (cm)
-and 2D projection (px) errors after refinement for every setting. ``--oracle`` replaces the
-network by the exact field towards the true pose (WEIGHTS is then ignored): what the solver
-settings alone allow.
+and 2D projection (px) errors after refinement for every setting, with quantiles of the results'
+confidence and the share REJECTED (any reason): what ``min_confidence`` is calibrated on.
+``--oracle`` replaces the network by the exact field towards the true pose (WEIGHTS is then
+ignored): what the solver settings alone allow.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
 from gcf_ros.gcf.predictor import TrueFieldPredictor
-from gcf_ros.gcf.refiner import Refiner, RefinerConfig
+from gcf_ros.gcf.refiner import REJECTED, Refiner, RefinerConfig
 from gcf_ros.resources import default_models_yaml
 
 
@@ -51,7 +52,7 @@ def main() -> None:
         config = RefinerConfig(**_parse(setting))
         if not args.oracle:
             refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", config)
-        errs = []
+        errs, conf, rejected = [], [], 0
         for i in range(n):
             model_id = ids[int(shard["model_idx"][i])]
             K = shard["K_window"][i].astype(np.float64)
@@ -59,6 +60,8 @@ def main() -> None:
             if args.oracle:
                 refiner = Refiner(registry, TrueFieldPredictor(torch.from_numpy(T[None])), config)
             (res,) = refiner.refine_poses(shard["image"][i], K, [model_id], T0[None])
+            conf.append(res.confidence)
+            rejected += res.status == REJECTED
             verts = registry.get(model_id).verts_obj
             errs.append((rotation_error_deg(res.T_cam_obj[:3, :3], T[:3, :3]),
                          translation_error_cm(res.T_cam_obj[:3, 3], T[:3, 3]),
@@ -69,6 +72,10 @@ def main() -> None:
             "setting": setting + (" (exact field)" if args.oracle else ""),
             "n": n,
             **{k: round(float(v), 2) for k, v in zip(keys, med, strict=True)},
+            "confidence_p2_p10_p25_p50": [
+                round(float(q), 3) for q in np.quantile(conf, [0.02, 0.1, 0.25, 0.5])
+            ],
+            "rejected": round(rejected / n, 3),
         }
         print(json.dumps(row))
 

@@ -41,7 +41,10 @@ class NodeParams:
         0, "side of the square network window, pixels; 0 = the size the weights were trained at"
     )
     min_confidence: float = _p(
-        0.2, "results with a lower mean predicted weight are REJECTED", dynamic=True
+        -1.0,
+        "results with a lower mean predicted weight are REJECTED; negative = the value the "
+        "weights file records (0.2 for files that record none)",
+        dynamic=True,
     )
     tf_child_frame_format: str = _p(
         "{model_id}_{instance_id}",

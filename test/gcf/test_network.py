@@ -12,7 +12,13 @@ from gcf_ros.gcf.network import (
     save_gcf_weights,
 )
 from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE, NetworkPredictor
-from gcf_ros.gcf.refiner import DAMPING, ROTATION_DAMPING, Refiner, RefinerConfig
+from gcf_ros.gcf.refiner import (
+    DAMPING,
+    MIN_CONFIDENCE,
+    ROTATION_DAMPING,
+    Refiner,
+    RefinerConfig,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -128,22 +134,25 @@ def test_predictor_window_size_comes_from_the_weights(tmp_path, registry):
     assert Refiner.from_checkpoint(registry, tmp_path / "s48.pt", config=config).window_size == 96
 
 
-def test_solver_settings_come_from_the_weights_unless_the_config_sets_them(tmp_path, registry):
+def test_solver_settings_and_threshold_come_from_the_weights_unless_set(tmp_path, registry):
     net = GcfNet(NetConfig(widths=(8, 8, 8, 8)))
-    recorded = {"damping": 0.01, "rotation_damping": {"gauss_newton": 1.0}}
+    recorded = {"damping": 0.01, "rotation_damping": {"gauss_newton": 1.0}, "min_confidence": 0.01}
     save_gcf_weights(tmp_path / "tuned.pt", net, {"refiner": recorded})
     save_gcf_weights(tmp_path / "old.pt", net, {})  # written before solver settings were recorded
     tuned = Refiner.from_checkpoint(registry, tmp_path / "tuned.pt")
     assert (tuned.solver_config.damping, tuned.solver_config.rotation_damping) == (0.01, 1.0)
     old = Refiner.from_checkpoint(registry, tmp_path / "old.pt").solver_config
     assert (old.damping, old.rotation_damping) == (DAMPING, ROTATION_DAMPING["gauss_newton"])
+    assert tuned.min_confidence == 0.01
+    assert Refiner.from_checkpoint(registry, tmp_path / "old.pt").min_confidence == MIN_CONFIDENCE
     # A solver the file records nothing for falls back to its default; explicit values win, also
     # when the node swaps the config at run time.
     tuned.config = RefinerConfig(solver="gradient")
     assert tuned.solver_config.rotation_damping == ROTATION_DAMPING["gradient"]
     assert tuned.solver_config.damping == 0.01
-    tuned.config = RefinerConfig(damping=0.5, rotation_damping=0.0)
+    tuned.config = RefinerConfig(damping=0.5, rotation_damping=0.0, min_confidence=0.3)
     assert (tuned.solver_config.damping, tuned.solver_config.rotation_damping) == (0.5, 0.0)
+    assert tuned.min_confidence == 0.3
     with pytest.raises(ValueError, match="solver must be one of"):
         Refiner.from_checkpoint(registry, tmp_path / "tuned.pt", config=RefinerConfig(solver="x"))
 

@@ -226,6 +226,7 @@ def test_packaged_gcf_yaml_matches_the_declared_defaults():
 def test_params_validation():
     NodeParams()
     assert NodeParams().window_size == 0  # the size the weights were trained at
+    assert NodeParams().min_confidence < 0  # the threshold the weights file records
     NodeParams(window_size=96)
     with pytest.raises(ValueError, match="window_size"):
         NodeParams(window_size=8)
