@@ -117,6 +117,16 @@ def default_checkpoint() -> Path:
     return share_dir() / "weights" / "gcf_lmo.pt"
 
 
+def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
+    """The weights file: ``checkpoint`` as a path, else a file of that name among the shipped
+    weights (``gcf_lmo_s64.pt``: the faster S = 64 network), else the default."""
+    if not checkpoint:
+        return default_checkpoint()
+    path = Path(checkpoint)
+    shipped = default_checkpoint().parent / path.name
+    return shipped if not path.is_file() and path.name == str(path) and shipped.is_file() else path
+
+
 class Refiner:
     """Batched GCF refinement of the detections of one image.
 
@@ -167,7 +177,7 @@ class Refiner:
         device: str = "cpu",
         config: RefinerConfig | None = None,
     ) -> Refiner:
-        path = Path(checkpoint) if checkpoint else default_checkpoint()
+        path = resolve_checkpoint(checkpoint)
         return cls(registry, NetworkPredictor.from_weights(path, device), config)
 
     def refine(

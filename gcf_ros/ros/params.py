@@ -24,7 +24,11 @@ class NodeParams:
         "",
         "model registry YAML (id -> mesh, scale, symmetry, tf_name); '' = packaged config/models.yaml",
     )
-    checkpoint: str = _p("", "GCF network weights (.pt); '' = the shipped weights/gcf_lmo.pt")
+    checkpoint: str = _p(
+        "",
+        "GCF network weights (.pt path, or the name of a shipped file: gcf_lmo_s64.pt is the "
+        "faster S = 64 network); '' = the shipped weights/gcf_lmo.pt",
+    )
     device: str = _p(
         "cpu", "torch device for the network: cpu or cuda (falls back to cpu with a warning)"
     )

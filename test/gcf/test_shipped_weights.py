@@ -1,4 +1,5 @@
-"""The shipped weights load (weights_only) and refine held-out synthetic samples.
+"""The shipped weights (the default S = 128 file and the faster S = 64 one) load (weights_only) and
+refine held-out synthetic samples drawn at their window size.
 
 The samples are generated here with a seed used by neither the training nor the validation set.
 (On the real LM-O frames the current weights do not yet beat the baselines: see docs/results.md.)
@@ -6,12 +7,15 @@ The samples are generated here with a seed used by neither the training nor the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from gcf_ros.eval.metrics import projection_error_px
-from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint
+from gcf_ros.gcf.predictor import NetworkPredictor
+from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint, resolve_checkpoint
 from gcf_ros.resources import share_dir
 from gcf_ros.train.synth import generate_shard
 from gcf_ros.train.synth_config import load_synth_yaml
@@ -19,11 +23,23 @@ from gcf_ros.train.synth_config import load_synth_yaml
 HELD_OUT_SEED = 987_654_321
 
 
-@pytest.fixture(scope="module")
-def checkpoint():
-    path = default_checkpoint()
+# Synthetic data recipe of each shipped file's window size (the S = 128 one: camera resolution).
+SYNTH_CONFIG = {64: "train.yaml", 128: "train_s128cam.yaml"}
+
+
+@pytest.fixture(scope="module", params=["", "gcf_lmo_s64.pt"])
+def checkpoint(request):
+    path = resolve_checkpoint(request.param)
     assert path.is_file(), f"shipped weights missing at {path}"
     return path
+
+
+def test_shipped_file_names_resolve():
+    assert resolve_checkpoint("") == resolve_checkpoint(None) == default_checkpoint()
+    assert resolve_checkpoint("gcf_lmo_s64.pt") == default_checkpoint().parent / "gcf_lmo_s64.pt"
+    assert resolve_checkpoint("runs/absent.pt") == Path("runs/absent.pt")  # a path stays a path
+    assert NetworkPredictor.from_weights(default_checkpoint()).window_size == 128
+    assert NetworkPredictor.from_weights(resolve_checkpoint("gcf_lmo_s64.pt")).window_size == 64
 
 
 def test_weights_file_is_plain_tensors(checkpoint):
@@ -34,7 +50,8 @@ def test_weights_file_is_plain_tensors(checkpoint):
 
 def test_refines_held_out_synthetic_samples(registry, checkpoint):
     torch.set_num_threads(1)
-    config, registry_yaml = load_synth_yaml(share_dir() / "config" / "train.yaml")
+    size = NetworkPredictor.from_weights(checkpoint).window_size
+    config, registry_yaml = load_synth_yaml(share_dir() / "config" / SYNTH_CONFIG[size])
     shard = generate_shard(config, registry_yaml, HELD_OUT_SEED, 24)
     ids = [str(s) for s in shard["model_ids"]]
     refiner = Refiner.from_checkpoint(registry, checkpoint, "cpu", RefinerConfig())
