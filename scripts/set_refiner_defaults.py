@@ -47,11 +47,11 @@ def main() -> None:
         SolverConfig(solver, args.damping, 1.0, rotation.get(solver, 0.0))
     net, meta = load_gcf_weights(args.weights)
     refiner = {"damping": args.damping, "rotation_damping": rotation, "note": args.note}
-    old = meta.get("refiner") or {}
-    if args.min_confidence is not None or "min_confidence" in old:
-        refiner["min_confidence"] = (
-            args.min_confidence if args.min_confidence is not None else old["min_confidence"]
-        )
+    threshold = args.min_confidence
+    if threshold is None:  # keep the one the file records, if any
+        threshold = (meta.get("refiner") or {}).get("min_confidence")
+    if threshold is not None:
+        refiner["min_confidence"] = threshold
     meta["refiner"] = refiner
     save_gcf_weights(args.weights, net, meta)
     load_gcf_weights(args.weights)

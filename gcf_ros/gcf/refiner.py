@@ -85,6 +85,13 @@ class RefinerConfig:
             rot = float(per_solver.get(self.solver, ROTATION_DAMPING.get(self.solver, 0.0)))
         return SolverConfig(self.solver, damping, self.gradient_step, rot)
 
+    def confidence_threshold(self, recorded: dict | None = None) -> float:
+        """``min_confidence``: this config's, else ``recorded`` (a weights file's
+        ``meta["refiner"]``), else MIN_CONFIDENCE."""
+        if self.min_confidence is not None:
+            return self.min_confidence
+        return float((recorded or {}).get("min_confidence", MIN_CONFIDENCE))
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -150,18 +157,20 @@ class Refiner:
         self.timer: PhaseTimer | None = None
 
     @property
+    def _recorded(self) -> dict:
+        """The settings the weights file records for this network (``meta["refiner"]``)."""
+        meta = getattr(self.predictor, "meta", None) or {}
+        return meta.get("refiner") or {}
+
+    @property
     def solver_config(self) -> SolverConfig:
         """The solver settings in use: the config's, else those the weights file records."""
-        meta = getattr(self.predictor, "meta", None) or {}
-        return self.config.solver_config(meta.get("refiner"))
+        return self.config.solver_config(self._recorded)
 
     @property
     def min_confidence(self) -> float:
         """The confidence below which results are REJECTED: the config's, else the weights'."""
-        if self.config.min_confidence is not None:
-            return self.config.min_confidence
-        meta = getattr(self.predictor, "meta", None) or {}
-        return float((meta.get("refiner") or {}).get("min_confidence", MIN_CONFIDENCE))
+        return self.config.confidence_threshold(self._recorded)
 
     @property
     def window_size(self) -> int:
