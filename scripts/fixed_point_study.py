@@ -3,6 +3,7 @@ predicts a zero field there and stays; what it does instead is its fixed-point b
 its accuracy. Analysis only: nothing is fitted or chosen here.
 
     python scripts/fixed_point_study.py [--weights W] [--n 60] [SETTING ...] [--flip-average]
+    python scripts/fixed_point_study.py --baseline rgb --n 60   # the RGB baseline, real frames
 
 Two sets of windows, the same refiner:
 
@@ -17,7 +18,9 @@ and lateral |dxy|, 2D projection error (px), and the median signed shift (du, dv
 object centre (px, full image for real frames, window for synthetic ones). ``--flip-average``
 averages the network's field over the window and its mirror image (both branches flipped, the
 field flipped back): if that halves the drift, the drift is the network's variance; if not, it is
-a bias.
+a bias. ``--baseline rgb`` runs the soft-rasterizer RGB baseline of gcf-eval from the true poses
+instead (real frames only; ~10 s per instance): where photometric agreement with the image lies,
+a reference for the network's drift that does not depend on it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from tune_refiner import _parse
 
 from gcf_ros.core.bop import BopDataset
 from gcf_ros.core.models import ModelRegistry
-from gcf_ros.eval.harness import EvalConfig, select_instances
+from gcf_ros.eval.harness import EvalConfig, evaluate, select_instances
+from gcf_ros.eval.methods import EvalFrame, Method, MethodOutput
 from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg
 from gcf_ros.gcf.inputs import image_input, render_input
 from gcf_ros.gcf.predictor import NetworkPredictor
@@ -96,14 +100,42 @@ def synthetic_drift(refiner: Refiner, registry, val: Path, n: int) -> np.ndarray
     return np.array(rows)
 
 
-def real_drift(refiner: Refiner, registry, dataset: Path, n: int) -> np.ndarray:
-    # The noise level only draws the initial poses, which are not used: every start is the truth.
+def _real_instances(registry, dataset: Path, n: int) -> list:
+    """The gcf-eval selection with every initial pose replaced by the truth (the noise level only
+    draws the initial poses, which are not used)."""
     selected = select_instances(BopDataset(dataset), registry, EvalConfig(dataset, "medium", 0, n))
+    return [(frame, inst, visib, inst.T_cam_obj) for frame, inst, visib, _T0 in selected]
+
+
+class _Recorded:
+    """A gcf-eval method that keeps the drift of every instance it refines."""
+
+    def __init__(self, method: Method, registry) -> None:
+        self.method, self.registry, self.label = method, registry, method.label
+        self.rows: list[list[float]] = []
+
+    def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
+        out = self.method.refine(frame, T_init)
+        for model, T_rest, T_true in zip(frame.models, out.T_cam_obj, T_init, strict=True):
+            self.rows.append(_drift(self.registry, model.model_id, frame.K, T_rest, T_true))
+        return out
+
+
+def baseline_drift(space: str, registry, dataset: Path, n: int) -> np.ndarray:
+    from gcf_ros.baselines.soft_render import SoftRenderConfig
+    from gcf_ros.eval.methods import SoftRenderMethod
+
+    method = _Recorded(SoftRenderMethod(SoftRenderConfig.for_space(space), registry), registry)
+    evaluate(_real_instances(registry, dataset, n), registry, method)
+    return np.array(method.rows)
+
+
+def real_drift(refiner: Refiner, registry, dataset: Path, n: int) -> np.ndarray:
+    selected = _real_instances(registry, dataset, n)
     rows, key, image = [], None, None
-    for frame, inst, _visib, _T0 in selected:
+    for frame, inst, _visib, T in selected:
         if key != (frame.scene_id, frame.im_id):
             key, image = (frame.scene_id, frame.im_id), frame.load_rgb()
-        T = inst.T_cam_obj
         (res,) = refiner.refine_poses(image, frame.K, [inst.model_id], T[None])
         rows.append(_drift(registry, inst.model_id, frame.K, res.T_cam_obj, T))
     return np.array(rows)
@@ -126,9 +158,14 @@ def main() -> None:
     p.add_argument("--n", type=int, default=60)
     p.add_argument("--flip-average", action="store_true")
     p.add_argument("--skip", choices=("synthetic", "real"), help="leave one set out")
+    p.add_argument("--baseline", choices=("rgb",), help="this baseline instead of the network")
     args = p.parse_args()
     torch.set_num_threads(1)
     registry = ModelRegistry.from_yaml(default_models_yaml())
+    if args.baseline:
+        rows = baseline_drift(args.baseline, registry, args.dataset, args.n)
+        print(json.dumps({"set": "real", "method": args.baseline, "n": len(rows), **summary(rows)}))
+        return
     predictor_cls = FlipAveragedPredictor if args.flip_average else NetworkPredictor
     predictor = predictor_cls.from_weights(args.weights)
     for setting in args.settings:
