@@ -96,6 +96,18 @@ def test_initial_pose_within_the_largest_level(shard):
         assert T_init[2, 3] > 0 and T_true[2, 3] > 0
 
 
+def test_tiny_level_starts_near_aligned():
+    config = SynthConfig(window_size=32, noise_mix={"tiny": 1.0, "xlarge": 0.0})
+    data = generate_shard(config, REGISTRY, seed=3, n=3)
+    assert config.level_names == ("tiny", "xlarge") and (data["level"] == 0).all()
+    for T_true, T_init in zip(data["T_true"], data["T_init"], strict=True):
+        R = T_init[:3, :3].astype(np.float64).T @ T_true[:3, :3]
+        angle = math.degrees(math.acos(np.clip((np.trace(R) - 1) / 2, -1, 1)))
+        assert angle <= 1.0 + 0.01
+        assert abs(T_init[2, 3] / T_true[2, 3] - 1) < 0.03  # 6 sigma of 0.5 %
+        assert np.abs(T_init[:2, 3] - T_true[:2, 3]).max() < 0.012  # 6 sigma of 2 mm
+
+
 def test_images_are_not_constant(shard):
     for image in shard["image"]:
         assert image.std() > 2.0
