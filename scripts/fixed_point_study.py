@@ -53,6 +53,8 @@ class FlipAveragedPredictor(NetworkPredictor):
 
     @torch.inference_mode()
     def predict(self, image_windows, render, diameters, K_window, instance_idx):
+        if not self.net.config.weight_head:
+            raise ValueError("--flip-average needs a network with a weight head")
         image = image_input(image_windows).to(self.device)
         rend = render_input(render, diameters).to(self.device)
         mirrored = rend.flip(-1).clone()
