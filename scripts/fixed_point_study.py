@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tune_refiner import _parse
+from tune_refiner import _parse, validation_windows
 
 from gcf_ros.core.bop import BopDataset
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.harness import EvalConfig, evaluate, select_instances
 from gcf_ros.eval.methods import EvalFrame, Method, MethodOutput
-from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg
+from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
 from gcf_ros.gcf.inputs import image_input, render_input
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint
@@ -80,7 +80,7 @@ def _drift(registry, model_id, K, T_rest, T_true) -> list[float]:
     verts = registry.get(model_id).verts_obj
     return [
         rotation_error_deg(T_rest[:3, :3], T_true[:3, :3]),
-        100 * np.linalg.norm(d),
+        translation_error_cm(T_rest[:3, 3], T_true[:3, 3]),
         100 * abs(d[2]),
         100 * np.linalg.norm(d[:2]),
         projection_error_px(verts, K, T_rest, T_true),
@@ -90,14 +90,9 @@ def _drift(registry, model_id, K, T_rest, T_true) -> list[float]:
 
 
 def synthetic_drift(refiner: Refiner, registry, val: Path, n: int) -> np.ndarray:
-    shard = np.load(sorted(val.glob("shard_*.npz"))[0])
-    ids = [str(s) for s in shard["model_ids"]]
     rows = []
-    for i in range(min(n, len(shard["image"]))):
-        model_id = ids[int(shard["model_idx"][i])]
-        K = shard["K_window"][i].astype(np.float64)
-        T = shard["T_true"][i].astype(np.float64)
-        (res,) = refiner.refine_poses(shard["image"][i], K, [model_id], T[None])
+    for image, K, model_id, _T0, T in validation_windows(val, n):
+        (res,) = refiner.refine_poses(image, K, [model_id], T[None])
         rows.append(_drift(registry, model_id, K, res.T_cam_obj, T))
     return np.array(rows)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,17 @@ def _parse(text: str) -> dict:
     return out
 
 
+def validation_windows(val: Path, n: int) -> Iterator[tuple]:
+    """The first ``n`` windows of the validation shard(s) in ``val``: (image (S, S, 3) uint8,
+    K_window (3, 3), model_id, T_init (4, 4), T_true (4, 4)), float64 matrices."""
+    shard = np.load(sorted(val.glob("shard_*.npz"))[0])
+    ids = [str(s) for s in shard["model_ids"]]
+    for i in range(min(n, len(shard["image"]))):
+        yield (shard["image"][i], shard["K_window"][i].astype(np.float64),
+               ids[int(shard["model_idx"][i])], shard["T_init"][i].astype(np.float64),
+               shard["T_true"][i].astype(np.float64))  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("weights", type=Path)
@@ -44,22 +56,18 @@ def main() -> None:
     p.add_argument("--oracle", action="store_true", help="the exact field instead of the network")
     args = p.parse_args()
     torch.set_num_threads(1)
-    shard = np.load(sorted(args.val.glob("shard_*.npz"))[0])
-    ids = [str(s) for s in shard["model_ids"]]
     registry = ModelRegistry.from_yaml(default_models_yaml())
-    n = min(args.n, len(shard["image"]))
+    windows = list(validation_windows(args.val, args.n))
+    n = len(windows)
     for setting in args.settings:
         config = RefinerConfig(**_parse(setting))
         if not args.oracle:
             refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", config)
         errs, conf, rejected = [], [], 0
-        for i in range(n):
-            model_id = ids[int(shard["model_idx"][i])]
-            K = shard["K_window"][i].astype(np.float64)
-            T0, T = shard["T_init"][i].astype(np.float64), shard["T_true"][i].astype(np.float64)
+        for image, K, model_id, T0, T in windows:
             if args.oracle:
                 refiner = Refiner(registry, TrueFieldPredictor(torch.from_numpy(T[None])), config)
-            (res,) = refiner.refine_poses(shard["image"][i], K, [model_id], T0[None])
+            (res,) = refiner.refine_poses(image, K, [model_id], T0[None])
             conf.append(res.confidence)
             rejected += res.status == REJECTED
             verts = registry.get(model_id).verts_obj

@@ -13,6 +13,7 @@ from gcf_ros.core.camera import CropWindow
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import Shading
+from gcf_ros.eval.metrics import rotation_error_deg
 from gcf_ros.train import synth_scene as sc
 from gcf_ros.train.synth import (
     SHARD_DTYPES,
@@ -90,8 +91,7 @@ def test_field_is_exact_warp_of_rendered_points(shard):
 
 def test_initial_pose_within_the_largest_level(shard):
     for T_true, T_init in zip(shard["T_true"], shard["T_init"], strict=True):
-        R = T_init[:3, :3].astype(np.float64).T @ T_true[:3, :3]
-        angle = math.degrees(math.acos(np.clip((np.trace(R) - 1) / 2, -1, 1)))
+        angle = rotation_error_deg(T_init[:3, :3], T_true[:3, :3])
         assert angle <= 40.0 + 0.01
         assert T_init[2, 3] > 0 and T_true[2, 3] > 0
 
@@ -101,8 +101,7 @@ def test_tiny_level_starts_near_aligned():
     data = generate_shard(config, REGISTRY, seed=3, n=3)
     assert config.level_names == ("tiny", "xlarge") and (data["level"] == 0).all()
     for T_true, T_init in zip(data["T_true"], data["T_init"], strict=True):
-        R = T_init[:3, :3].astype(np.float64).T @ T_true[:3, :3]
-        angle = math.degrees(math.acos(np.clip((np.trace(R) - 1) / 2, -1, 1)))
+        angle = rotation_error_deg(T_init[:3, :3], T_true[:3, :3])
         assert angle <= 1.0 + 0.01
         assert abs(T_init[2, 3] / T_true[2, 3] - 1) < 0.03  # 6 sigma of 0.5 %
         assert np.abs(T_init[:2, 3] - T_true[:2, 3]).max() < 0.012  # 6 sigma of 2 mm
