@@ -42,6 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=None, help="default: the method's own")
     p.add_argument("--solver", choices=("gradient", "gauss_newton"), default="gauss_newton")
     p.add_argument("--checkpoint", type=Path, default=None, help="gcf weights (default: shipped)")
+    p.add_argument(
+        "--terms", default=None,
+        help="gcf: comma-separated solver terms (field, region, contour = oracle visible mask); "
+        "default: the refiner's",
+    )  # fmt: skip
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="gcf: a RefinerConfig field (repeatable), e.g. --set silhouette_scale=2",
+    )  # fmt: skip
+    p.add_argument(
+        "--frames", default=None, metavar="A-B",
+        help="only the A-th to B-th frame in dataset order (1-based, inclusive): LM-O 1-50 are "
+        "the validation frames (settings may be chosen there), 51-100 the report frames",
+    )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--min-visib", type=float, default=0.3)
     p.add_argument("--out", type=Path, default=None, help="write the results JSON here")
@@ -58,7 +72,62 @@ def make_method(args, registry):
         overrides = {"iterations": args.iterations} if args.iterations else {}
         config = SoftRenderConfig.for_space(args.method, **overrides)
         return SoftRenderMethod(config, registry, args.device)
-    return GcfMethod(registry, args.checkpoint, args.iterations, args.solver, args.device)
+    terms = args.terms.split(",") if args.terms else None
+    overrides = parse_overrides(args.overrides)
+    return GcfMethod(
+        registry, args.checkpoint, args.iterations, args.solver, args.device, terms, overrides
+    )
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["key=value", ...]`` -> RefinerConfig overrides, values typed by the field's default
+    (tuples as comma-separated lists; ``none`` for None)."""
+    from gcf_ros.gcf.refiner import RefinerConfig
+
+    fields = {f.name: f for f in dataclasses.fields(RefinerConfig)}
+    defaults = RefinerConfig()
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY a RefinerConfig field")
+        default = getattr(defaults, key)
+        if value.lower() == "none":
+            out[key] = None
+        elif dataclasses.is_dataclass(default):
+            sub = {}
+            for part in value.split(";"):
+                k, _, v = part.partition(":")
+                sub[k] = _typed(getattr(default, k), v)
+            out[key] = dataclasses.replace(default, **sub)
+        else:
+            out[key] = _typed(default, value)
+    return out
+
+
+def _typed(default, value: str):
+    if isinstance(default, tuple):
+        return tuple(type(default[0])(v) if default else v for v in value.split(","))
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float) or default is None:
+        return float(value)
+    return value
+
+
+def frame_range(selected: list, dataset: BopDataset, frames: str | None) -> list:
+    """The instances of ``selected`` in the A-th to B-th frame of the dataset (1-based, in
+    (scene, image) order, inclusive; ``frames`` = "A-B" or "A")."""
+    if not frames:
+        return selected
+    a, _, b = frames.partition("-")
+    lo, hi = int(a), int(b or a)
+    if not 1 <= lo <= hi:
+        raise ValueError(f"--frames {frames!r}: expected A-B with 1 <= A <= B")
+    order = {(f.scene_id, f.im_id): i + 1 for i, f in enumerate(dataset.frames())}
+    return [s for s in selected if lo <= order[(s[0].scene_id, s[0].im_id)] <= hi]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         dataset = BopDataset(args.dataset)
         registry = dataset.model_registry()
         method = make_method(args, registry)
-    except (FileNotFoundError, ValueError, NotImplementedError) as err:
+    except (FileNotFoundError, ValueError, NotImplementedError, TypeError) as err:
         print(f"gcf-eval: {err}", file=sys.stderr)
         return 2
-    config = EvalConfig(args.dataset, args.noise, args.seed, args.max_instances, args.min_visib)
-    selected = select_instances(dataset, registry, config)
+    config = EvalConfig(args.dataset, args.noise, args.seed, None, args.min_visib)
+    # The initial poses are drawn over every instance, then the frame range and the count apply:
+    # an instance starts from the same pose whichever subset it is evaluated in.
+    selected = frame_range(select_instances(dataset, registry, config), dataset, args.frames)
+    selected = selected[: args.max_instances] if args.max_instances else selected
     bar_args = {"total": len(selected), "desc": f"{method.label} @ {args.noise}", "unit": "inst"}
     with tqdm(**bar_args, mininterval=2.0) as bar:
         records = evaluate(selected, registry, method, progress=bar.update)

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from gcf_ros.core.models import ModelRegistry, ObjectModel
+from gcf_ros.gcf.predictor import NetworkPredictor
 
 
 @dataclass(frozen=True)
@@ -111,30 +112,68 @@ class SoftRenderMethod:
 
 
 class GcfMethod:
-    """The learned GCF refiner with its trained weights (``gcf_ros.gcf.refiner``)."""
+    """The refiner (``gcf_ros.gcf.refiner``) with its terms: the learned field and its trained
+    weights, the training-free region term, and the contour term, which here gets the *oracle*
+    visible masks (the ground truth, as the ``mask`` baseline does: a check of the machinery).
 
-    label = "gcf"
+    ``overrides``: further ``RefinerConfig`` fields (e.g. ``{"silhouette_scale": 2.0}``).
+    """
 
-    def __init__(self, registry: ModelRegistry, checkpoint, iterations, solver, device) -> None:
-        from pathlib import Path
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        checkpoint,
+        iterations,
+        solver,
+        device,
+        terms: Sequence[str] | None = None,
+        overrides: dict | None = None,
+    ) -> None:
+        from gcf_ros.gcf.refiner import Refiner, RefinerConfig, resolve_checkpoint
 
-        from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint
-
-        path = Path(checkpoint) if checkpoint else default_checkpoint()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no GCF weights at {path}: the learned refiner needs trained weights "
-                "(gcf-train --config config/train.yaml, or --checkpoint PATH)"
-            )
-        overrides = {"iterations": iterations} if iterations else {}
-        config = RefinerConfig(solver=solver, **overrides)
+        settings = dict(overrides or {})
+        if iterations:
+            settings["iterations"] = iterations
+        if terms:
+            settings["terms"] = tuple(terms)
+        config = RefinerConfig(solver=solver, **settings)
         self.label = f"gcf ({solver})"
-        self._refiner = Refiner.from_checkpoint(registry, path, device, config)
+        if config.terms != ("field",):
+            self.label = f"gcf ({solver}; {'+'.join(config.terms)})"
+        self.config = config
+        predictor = None
+        if "field" in config.terms:
+            path = resolve_checkpoint(checkpoint)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"no GCF weights at {path}: the field term needs trained weights "
+                    "(gcf-train --config config/train.yaml, or --checkpoint PATH)"
+                )
+            predictor = NetworkPredictor.from_weights(path, device)
+        self._refiner = Refiner(registry, predictor, config)
+        self._raycast = None
 
     def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
+        from gcf_ros.gcf.refiner import Detection
+
         t0 = time.perf_counter()
-        ids = [m.model_id for m in frame.models]
-        results = self._refiner.refine_poses(frame.image_rgb, frame.K, ids, T_init)
+        masks = self._oracle_masks(frame)
+        detections = [
+            Detection(m.model_id, T, mask=None if masks is None else masks[b])
+            for b, (m, T) in enumerate(zip(frame.models, T_init, strict=True))
+        ]
+        results = self._refiner.refine(frame.image_rgb, frame.K, detections)
         T = np.stack([r.T_cam_obj for r in results])
         its = np.array([max(r.iterations, 1) for r in results])
         return MethodOutput(T, its, time.perf_counter() - t0)
+
+    def _oracle_masks(self, frame: EvalFrame) -> np.ndarray | None:
+        if "contour" not in self.config.terms:
+            return None
+        from gcf_ros.core.render.raycast import RaycastRenderer
+        from gcf_ros.core.visibility import render_scene_masks
+
+        self._raycast = self._raycast or RaycastRenderer()
+        h, w = frame.image_rgb.shape[:2]
+        masks = render_scene_masks(frame.models_all, frame.T_gt_all, frame.K, w, h, self._raycast)
+        return masks.visible[frame.refine_idx].astype(np.float32)

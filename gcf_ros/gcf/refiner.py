@@ -24,15 +24,16 @@ import numpy as np
 import torch
 
 from gcf_ros.core.camera import crop_window_for_box
-from gcf_ros.core.geometry import se3_apply
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE, FieldPredictor, NetworkPredictor
-from gcf_ros.gcf.solver import SolverConfig, normal_equations, solve_update
+from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
+from gcf_ros.gcf.terms import TERMS, FieldTerm, LineConfig, RegionConfig, TermInputs
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
+NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
 
 
 # Solver settings for weights files that record none in meta["refiner"] (the S = 64 stage-3 file):
@@ -71,6 +72,35 @@ class RefinerConfig:
     min_depth_m: float = 0.05
     max_step_rot_deg: float = 10.0  # trust region: largest rotation of one update
     max_step_trans_rel: float = 0.1  # trust region: largest translation, fraction of the depth
+    # The solver's terms (gcf_ros.gcf.terms.TERMS): "field" (the network), "region" (colour
+    # statistics along the rendered contour, no training), "contour" (a given mask per detection).
+    terms: tuple[str, ...] = ("field",)
+    # The silhouette terms' (region, contour) weighting against the field (whose damping is the
+    # two settings above), and the iterations they run in: [silhouette_start, iterations); the
+    # field runs in [0, field_stop) (None: all).
+    silhouette_scale: float = 1.0
+    silhouette_damping: float = 0.1
+    silhouette_rotation_damping: float = 0.0
+    silhouette_start: int = 0
+    field_stop: int | None = None
+    lines: LineConfig = field(default_factory=LineConfig)
+    region: RegionConfig = field(default_factory=RegionConfig)
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.terms if t not in TERMS]
+        if unknown or not self.terms:
+            raise ValueError(
+                f"terms must be a non-empty subset of {sorted(TERMS)}, got {self.terms}"
+            )
+        TermWeight(self.silhouette_scale, self.silhouette_damping, self.silhouette_rotation_damping)
+
+    def term_active(self, name: str, iteration: int) -> bool:
+        """Whether term ``name`` contributes at ``iteration`` (0-based)."""
+        if name not in self.terms:
+            return False
+        if name == "field":
+            return self.field_stop is None or iteration < self.field_stop
+        return iteration >= self.silhouette_start
 
     def solver_config(self, recorded: dict | None = None) -> SolverConfig:
         """The solver's settings: this config's, else ``recorded`` (a weights file's
@@ -100,6 +130,9 @@ class Detection:
     model_id: str
     T_cam_obj: np.ndarray
     instance_id: str = ""
+    # (H, W) visible-mask evidence of this instance in [0, 1] (a segmentation), used by the
+    # "contour" term; None: no mask.
+    mask: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +178,7 @@ class Refiner:
     def __init__(
         self,
         registry: ModelRegistry,
-        predictor: FieldPredictor,
+        predictor: FieldPredictor | None,
         config: RefinerConfig | None = None,
         renderer: RaycastRenderer | None = None,
     ) -> None:
@@ -154,7 +187,37 @@ class Refiner:
         self.config = config or RefinerConfig()
         self.renderer = renderer or RaycastRenderer()
         self.solver_config  # noqa: B018 - bad solver settings fail here, not in the first refine
+        self._check_terms(self.config)
         self.timer: PhaseTimer | None = None
+
+    def _check_terms(self, config: RefinerConfig) -> None:
+        if "field" in config.terms and self.predictor is None:
+            raise ValueError("the 'field' term needs a field predictor (trained weights)")
+
+    def _terms(self) -> dict:
+        """The term objects for one ``refine`` call, built from the current config."""
+        cfg = self.config
+        self._check_terms(cfg)
+        terms = {}
+        for name in cfg.terms:
+            if name == "field":
+                terms[name] = FieldTerm(self.predictor)
+            else:
+                terms[name] = (
+                    TERMS[name](cfg.lines, cfg.region)
+                    if name == "region"
+                    else (TERMS[name](cfg.lines))
+                )
+        return terms
+
+    def _term_weight(self, name: str) -> TermWeight:
+        cfg = self.config
+        if name == "field":
+            sc = self.solver_config
+            return TermWeight(1.0, sc.damping, sc.rotation_damping)
+        return TermWeight(
+            cfg.silhouette_scale, cfg.silhouette_damping, cfg.silhouette_rotation_damping
+        )
 
     @property
     def _recorded(self) -> dict:
@@ -175,7 +238,9 @@ class Refiner:
     @property
     def window_size(self) -> int:
         """The window side S (px) in use: the config's, else the network's training size."""
-        trained = getattr(self.predictor, "window_size", DEFAULT_WINDOW_SIZE)
+        trained = getattr(self.predictor, "window_size", None)
+        if "field" not in self.config.terms or trained is None:
+            trained = NO_NETWORK_WINDOW_SIZE if self.predictor is None else DEFAULT_WINDOW_SIZE
         return self.config.window_size or trained
 
     @classmethod
@@ -198,12 +263,14 @@ class Refiner:
         T_init = np.stack([np.asarray(d.T_cam_obj, dtype=np.float64) for d in detections])
         state = _State.start(T_init, len(detections))
         models = [self.registry.render_model(d.model_id) for d in detections]
+        masks = [d.mask for d in detections]
+        terms = self._terms()
         for it in range(self.config.iterations):
             active = np.flatnonzero(state.active)
             if active.size == 0:
                 break
             with timed(self.timer, "iteration"):
-                self._iterate(image_rgb, K, models, state, active, it)
+                self._iterate(image_rgb, K, models, masks, terms, state, active, it)
         return [self._result(d, state, b, image_rgb.shape, K) for b, d in enumerate(detections)]
 
     def refine_poses(self, image_rgb, K, model_ids, T_init) -> list[RefineResult]:
@@ -211,7 +278,7 @@ class Refiner:
         dets = [Detection(m, T) for m, T in zip(model_ids, np.asarray(T_init), strict=True)]
         return self.refine(image_rgb, K, dets)
 
-    def _iterate(self, image_rgb, K, models, state, active, it) -> None:
+    def _iterate(self, image_rgb, K, models, masks, terms, state, active, it) -> None:
         cfg, S = self.config, self.window_size
         with timed(self.timer, "crop"):
             windows, ok = [], []
@@ -231,26 +298,33 @@ class Refiner:
         batch_models = [models[b] for b in idx]
         with timed(self.timer, "render"):
             render = self.renderer.render(batch_models, T, K_win, S)
-        with timed(self.timer, "network"):
-            diameters = torch.tensor([m.diameter for m in batch_models])
-            field_px, weight = self.predictor.predict(crops, render, diameters, K_win, idx)
+        inputs = TermInputs(
+            image_rgb, np.asarray(K, dtype=np.float64), windows,
+            crops, render, K_win, T, torch.tensor([m.diameter for m in batch_models]), idx,
+            [masks[b] for b in idx], it,
+        )  # fmt: skip
+        systems, evidence = [], None
+        for name, term in terms.items():
+            if not cfg.term_active(name, it):
+                continue
+            with timed(self.timer, term.phase):
+                systems.append((term.residuals(inputs), self._term_weight(name)))
+            if name == "field":
+                evidence = term.last
         with timed(self.timer, "solve"):
-            xi = _clamp_step(self._solve(render, T, K_win, field_px, weight), T, cfg)
+            if systems:
+                xi = _clamp_step(solve_terms(systems, cfg.solver, cfg.gradient_step), T, cfg)
+            else:  # no term runs in this iteration: the poses stay
+                xi = torch.zeros(len(idx), 6, dtype=torch.float64)
         with timed(self.timer, "update"):
-            state.update(idx, xi.numpy(), weight, field_px, render, it, cfg)
-
-    def _solve(self, render, T, K_win, field_px, weight) -> torch.Tensor:
-        B, S = render.batch_size, render.size
-        # Only rendered pixels contribute (the others have weight 0): gather them, foreground
-        # first, padded to the largest count of the batch -- about 10 % of the window.
-        fg = render.mask.reshape(B, S * S)
-        n = max(int(fg.sum(1).max()), 1)
-        idx = torch.argsort(fg.to(torch.int8), dim=1, descending=True, stable=True)[:, :n]
-        X_obj = _take(render.xyz_obj.reshape(B, S * S, 3), idx).double()
-        w = _take((weight * render.mask).reshape(B, S * S), idx).double()
-        F = _take(field_px.reshape(B, S * S, 2), idx).double()
-        H, g = normal_equations(K_win, se3_apply(T, X_obj), T[:, :3, 3], F, w)
-        return solve_update(H, g, self.solver_config)
+            silhouette = [r.confidence for r, _ in systems if r.directions is not None]
+            conf = (
+                evidence.confidence.numpy() if evidence is not None
+                else (torch.stack(silhouette).mean(0).numpy() if silhouette else None)
+            )  # fmt: skip
+            judge = evidence.residual_px.numpy() if evidence is not None else None
+            pixels = render.mask.flatten(1).sum(1).numpy()
+            state.update(idx, xi.numpy(), pixels, conf, judge, it, cfg)
 
     def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
         status, reason = state.status[b], state.reason[b]
@@ -277,11 +351,6 @@ class Refiner:
         if state.confidence[b] < self.min_confidence:
             return f"confidence {state.confidence[b]:.3f} < {self.min_confidence:.3f}"
         return ""
-
-
-def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """x (B, N, ...) gathered along N at idx (B, n)."""
-    return x[torch.arange(x.shape[0])[:, None], idx]
 
 
 def _clamp_step(xi: torch.Tensor, T: torch.Tensor, cfg: RefinerConfig) -> torch.Tensor:
@@ -323,27 +392,28 @@ class _State:
         self.status[b] = REJECTED
         self.reason[b] = reason
 
-    def update(self, idx, xi, weight, field_px, render, it, cfg: RefinerConfig) -> None:
-        """Record the prediction at the current poses and take the steps ``xi`` (K, 6).
+    def update(self, idx, xi, pixels, conf, judge, it, cfg: RefinerConfig) -> None:
+        """Record the read-outs at the current poses and take the steps ``xi`` (K, 6).
 
-        A step after which the network predicts a larger residual (mean |field|) than at the best
-        pose so far is undone and the step scale halved (Levenberg-Marquardt-like acceptance,
-        with the network as the judge); after three rejections in a row the instance stops.
+        pixels (K,): rendered pixel counts; conf (K,) or None: the confidence read-out; judge (K,)
+        or None: the field's residual (mean |field|). With a judge, a step after which it is
+        larger than at the best pose so far is undone and the step scale halved
+        (Levenberg-Marquardt-like acceptance, with the network as the judge); after three
+        rejections in a row the instance stops. Without one (the field is off) every step is taken.
         """
-        mask = render.mask
-        count = mask.flatten(1).sum(1).clamp_min(1)
-        pixels = mask.flatten(1).sum(1).numpy()
-        conf = ((weight * mask).flatten(1).sum(1) / count).numpy()
-        resid = ((field_px.norm(dim=-1) * mask).flatten(1).sum(1) / count).numpy()
         for k, b in enumerate(idx):
-            self.pixels[b], self.confidence[b], self.residual[b] = pixels[k], conf[k], resid[k]
+            self.pixels[b] = pixels[k]
+            if conf is not None:
+                self.confidence[b] = conf[k]
+            resid = np.nan if judge is None else judge[k]
+            self.residual[b] = resid
             self.iterations[b] = it + 1
             if pixels[k] < cfg.min_pixels:
                 self.reject(b, f"only {pixels[k]} rendered pixels")
-            elif resid[k] > 1.05 * self.best_residual[b]:
+            elif judge is not None and resid > 1.05 * self.best_residual[b]:
                 self._undo(b)
             else:
-                self._step(b, xi[k], resid[k], cfg)
+                self._step(b, xi[k], resid, cfg)
 
     def _undo(self, b: int) -> None:
         self.T[b] = self.best_T[b]

@@ -16,11 +16,16 @@ solvers:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from gcf_ros.core.pose_update import update_jacobian
+
+if TYPE_CHECKING:
+    from gcf_ros.gcf.terms.base import Residuals
 
 SOLVERS = ("gauss_newton", "gradient")
 
@@ -40,6 +45,59 @@ class SolverConfig:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.kind!r}")
         if self.damping < 0 or self.rotation_damping < 0 or self.step <= 0:
             raise ValueError("damping and rotation_damping must be >= 0, step > 0")
+
+
+@dataclass(frozen=True)
+class TermWeight:
+    """How the solver weighs one term: its scale against the other terms, and its
+    Levenberg-Marquardt damping: a prior towards a zero update with the strength ``damping`` x
+    this term's own diag(H) (``rotation_damping`` more on the rotation block). The prior acts on
+    the common solution, so a term damped in rotation (a biased field) holds the rotation back
+    until the other terms' rotation evidence outweighs it: their scale sets that balance."""
+
+    scale: float = 1.0
+    damping: float = 0.0
+    rotation_damping: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.scale < 0 or self.damping < 0 or self.rotation_damping < 0:
+            raise ValueError("scale, damping and rotation_damping must be >= 0")
+
+
+def solve_terms(
+    systems: Sequence[tuple[Residuals, TermWeight]], kind: str = "gauss_newton", step: float = 0.3
+) -> torch.Tensor:
+    """The pose update xi (B, 6) from several terms' residuals (``gcf_ros.gcf.terms``).
+
+    Each term's normal equations are divided by its total weight per instance and multiplied by
+    its scale and its per-instance confidence, then summed with the term's own damping:
+    ``A = sum_t s_t c_t (H_t + D_t) / n_t``, ``b = sum_t s_t c_t g_t / n_t``. ``gauss_newton``
+    solves A xi = b; ``gradient`` takes the Jacobi-preconditioned step ``step * b / diag(A)``. With
+    one term this is ``solve_update`` exactly (up to the eps regulariser's scale).
+    """
+    if kind not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {kind!r}")
+    A = b = None
+    for res, tw in systems:
+        H, g, n = res.normal_equations()
+        f = (tw.scale * res.confidence / n.clamp_min(1e-12))[:, None]
+        f = torch.where(n[:, None] > 0, f, torch.zeros_like(f))
+        diag = torch.diagonal(H, dim1=-2, dim2=-1)
+        d = torch.full_like(diag, tw.damping)
+        d[..., 3:] += tw.rotation_damping
+        if kind == "gradient":
+            H = torch.diag_embed(diag * (1.0 + d - tw.damping))  # Jacobi: diag only, rot damped
+        else:
+            H = H + torch.diag_embed(d * diag)
+        A = H * f[..., None] if A is None else A + H * f[..., None]
+        b = g * f if b is None else b + g * f
+    if A is None:
+        raise ValueError("solve_terms needs at least one term")
+    diag = torch.diagonal(A, dim1=-2, dim2=-1)
+    eps = 1e-9 * diag.amax(-1, keepdim=True).clamp_min(1e-12)
+    if kind == "gradient":
+        return step * b / (diag + eps)
+    return torch.linalg.solve(A + torch.diag_embed(eps.expand_as(diag)), b[..., None])[..., 0]
 
 
 def normal_equations(

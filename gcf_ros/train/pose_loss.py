@@ -20,7 +20,8 @@ import torch
 from gcf_ros.core.camera import project
 from gcf_ros.core.geometry import rotation_angle, se3_apply
 from gcf_ros.core.pose_update import apply_update
-from gcf_ros.gcf.solver import SolverConfig, normal_equations, solve_update
+from gcf_ros.gcf.solver import TermWeight, solve_terms
+from gcf_ros.gcf.terms.base import point_residuals
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,11 @@ def one_step_error(
 
     X_obj = take(render[:, :3]).to(dt) * diameter.to(dt)[:, None, None]
     T0, Tt, K = T_init.to(dt), T_true.to(dt), K_window.to(dt)
-    X0 = se3_apply(T0, X_obj)
     F = take(field).to(dt)
     w = take(weight.reshape(B, 1, S, S))[..., 0].to(dt) * m
-    H, g = normal_equations(K, X0, T0[:, :3, 3], F, w)
-    xi = solve_update(H, g, SolverConfig(kind="gauss_newton", damping=damping))
+    # The refiner's own field term and solver (gcf_ros.gcf.terms, gcf_ros.gcf.solver).
+    residuals = point_residuals(K, T0, X_obj, F, w)
+    xi = solve_terms([(residuals, TermWeight(1.0, damping))])
     T1 = apply_update(T0, xi)
     target = project(K, se3_apply(Tt, X_obj))
     count = m.sum(1).clamp_min(1.0)

@@ -1,0 +1,19 @@
+"""Solver terms: each turns the current renderings and the image into weighted residuals with
+Jacobians in the one pose-update convention (``gcf_ros.core.pose_update``); the solver sums them
+(``gcf_ros.gcf.solver.solve_terms``). Adding a term: one module here and one line in ``TERMS``.
+
+- ``field``: the learned correspondence field (``FieldTerm``; needs a trained network).
+- ``region``: training-free silhouette from per-frame colour statistics (``RegionTerm``).
+- ``contour``: silhouette from a given visible mask per detection (``ContourTerm``).
+"""
+
+from gcf_ros.gcf.terms.base import Residuals, Term, TermInputs
+from gcf_ros.gcf.terms.field import FieldTerm
+from gcf_ros.gcf.terms.silhouette import ContourTerm, LineConfig, RegionConfig, RegionTerm
+
+TERMS = {"field": FieldTerm, "region": RegionTerm, "contour": ContourTerm}
+
+__all__ = [
+    "TERMS", "ContourTerm", "FieldTerm", "LineConfig", "RegionConfig", "RegionTerm",
+    "Residuals", "Term", "TermInputs",
+]  # fmt: skip

@@ -1,0 +1,150 @@
+"""What every solver term sees, what it returns, and how the solver combines terms.
+
+A *term* is one source of evidence about the pose of each instance. At the current poses it
+returns linearised residuals: N rows per instance, each a k-vector (k = 2 for the correspondence
+field, k = 1 for a silhouette line along its normal) with its Jacobian with respect to the pose
+update xi = (dt, omega) of :mod:`gcf_ros.core.pose_update`, and a weight. Residuals follow the
+field's sign: ``r = measured - predicted``, so the Gauss-Newton step solves
+``sum_t s_t (H_t + D_t) xi = sum_t s_t g_t`` with ``H_t = sum w J^T J`` and ``g_t = sum w J^T r``
+(``gcf_ros.gcf.solver.solve_terms``).
+
+Each term's normal equations are divided by its total weight per instance (a weighted *mean* of the
+per-row information), so the relative influence of two terms is their ``scale``, not their row
+counts, and the same scales serve a 40-line silhouette and a 2 000-pixel field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import torch
+
+from gcf_ros.core.camera import project
+from gcf_ros.core.geometry import se3_apply
+from gcf_ros.core.pose_update import apply_update, update_jacobian
+
+if TYPE_CHECKING:
+    from gcf_ros.core.camera import CropWindow
+    from gcf_ros.core.render.types import RenderOutput
+
+
+@dataclass(frozen=True)
+class TermInputs:
+    """One iteration's view of the B active instances, shared by every term.
+
+    Attributes:
+        image_rgb: (H, W, 3) uint8, the whole camera image.
+        K: (3, 3) float64 camera intrinsics of the image.
+        windows: B crop windows (image <-> window pixel maps).
+        crops: (B, S, S, 3) uint8, the image resampled into each window.
+        render: the renderings at the current poses (S x S windows).
+        K_window: (B, 3, 3) float64 window cameras.
+        T_cam_obj: (B, 4, 4) float64 current poses, metres.
+        diameters: (B,) float32 model diameters, metres.
+        instance_idx: (B,) which of the refine call's detections the rows are.
+        masks: per row, the detection's (H, W) visible-mask evidence in [0, 1], or None.
+        iteration: 0-based iteration index.
+    """
+
+    image_rgb: np.ndarray
+    K: np.ndarray
+    windows: Sequence[CropWindow]
+    crops: torch.Tensor
+    render: RenderOutput
+    K_window: torch.Tensor
+    T_cam_obj: torch.Tensor
+    diameters: torch.Tensor
+    instance_idx: np.ndarray
+    masks: Sequence[np.ndarray | None]
+    iteration: int
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.windows)
+
+
+@dataclass(frozen=True)
+class Residuals:
+    """Linearised residuals of one term at xi = 0, N rows per instance (padding rows: w = 0).
+
+    Attributes:
+        r: (B, N, k) measured minus predicted, window pixels (along ``directions`` when k = 1).
+        J: (B, N, k, 6) d(predicted)/d(xi), window pixels per metre / radian.
+        w: (B, N) non-negative weights, 1 / px^2.
+        X_obj: (B, N, 3) the object points the rows follow (for checks and studies).
+        directions: (B, N, k, 2) unit image directions of the rows, or None for k = 2 rows along
+            the window axes.
+        confidence: (B,) the term's own reliability in [0, 1] (1 when it has no notion of one).
+    """
+
+    r: torch.Tensor
+    J: torch.Tensor
+    w: torch.Tensor
+    X_obj: torch.Tensor
+    directions: torch.Tensor | None
+    confidence: torch.Tensor
+
+    def normal_equations(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """H (B, 6, 6), g (B, 6), and the total weight (B,), all float64."""
+        Jw = self.J * self.w[..., None, None]
+        H = torch.einsum("bnki,bnkj->bij", Jw, self.J)
+        g = torch.einsum("bnki,bnk->bi", Jw, self.r)
+        return H, g, self.w.sum(1)
+
+    def cost(self) -> torch.Tensor:
+        """(B,) weighted mean squared residual (0 where the term has no rows)."""
+        num = (self.w * (self.r**2).sum(-1)).sum(1)
+        return num / self.w.sum(1).clamp_min(1e-12)
+
+
+class Term(Protocol):
+    """A source of pose evidence. ``name`` is its registry key and its timing phase."""
+
+    name: str
+
+    def residuals(self, inputs: TermInputs) -> Residuals: ...
+
+
+def point_residuals(
+    K_window: torch.Tensor,
+    T_cam_obj: torch.Tensor,
+    X_obj: torch.Tensor,
+    r: torch.Tensor,
+    w: torch.Tensor,
+    directions: torch.Tensor | None = None,
+    confidence: torch.Tensor | None = None,
+) -> Residuals:
+    """Residuals of object points X_obj (B, N, 3) whose projections should move by r (B, N, k)
+    window pixels, along ``directions`` (B, N, k, 2) when given (else along the window axes)."""
+    dt = torch.float64
+    K, T, X = K_window.to(dt), T_cam_obj.to(dt), X_obj.to(dt)
+    J = update_jacobian(K, se3_apply(T, X), T[:, :3, 3])  # (B, N, 2, 6)
+    if directions is not None:
+        J = directions.to(dt) @ J  # (B, N, k, 2) @ (B, N, 2, 6)
+    conf = torch.ones(X.shape[0], dtype=dt) if confidence is None else confidence.to(dt)
+    return Residuals(r.to(dt), J, w.to(dt), X, directions, conf)
+
+
+def predicted_measurement(
+    K_window: torch.Tensor,
+    T_cam_obj: torch.Tensor,
+    xi: torch.Tensor,
+    X_obj: torch.Tensor,
+    directions: torch.Tensor | None,
+) -> torch.Tensor:
+    """What a term predicts (B, N, k) after the update xi (B, 6): the projections of X_obj, along
+    ``directions`` when given. ``Residuals.J`` is its derivative at xi = 0 (tests check this by
+    finite differences)."""
+    T = apply_update(T_cam_obj.double(), xi.double())
+    uv = project(K_window.double(), se3_apply(T, X_obj.double()))
+    if directions is None:
+        return uv
+    return (directions.double() @ uv[..., None])[..., 0]
+
+
+def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x (B, M, ...) gathered along M at idx (B, n)."""
+    return x[torch.arange(x.shape[0])[:, None], idx]

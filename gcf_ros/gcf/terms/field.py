@@ -1,0 +1,71 @@
+"""The learned correspondence field as a solver term (the GCF method, DESIGN §2 steps 3-5).
+
+Every rendered pixel contributes a 2D residual: its field vector F_p (where that surface point is in
+the image, minus where it is rendered, window pixels) with the network's weight w_p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gcf_ros.gcf.predictor import FieldPredictor
+from gcf_ros.gcf.terms.base import Residuals, TermInputs, point_residuals, take_rows
+
+
+@dataclass(frozen=True)
+class FieldEvidence:
+    """The field term's per-instance read-outs at the current poses (B,): ``confidence`` the mean
+    predicted weight over the rendered pixels, ``residual_px`` the mean |field| there (the
+    refiner's step-acceptance judge)."""
+
+    confidence: torch.Tensor
+    residual_px: torch.Tensor
+
+
+class FieldTerm:
+    """Residuals from a :class:`~gcf_ros.gcf.predictor.FieldPredictor` (the trained network, or
+    the exact field for oracles).
+
+    After ``residuals`` the read-outs of that call are in ``last`` (the refiner reports them).
+    """
+
+    name = "field"
+    phase = "network"
+
+    def __init__(self, predictor: FieldPredictor) -> None:
+        self.predictor = predictor
+        self.last: FieldEvidence | None = None
+
+    def residuals(self, inputs: TermInputs) -> Residuals:
+        render = inputs.render
+        field_px, weight = self.predictor.predict(
+            inputs.crops, render, inputs.diameters, inputs.K_window, inputs.instance_idx
+        )
+        mask = render.mask
+        count = mask.flatten(1).sum(1).clamp_min(1)
+        conf = (weight * mask).flatten(1).sum(1) / count
+        resid = (field_px.norm(dim=-1) * mask).flatten(1).sum(1) / count
+        self.last = FieldEvidence(conf.double(), resid.double())
+        return field_residuals(inputs.K_window, inputs.T_cam_obj, render, field_px, weight)
+
+
+def field_residuals(
+    K_window: torch.Tensor,
+    T_cam_obj: torch.Tensor,
+    render,
+    field_px: torch.Tensor,
+    weight: torch.Tensor,
+) -> Residuals:
+    """Rows for the rendered pixels of ``render`` (foreground first, padded to the batch's largest
+    count, about 10 % of the window): field (B, S, S, 2), weight (B, S, S). The solver scales
+    the term by its weights alone (confidence 1): the weight's scale is the network's own."""
+    B, S = render.batch_size, render.size
+    fg = render.mask.reshape(B, S * S)
+    n = max(int(fg.sum(1).max()), 1)
+    idx = torch.argsort(fg.to(torch.int8), dim=1, descending=True, stable=True)[:, :n]
+    X_obj = take_rows(render.xyz_obj.reshape(B, S * S, 3), idx)
+    w = take_rows((weight * render.mask).reshape(B, S * S), idx)
+    F = take_rows(field_px.reshape(B, S * S, 2), idx)
+    return point_residuals(K_window, T_cam_obj, X_obj, F, w)
