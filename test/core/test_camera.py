@@ -19,6 +19,7 @@ from gcf_ros.core.camera import (
     project,
     projection_jacobian,
 )
+from gcf_ros.core.pose_update import apply_update, update_jacobian
 
 CAM = Intrinsics(fx=572.4114, fy=573.57043, cx=325.2611, cy=242.04899, width=640, height=480)
 
@@ -62,6 +63,30 @@ def test_pose_jacobian_matches_finite_differences_of_left_perturbation():
         plus = project(K, g.se3_apply(g.se3_exp(xi) @ T, X_obj))
         minus = project(K, g.se3_apply(g.se3_exp(-xi) @ T, X_obj))
         torch.testing.assert_close(J[..., k], (plus - minus) / (2 * eps), atol=1e-3, rtol=1e-5)
+
+
+def test_update_jacobian_matches_finite_differences_of_apply_update():
+    """The pose parametrisation every refiner uses (core/pose_update.py): d(u, v)/dxi of the
+    projected points under ``apply_update`` (rotation about the object's origin), against central
+    differences of ``apply_update`` itself -- so a sign or axis error in either shows here."""
+    K = torch.as_tensor(CAM.K)
+    X_obj = _points(20, 5) - torch.tensor([0.0, 0.0, 0.7], dtype=torch.float64)
+    T = g.make_se3(g.so3_exp(torch.tensor([-0.3, 0.5, 0.2], dtype=torch.float64)),
+                   torch.tensor([0.05, 0.02, 0.75], dtype=torch.float64))  # fmt: skip
+    J = update_jacobian(K, g.se3_apply(T, X_obj), T[:3, 3])
+    assert J.shape == (20, 2, 6)
+    eps = 1e-6
+    for k in range(6):
+        xi = torch.zeros(6, dtype=torch.float64)
+        xi[k] = eps
+        plus = project(K, g.se3_apply(apply_update(T, xi), X_obj))
+        minus = project(K, g.se3_apply(apply_update(T, -xi), X_obj))
+        torch.testing.assert_close(J[..., k], (plus - minus) / (2 * eps), atol=1e-3, rtol=1e-5)
+    # apply_update: R <- Exp(omega) R about the object's origin, t <- t + dt.
+    xi = torch.tensor([0.01, -0.02, 0.03, 0.1, -0.2, 0.05], dtype=torch.float64)
+    T2 = apply_update(T, xi)
+    torch.testing.assert_close(T2[:3, 3], T[:3, 3] + xi[:3])
+    torch.testing.assert_close(T2[:3, :3], g.so3_exp(xi[3:]) @ T[:3, :3])
 
 
 def test_window_K_equals_cropping_the_full_projection():

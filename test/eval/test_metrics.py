@@ -95,6 +95,24 @@ def test_projection_error_of_known_shift():
     assert projection_error_px(verts, K, _T(t=(0.0, 0.0, -0.5)), _T()) == math.inf
 
 
+def test_add_is_the_mean_of_unequal_vertex_distances():
+    """Three vertices on the x axis at 1, 2 and 6 cm, turned 60° about z (through the origin):
+    each moves by 2 r sin 30° = r, so the distances are 1, 2 and 6 cm. ADD is their mean, 3 cm
+    (their median, 2 cm, or any other average is wrong)."""
+    verts = np.array([[0.01, 0.0, 0.0], [0.02, 0.0, 0.0], [0.06, 0.0, 0.0]])
+    T_est = _T(rodrigues(np.radians(60.0) * np.array([0.0, 0.0, 1.0])))
+    assert add(verts, T_est, _T()) == pytest.approx(0.03, abs=1e-12)
+    assert add_or_adds(verts, False, T_est, _T()) == pytest.approx(0.03, abs=1e-12)
+    assert pose_errors(verts, 0.1, False, K, T_est, _T()).add_m == pytest.approx(0.03, abs=1e-12)
+    # ADD-S on the same case: the mean (not the median) of each turned vertex's distance to the
+    # nearest unturned one, three unequal distances.
+    turned = verts @ T_est[:3, :3].T + T_est[:3, 3]
+    base = verts + _T()[:3, 3]
+    nearest = np.linalg.norm(turned[:, None] - base[None], axis=2).min(axis=1)
+    assert len(set(np.round(nearest, 9))) == 3  # unequal, so mean != median
+    assert adds(verts, T_est, _T()) == pytest.approx(nearest.mean(), abs=1e-12)
+
+
 def test_adds_of_symmetric_object_under_its_symmetry():
     ring = _ring(72)
     R = rodrigues(np.radians(50.0) * np.array([0.0, 0.0, 1.0]))  # 50° = 10 · (360° / 72)
