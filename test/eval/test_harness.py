@@ -8,12 +8,80 @@ import numpy as np
 import pytest
 
 from gcf_ros.core.bop import BopDataset
+from gcf_ros.eval import cli
 from gcf_ros.eval.cli import main
-from gcf_ros.eval.harness import EvalConfig, select_instances
+from gcf_ros.eval.harness import EvalConfig, evaluate, results_dict, select_instances
+from gcf_ros.eval.methods import MethodOutput
+from gcf_ros.eval.metrics import pose_errors
 from gcf_ros.eval.perturb import perturb_instances
 
 METRIC_KEYS = {"add_s_01d", "deg5_cm5", "proj_5px", "median_rot_deg", "median_trans_cm",
                "median_proj_px", "acc_pi6", "acc_pi18", "n"}  # fmt: skip
+
+
+ERROR_KEYS = ("rot_deg", "trans_cm", "proj_px", "add_m")
+
+
+class Recorder:
+    """Wraps the method gcf-eval builds and keeps what it was given and what it returned, so
+    that the reported errors can be recomputed from the poses the method actually returned."""
+
+    def __init__(self, method) -> None:
+        self.method = method
+        self.label = method.label
+        if hasattr(method, "config"):
+            self.config = method.config
+        self.calls: list[tuple] = []  # (frame, T_init (B, 4, 4), returned T (B, 4, 4))
+
+    def refine(self, frame, T_init) -> MethodOutput:
+        out = self.method.refine(frame, T_init)
+        self.calls.append((frame, np.array(T_init), np.array(out.T_cam_obj)))
+        return out
+
+    def errors(self) -> list[dict]:
+        """Per instance, in the harness's order: errors of the initial and the returned poses."""
+        rows = []
+        for frame, T_init, T_out in self.calls:
+            for b, m in enumerate(frame.models):
+                T_gt = frame.T_gt_all[frame.refine_idx[b]]
+                rows.append({
+                    stage: pose_errors(m.verts_obj, m.diameter, m.symmetric, frame.K, T, T_gt)
+                    for stage, T in (("initial", T_init[b]), ("refined", T_out[b]))
+                })  # fmt: skip
+        return rows
+
+
+@pytest.fixture
+def recorded(monkeypatch) -> list[Recorder]:
+    """gcf-eval's methods wrapped in a Recorder (the last one built is ``recorded[-1]``)."""
+    made: list[Recorder] = []
+    build = cli.make_method
+
+    def make_method(args, registry):
+        made.append(Recorder(build(args, registry)))
+        return made[-1]
+
+    monkeypatch.setattr(cli, "make_method", make_method)
+    return made
+
+
+def _assert_reported_errors_are_those_of_the_returned_poses(results: dict, rec: Recorder) -> None:
+    """The JSON's per-instance errors are those of the poses the method returned (refined) and
+    of the poses it was given (initial): the harness reports no other pose as "refined"."""
+    recomputed = rec.errors()
+    assert len(recomputed) == len(results["instances"]) == results["n_instances"]
+    for row, errs in zip(results["instances"], recomputed, strict=True):
+        for stage in ("initial", "refined"):
+            for k in ERROR_KEYS:
+                assert row[stage][k] == pytest.approx(getattr(errs[stage], k), rel=1e-9), (
+                    stage,
+                    k,
+                )
+
+
+def _moved(rec: Recorder) -> bool:
+    """Every returned pose differs from its initial pose."""
+    return all(not np.allclose(T_out, T0, atol=1e-9) for _, T0, T_out in rec.calls)
 
 
 def _run(tmp_path, *args) -> dict:
@@ -55,15 +123,78 @@ def test_none_reports_initial_poses_as_refined(lmo_link, capsys):
     assert max(i["initial"]["rot_deg"] for i in results["instances"]) <= 5.0 + 1e-6
 
 
+def test_harness_reports_the_errors_of_the_returned_poses(lmo_root):
+    """An oracle method that returns the ground truth: the refined errors are exactly zero (and
+    every ADD(-S) < 0.1 d) while the initial ones are not, in the per-instance records and in
+    the summary. Cheap (no network): it pins what ``evaluate`` calls refined."""
+
+    class Oracle:
+        label = "oracle"
+
+        def refine(self, frame, T_init):
+            T = frame.T_gt_all[frame.refine_idx]
+            return MethodOutput(T.copy(), np.full(len(T_init), 7), 0.01)
+
+    dataset = BopDataset(lmo_root)
+    registry = dataset.model_registry()
+    selected = select_instances(dataset, registry, EvalConfig(lmo_root, "medium", 0, 6))
+    records = evaluate(selected, registry, Oracle())
+    assert len(records) == 6 and all(r.iterations == 7 for r in records)
+    for r in records:
+        assert (r.refined.rot_deg, r.refined.trans_cm, r.refined.add_m) == (0.0, 0.0, 0.0)
+        assert r.refined.proj_px == pytest.approx(0.0, abs=1e-9)
+        assert r.initial.trans_cm > 0.0 and r.initial.proj_px > 0.1
+    results = results_dict(records, {"method": "oracle"})
+    assert results["refined"]["add_s_01d"] == 1.0 and results["refined"]["median_proj_px"] < 1e-9
+    assert results["initial"]["median_proj_px"] > 1.0
+
+
 @pytest.mark.parametrize("method", ["mask", "rgb"])
-def test_soft_render_baselines_run_on_real_frames(lmo_link, method):
-    args = ["--method", method, "--noise", "medium", "--max-instances", "3", "--iterations", "3"]
+def test_soft_render_baselines_move_the_poses_and_are_reported(
+    lmo_link, recorded, method, one_torch_thread
+):
+    """One instance, three Adam steps (slow baselines: ~3 s): the poses move, and what the JSON
+    reports as refined are the errors of the poses the baseline returned."""
+    args = ["--method", method, "--noise", "medium", "--max-instances", "1", "--iterations", "3"]
     results = _run(lmo_link, *args)
-    assert results["n_instances"] == 3
+    assert results["n_instances"] == 1
     assert results["label"] == ("mask (oracle mask)" if method == "mask" else "rgb")
     assert all(i["iterations"] == 3 for i in results["instances"])
     assert results["time"]["per_iteration_ms_median"] > 0
     assert results["config"]["method_config"]["space"] == method
+    assert _moved(recorded[-1])
+    _assert_reported_errors_are_those_of_the_returned_poses(results, recorded[-1])
+    (inst,) = results["instances"]
+    assert inst["refined"] != inst["initial"]
+
+
+def test_gcf_eval_with_the_shipped_weights_beats_the_initial_poses(
+    lmo_link, recorded, one_torch_thread
+):
+    """`gcf-eval --method gcf` (shipped S = 128 weights, Gauss-Newton, 8 iterations) on the
+    protocol's first 10 LM-O instances at medium noise, seed 0 (~5 s on one thread).
+
+    Requirement: refinement lowers the median ADD(-S), the median 2D error and the median
+    rotation error of the initial poses, by about today's factors with a 1.5x margin.
+    Measured (today's code): median ADD(-S) 7.15 -> 2.70 cm (x0.38; limit x0.55), median 2D
+    15.05 -> 4.52 px (x0.30; limit x0.45), median rotation 8.68 -> 7.77 deg (x0.90; limit: below
+    the initial, the 1.5x margin would allow more), ADD(-S) < 0.1 d 20 % -> 20 % (not lower)."""
+    results = _run(lmo_link, "--method", "gcf", "--noise", "medium", "--max-instances", "10")
+    assert results["n_instances"] == 10 and results["label"].startswith("gcf")
+    rec = recorded[-1]
+    assert _moved(rec)
+    _assert_reported_errors_are_those_of_the_returned_poses(results, rec)
+
+    def median(stage, key):
+        return float(np.median([i[stage][key] for i in results["instances"]]))
+
+    add0, add1 = median("initial", "add_m"), median("refined", "add_m")
+    assert add1 < 0.55 * add0, (add0, add1)
+    px0, px1 = results["initial"]["median_proj_px"], results["refined"]["median_proj_px"]
+    assert px1 < 0.45 * px0, (px0, px1)
+    rot0, rot1 = results["initial"]["median_rot_deg"], results["refined"]["median_rot_deg"]
+    assert rot1 < rot0, (rot0, rot1)
+    assert results["refined"]["add_s_01d"] >= results["initial"]["add_s_01d"]
 
 
 def test_gcf_without_weights_exits_with_a_message(lmo_link, capsys):
