@@ -25,6 +25,11 @@ HELD_OUT_SEED = 987_654_321
 
 # Synthetic data recipe of each shipped file's window size (the S = 128 one: camera resolution).
 SYNTH_CONFIG = {64: "train.yaml", 128: "train_s128cam.yaml"}
+# Requirement: the refined median 2D error is at most this fraction of the initial one on the 24
+# held-out samples, about today's value with a margin of <= 1.5x. Measured (one CPU thread):
+# S = 128 19.82 -> 3.36 px (x0.169), S = 64 5.97 -> 2.15 px (x0.360). For scale, one iteration
+# instead of 8 gives x0.389 / x0.455 and swapped colour channels x0.460 / x0.666.
+MAX_2D_RATIO = {128: 0.25, 64: 0.50}
 
 
 @pytest.fixture(scope="module", params=["", "gcf_lmo_s64.pt"])
@@ -48,8 +53,7 @@ def test_weights_file_is_plain_tensors(checkpoint):
     assert "command" in blob["meta"]
 
 
-def test_refines_held_out_synthetic_samples(registry, checkpoint):
-    torch.set_num_threads(1)
+def test_refines_held_out_synthetic_samples(registry, checkpoint, one_torch_thread):
     size = NetworkPredictor.from_weights(checkpoint).window_size
     config, registry_yaml = load_synth_yaml(share_dir() / "config" / SYNTH_CONFIG[size])
     shard = generate_shard(config, registry_yaml, HELD_OUT_SEED, 24)
@@ -64,4 +68,5 @@ def test_refines_held_out_synthetic_samples(registry, checkpoint):
         verts = registry.get(model_id).verts_obj
         before.append(projection_error_px(verts, K, T0, T))
         after.append(projection_error_px(verts, K, res.T_cam_obj, T))
-    assert np.median(after) < 0.6 * np.median(before), (np.median(before), np.median(after))
+    ratio = np.median(after) / np.median(before)
+    assert ratio < MAX_2D_RATIO[size], (np.median(before), np.median(after), ratio)
