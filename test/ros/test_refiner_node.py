@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Pose
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile
@@ -32,7 +33,7 @@ from gcf_ros.resources import default_models_yaml
 from gcf_ros.ros.conversions import fill_pose, pose_to_matrix
 from gcf_ros.ros.player import Player, camera_info_msg, detections_msg, image_msg, stamp_msg
 from gcf_ros.tools.sequence import coarse_instances, load_sequence
-from gcf_ros_msgs.msg import CoarseDetectionArray, RefinedPose, RefinedPoseArray
+from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPose, RefinedPoseArray
 
 FAST = {"input_reliability": "reliable", "iterations": 2, "diagnostics_period": 0.5}
 
@@ -261,6 +262,8 @@ def test_bad_inputs_are_refused_counted_and_the_node_keeps_answering(ros, frames
 
 # ----------------------------------------------------------- outputs, vision_msgs, tracking
 def test_markers_overlay_diagnostics_and_vanished_instances(ros, frames, start_refiner):
+    """Markers and /tf of every accepted instance hold exactly its refined pose; an instance that
+    leaves the detections gets its marker deleted; overlay and diagnostics come out."""
     running = start_refiner(**FAST)
     client = Client(ros)
     client.connect()
@@ -268,22 +271,43 @@ def test_markers_overlay_diagnostics_and_vanished_instances(ros, frames, start_r
     instances = coarse_instances(frame, "small", seed=1)
     result = client.wait_poses(client.send(frame, _dets(instances)))
     accepted = [p for p in result.poses if p.status != RefinedPose.REJECTED]
-    assert ros.spin_until(lambda: client.markers and client.overlays, 10.0)
+    # Small noise, 2 iterations: today every one of the 7 instances is accepted; 5 is the
+    # requirement (most of them), so the marker checks below never run on an empty set.
+    assert len(accepted) >= 5, [(p.instance_id, p.status_reason) for p in result.poses]
+    stamp = result.header.stamp
+
+    def tf_of_frame():
+        return {t.child_frame_id: t for m in client.tf for t in m.transforms
+                if t.header.stamp == stamp}  # fmt: skip
+
+    assert ros.spin_until(
+        lambda: client.markers and client.overlays and len(tf_of_frame()) == len(accepted), 10.0
+    )
+    assert client.markers[-1].markers[0].header.stamp == stamp
     meshes = [m for m in client.markers[-1].markers if m.action == Marker.ADD]
     assert len(meshes) == len(accepted)
     assert all(m.type == Marker.MESH_RESOURCE and m.mesh_resource.startswith("file://")
                and m.scale.x == pytest.approx(0.001) for m in meshes)  # fmt: skip
+    marker_of = {m.text: m for m in meshes}
+    tf = tf_of_frame()
+    for p in accepted:
+        child = f"{p.model_id}_{p.instance_id}"
+        assert _same_pose(p.pose, marker_of[child].pose), child
+        assert _same_pose(p.pose, tf[child].transform), child
     overlay = client.overlays[-1]
     assert (overlay.width, overlay.height, overlay.encoding) == (640, 480, "rgb8")
-    # the next frame has one instance fewer: its marker is deleted
+    # the next frame lacks one accepted instance: its marker is deleted (as is the marker of any
+    # instance rejected this time)
+    dropped = accepted[0]
     n = len(client.markers)
-    client.wait_poses(client.send(frame, _dets(instances[1:])))
+    rest = [i for i in instances if i.instance_id != dropped.instance_id]
+    client.wait_poses(client.send(frame, _dets(rest)))
     assert ros.spin_until(lambda: len(client.markers) > n, 10.0)
-    deleted = [m for m in client.markers[-1].markers if m.action == Marker.DELETE]
-    gone = {m.id for m in meshes} - {m.id for m in client.markers[-1].markers
-                                     if m.action == Marker.ADD}  # fmt: skip
-    if accepted and accepted[0].instance_id == instances[0].instance_id:
-        assert {m.id for m in deleted} == gone and len(gone) == 1
+    latest = client.markers[-1].markers
+    deleted = {m.id for m in latest if m.action == Marker.DELETE}
+    shown = {m.id for m in latest if m.action == Marker.ADD}
+    assert marker_of[f"{dropped.model_id}_{dropped.instance_id}"].id in deleted
+    assert deleted == {m.id for m in meshes} - shown
 
     def values():
         if not client.diagnostics:
@@ -327,6 +351,7 @@ def test_vision_msgs_in_and_out_device_fallback_and_runtime_parameters(ros, fram
     assert ros.spin_until(lambda: client.refined_dets, 10.0)
     out = client.refined_dets[-1].detections[0]
     assert out.id == "can_7" and out.results[0].hypothesis.class_id == "obj_000005"
+    assert _same_pose(result.poses[0].pose, out.results[0].pose.pose)
     assert out.bbox.size.x > 0.05  # the can's box, metres
 
     # parameters over the parameter services: dynamic ones apply, read-only ones are refused
@@ -370,6 +395,113 @@ def test_tracking_seeds_the_next_frame_and_reset_clears(ros, frames, start_refin
     assert stamp not in client.poses
 
 
+def test_has_pose_false_with_tracking_is_seeded_from_the_track(ros, frames, start_refiner):
+    """A detection with has_pose: false is refined from its instance's track (its initial pose is
+    the previous refined pose); one without a track is rejected with the reason."""
+    running = start_refiner(tracking=True, **FAST)
+    client = Client(ros)
+    client.connect()
+    frame = frames[0]
+    instances = coarse_instances(frame, "small", seed=7)[:2]
+    first = client.wait_poses(client.send(frame, _dets(instances)))
+    previous = {p.instance_id: p for p in first.poses if p.status != RefinedPose.REJECTED}
+    assert previous, "nothing accepted to track"
+
+    def without_poses(t):
+        msg = detections_msg(instances, t)
+        untracked = CoarseDetection(model_id=instances[0].model_id, instance_id="untracked")
+        msg.detections.append(untracked)
+        for d in msg.detections:
+            d.has_pose = False
+            d.pose = Pose()  # a zero pose: it must not be read
+        return msg
+
+    second = client.wait_poses(client.send(frame, without_poses))
+    by_id = {p.instance_id: p for p in second.poses}
+    assert set(by_id) == {i.instance_id for i in instances} | {"untracked"}
+    for instance_id, prev in previous.items():
+        p = by_id[instance_id]
+        assert p.status != RefinedPose.REJECTED, p.status_reason
+        np.testing.assert_allclose(pose_to_matrix(p.initial_pose).T, pose_to_matrix(prev.pose).T,
+                                   atol=1e-6)  # fmt: skip
+        assert p.iterations >= 1
+    assert by_id["untracked"].status == RefinedPose.REJECTED
+    assert "no pose and no track" in by_id["untracked"].status_reason
+    assert running.node.stats.counters["no_pose"] >= 1
+
+
+def test_an_exception_inside_refine_is_counted_and_the_next_frame_is_refined(
+    ros, frames, start_refiner
+):
+    """A fault injected into the refiner (its first call raises): nothing is published for that
+    frame, the error is counted and reported on /diagnostics, and the next frame is refined."""
+    running = start_refiner(**FAST)
+    node = running.node
+    refine, calls = node.refiner.refine, []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("injected fault")
+        return refine(*args, **kwargs)
+
+    node.refiner.refine = fails_once
+    client = Client(ros)
+    client.connect()
+    frame = frames[0]
+    good = coarse_instances(frame, "small", seed=5)[:2]
+    failed = client.send(frame, _dets(good))
+    assert ros.spin_until(lambda: node.stats.counters.get("errors", 0) == 1, 20.0)
+    nxt = client.wait_poses(client.send(frame, _dets(good)), timeout=30.0)
+    assert failed not in client.poses
+    assert len(nxt.poses) == 2 and all(p.iterations >= 1 for p in nxt.poses)
+    assert any(p.status != RefinedPose.REJECTED for p in nxt.poses)
+    assert node.worker.is_alive() and len(calls) == 2
+
+    def reported():
+        for msg in client.diagnostics:
+            status = msg.status[0]
+            values = {kv.key: kv.value for kv in status.values}
+            if values.get("errors") == "1" and status.level == DiagnosticStatus.WARN:
+                return "errors" in status.message
+        return False
+
+    assert ros.spin_until(reported, 10.0), "the error is not on /diagnostics"
+
+
+def test_a_bag_loop_clears_tracks_and_the_node_keeps_refining(ros, frames, start_refiner):
+    """The stamps jump back 100 s (a bag played in a loop): the tracks of the first pass do not
+    seed the replayed frames, and detections, then tracking, work again after the jump."""
+    running = start_refiner(tracking=True, **FAST)
+    node = running.node
+    client = Client(ros)
+    client.connect()
+    frame = frames[0]
+    instances = coarse_instances(frame, "small", seed=6)[:2]
+    t0 = client.next_stamp()
+    late = t0 + 100.0  # the first pass of the bag
+    first = client.wait_poses(client.send(frame, _dets(instances), stamp=late))
+    tracked = {p.instance_id for p in first.poses if p.status != RefinedPose.REJECTED}
+    assert tracked, "nothing accepted to track"
+    assert client.wait_poses(client.send(frame, stamp=late + 0.1), timeout=20.0).poses
+    # the loop: an image 100 s earlier, without detections; a stale track would refine it
+    jump = client.send(frame, stamp=t0)
+    ros.spin_until(lambda: jump in client.poses, 3.0)
+    assert jump not in client.poses
+    assert len(node.tracks) == 0
+    # after the jump: detections are refined, and their tracks seed the next image
+    again = client.wait_poses(client.send(frame, _dets(instances), stamp=t0 + 0.1), timeout=20.0)
+    accepted = {p.instance_id: p for p in again.poses if p.status != RefinedPose.REJECTED}
+    assert accepted
+    followed = client.wait_poses(client.send(frame, stamp=t0 + 0.2), timeout=20.0)
+    assert {p.instance_id for p in followed.poses} == set(accepted)
+    for p in followed.poses:
+        np.testing.assert_allclose(pose_to_matrix(p.initial_pose).T,
+                                   pose_to_matrix(accepted[p.instance_id].pose).T,
+                                   atol=1e-6)  # fmt: skip
+    assert node.stats.counters.get("errors", 0) == 0
+
+
 # -------------------------------------------------------------------------------- burst
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
@@ -379,9 +511,17 @@ def _rss_mb() -> float:
 def test_burst_at_30hz_keeps_queues_bounded_and_processes_the_newest(ros, frames, start_refiner):
     """Images + 8 detections at 30 Hz for 4 s while one frame takes far longer than 33 ms to
     refine: frames are dropped (counted), memory and queues stay bounded, and the last frame
-    published is the last one refined."""
+    published is the last one refined. The refiner is slowed by 100 ms a frame on top of its
+    real work, so that refinement is slower than the stream on any machine (a fast GPU too)."""
     running = start_refiner(input_reliability="reliable", iterations=8, image_buffer_size=10)
     node = running.node
+    refine = node.refiner.refine
+
+    def slow_refine(*args, **kwargs):
+        time.sleep(0.1)
+        return refine(*args, **kwargs)
+
+    node.refiner.refine = slow_refine
     client = Client(ros)
     client.connect()
     frame = frames[0]
@@ -406,7 +546,7 @@ def test_burst_at_30hz_keeps_queues_bounded_and_processes_the_newest(ros, frames
     sent_set = set(sent)
     refined = [s for s in client.poses if s in sent_set]  # in order of arrival
     c = node.stats.counters
-    assert len(refined) < len(sent) / 2, "refinement should be slower than 30 Hz here"
+    assert len(refined) < len(sent) / 2, "refinement (>= 100 ms a frame) is slower than 30 Hz"
     assert c["queue_dropped"] >= len(sent) - len(refined) - 5
     assert refined == sorted(refined)
     assert max_buffer <= 10 and max_queue <= 1
