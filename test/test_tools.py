@@ -53,7 +53,10 @@ def test_gcf_render_rejects_bad_arguments(tmp_path, capsys):
 
 def test_gcf_demo_runs_the_node_on_the_bundled_sequence(tmp_path, capsys):
     """The README's demo: gcf_refiner in its own process, the player publishing the four bundled
-    LM-O frames; every instance comes back, overlays are written."""
+    LM-O frames; every instance comes back, overlays are written, and the refiner improves the
+    poses it prints. Requirement: the median 2D error of the 30 instances (medium noise, seed 0)
+    falls to at most 0.55x the coarse one; today 14.74 -> 5.99 px (x0.41), a refiner that does
+    nothing gives x1.0, swapped colour channels x0.63."""
     assert demo.main(["--out", str(tmp_path)]) == 0
     frames = json.loads((share_dir() / "data" / "demo" / "sequence.json").read_text())["frames"]
     for name in frames:
@@ -62,4 +65,7 @@ def test_gcf_demo_runs_the_node_on_the_bundled_sequence(tmp_path, capsys):
     rows = json.loads((tmp_path / "results.json").read_text())["instances"]
     assert len(rows) >= 20 and {r["frame"] for r in rows} == {Path(f).stem for f in frames}
     assert all(r["tf"] == (r["status"] != "REJECTED") for r in rows)
+    before, after = (np.median([r[stage][2] for r in rows]) for stage in ("before", "after"))
+    assert after < 0.55 * before, (before, after)
+    assert all(r["iterations"] >= 1 for r in rows)
     assert "median over" in capsys.readouterr().out

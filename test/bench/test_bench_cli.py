@@ -15,6 +15,7 @@ from gcf_ros.bench import accuracy
 from gcf_ros.bench.cli import main
 from gcf_ros.bench.report import JSON_KEYS
 from gcf_ros.bench.suite import METHODS
+from gcf_ros.eval.metrics import add_or_adds
 
 TINY = ["--quick", "--threads", "1", "--repeats", "1", "--bench-instances", "1",
         "--baseline-iterations", "2", "--objects", "1", "--windows", "64",
@@ -68,7 +69,7 @@ def test_accuracy_plot_with_stored_baselines(tmp_path, lmo_root, monkeypatch):
     from gcf_ros.eval.harness import EvalConfig, select_instances
 
     ds = BopDataset(lmo_root)
-    selected = select_instances(ds, ds.model_registry(), EvalConfig(lmo_root, "medium", 0, 2))
+    selected = select_instances(ds, ds.model_registry(), EvalConfig(lmo_root, "medium", 0, 3))
     for space, add_m in (("mask", 0.001), ("rgb", 1.0)):  # mask: every instance within 0.1 d
         instances = [
             {"scene_id": f.scene_id, "im_id": f.im_id, "inst_idx": inst.inst_idx,
@@ -76,9 +77,9 @@ def test_accuracy_plot_with_stored_baselines(tmp_path, lmo_root, monkeypatch):
             for f, inst, *_ in selected
         ]  # fmt: skip
         doc = {"method": space, "noise": "medium", "seed": 0, "instances": instances}
-        (tmp_path / f"{space}_medium_n2.json").write_text(json.dumps(doc))
+        (tmp_path / f"{space}_medium_n3.json").write_text(json.dumps(doc))
     png, out = tmp_path / "acc.png", tmp_path / "acc.json"
-    args = ["--accuracy-plot", str(png), "--instances", "2", "--dataset", str(lmo_root),
+    args = ["--accuracy-plot", str(png), "--instances", "3", "--dataset", str(lmo_root),
             "--eval-dir", str(tmp_path), "--out", str(out), "--threads", "1"]  # fmt: skip
     assert main(args) == 0
     assert png.stat().st_size > 0
@@ -86,9 +87,18 @@ def test_accuracy_plot_with_stored_baselines(tmp_path, lmo_root, monkeypatch):
     by_series = {p["series"]: p for p in doc["points"]}
     assert set(by_series) == {"gcf gauss_newton", "gcf gradient", "mask", "rgb"}
     assert by_series["mask"]["add_s_01d"] == 1.0 and by_series["rgb"]["add_s_01d"] == 0.0
-    assert by_series["mask"]["source"].endswith("mask_medium_n2.json")
-    assert all(p["n"] == 2 and _positive(p["time_ms"]) for p in doc["points"])
-    assert 0.0 <= doc["initial_add_s_01d"] <= 1.0
+    assert by_series["mask"]["source"].endswith("mask_medium_n3.json")
+    assert all(p["n"] == 3 and _positive(p["time_ms"]) for p in doc["points"])
+    # The initial poses' ADD(-S) < 0.1 d, recomputed from them: 1 of 3 (ADD(-S) / diameter
+    # 8.9 / 20.1 cm, 5.2 / 15.5 cm, 2.5 / 26.1 cm).
+    registry = ds.model_registry()
+    below = [
+        add_or_adds(registry.get(inst.model_id), None, T0, inst.T_cam_obj)
+        < 0.1 * registry.get(inst.model_id).diameter
+        for _, inst, _, T0 in selected
+    ]
+    assert below == [False, False, True]
+    assert doc["initial_add_s_01d"] == pytest.approx(1 / 3)
 
 
 def test_stored_baseline_must_hold_the_same_instances(tmp_path):
