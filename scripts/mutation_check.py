@@ -1,0 +1,383 @@
+#!/usr/bin/env python
+"""Mutation check: does the test suite fail when the product breaks?
+
+Copies the working tree (tracked and untracked-but-not-ignored files, not .venv/out/runs) to a
+temporary folder, checks that the relevant tests pass there, then applies each sabotage below --
+one exact text replacement in one file, a semantic break a reviewer would try -- to a fresh copy
+and runs the tests named for it. A sabotage is *caught* when those tests fail (pytest exit status
+1); it is MISSED when they pass. Exit status 0 only when every sabotage is caught.
+
+    source env.sh && python scripts/mutation_check.py            # everything (~20 min, 2 cores)
+    python scripts/mutation_check.py --list                      # the sabotages and their tests
+    python scripts/mutation_check.py --only tf-initial-pose --only add-median
+
+A pattern that is not found exactly once stops the check before anything runs (exit status 2):
+the list must follow the code, it cannot go stale silently. The copy imports its own gcf_ros
+(PYTHONPATH; checked), the ROS message packages come from the venv, the LM-O data from
+$GCF_LMO_ROOT or <repo>/../shared/data/lmo (required).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tests, fastest discriminating ones first (pytest -x stops at the first failure).
+EXACT = "test/gcf/test_refiner_exact_field.py"
+CAMERA = "test/core/test_camera.py"
+RAYCAST = ["test/core/test_render_raycast.py", "test/core/test_render_agreement.py"]
+SHIPPED = "test/gcf/test_shipped_weights.py::test_refines_held_out_synthetic_samples"
+NODE = "test/ros/test_refiner_node.py"
+REAL = f"{NODE}::test_console_script_refines_real_frames_end_to_end"
+MARKERS = f"{NODE}::test_markers_overlay_diagnostics_and_vanished_instances"
+VISION = f"{NODE}::test_vision_msgs_in_and_out_device_fallback_and_runtime_parameters"
+HAS_POSE = f"{NODE}::test_has_pose_false_with_tracking_is_seeded_from_the_track"
+FAULT = f"{NODE}::test_an_exception_inside_refine_is_counted_and_the_next_frame_is_refined"
+BAG_LOOP = f"{NODE}::test_a_bag_loop_clears_tracks_and_the_node_keeps_refining"
+HARNESS = "test/eval/test_harness.py"
+METRICS = "test/eval/test_metrics.py"
+DEMO = "test/test_tools.py::test_gcf_demo_runs_the_node_on_the_bundled_sequence"
+BENCH = "test/bench/test_bench_cli.py::test_accuracy_plot_with_stored_baselines"
+DATA_TESTS = ["test/core/test_bop.py", "test/eval/test_metrics.py"]
+
+RESULT_LINE = "for it in range(self.config.iterations):"
+RESULT_T = "det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),"
+
+
+@dataclass(frozen=True)
+class Sabotage:
+    name: str
+    what: str
+    file: str
+    old: str
+    new: str
+    tests: list[str]
+    env: dict = field(default_factory=dict)  # extra environment (a data sabotage)
+    caught_marker: str = ""  # the output line that proves a data sabotage was caught
+
+
+def _t(*tests) -> list[str]:
+    out: list[str] = []
+    for t in tests:
+        out += t if isinstance(t, list) else [t]
+    return out
+
+
+SABOTAGES = [
+    # --- the seven the audit found caught ------------------------------------------------------
+    Sabotage("refiner-returns-initial", "the refiner returns the initial pose",
+             "gcf_ros/gcf/refiner.py", RESULT_T,
+             "det.model_id, det.instance_id, state.T0[b].copy(), state.T0[b].copy(),",
+             _t(EXACT, SHIPPED, REAL)),
+    Sabotage("network-zero-field", "the network outputs a zero field",
+             "gcf_ros/gcf/predictor.py", "return field, weight * render.mask",
+             "return torch.zeros_like(field), weight * render.mask", _t(SHIPPED, REAL)),
+    Sabotage("projection-jacobian-sign", "sign error in the projection Jacobian (du/dZ)",
+             "gcf_ros/core/camera.py",
+             "row_u = torch.stack([fx * inv_z, zero, -fx * X * inv_z * inv_z], dim=-1)",
+             "row_u = torch.stack([fx * inv_z, zero, fx * X * inv_z * inv_z], dim=-1)",
+             _t(CAMERA, EXACT)),
+    Sabotage("update-jacobian-sign", "sign error in the update Jacobian (rotation, row x)",
+             "gcf_ros/core/pose_update.py", "torch.stack([i, o, o, o, dz, -dy], -1)",
+             "torch.stack([i, o, o, o, -dz, dy], -1)", _t(CAMERA, EXACT, REAL)),
+    Sabotage("raycast-half-pixel", "the raycaster's pixel centres shifted by half a pixel",
+             "gcf_ros/core/render/raycast.py",
+             "np.arange(size, dtype=np.float64), np.arange(size, dtype=np.float64), indexing=",
+             "np.arange(size, dtype=np.float64) + 0.5, np.arange(size, dtype=np.float64) + 0.5, "
+             "indexing=", RAYCAST),
+    Sabotage("swapped-channels", "the network sees BGR instead of RGB",
+             "gcf_ros/gcf/inputs.py", "return windows_rgb_u8.permute(0, 3, 1, 2)",
+             "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(SHIPPED, REAL)),
+    Sabotage("one-iteration", "the refiner stops after one iteration",
+             "gcf_ros/gcf/refiner.py", RESULT_LINE,
+             "for it in range(min(1, self.config.iterations)):", _t(SHIPPED, REAL)),
+    # --- the five the audit found uncaught -----------------------------------------------------
+    Sabotage("tf-initial-pose", "/tf publishes the initial pose",
+             "gcf_ros/ros/outputs.py", "fill_pose(tf.transform, inst.T_cam_obj)",
+             "fill_pose(tf.transform, inst.T_init)", _t(MARKERS, REAL)),
+    Sabotage("harness-reports-initial", "gcf-eval reports the initial errors as refined",
+             "gcf_ros/eval/harness.py", "for T in (T0, out.T_cam_obj[b])", "for T in (T0, T0)",
+             _t(HARNESS)),
+    Sabotage("gcf-method-returns-initial", "gcf-eval --method gcf returns the initial poses",
+             "gcf_ros/eval/methods.py", "T = np.stack([r.T_cam_obj for r in results])",
+             "T = np.stack([r.T_init for r in results])", _t(HARNESS)),
+    Sabotage("soft-render-returns-initial", "the soft-rasterizer baselines return the initial "
+             "poses", "gcf_ros/eval/methods.py",
+             "return MethodOutput(result.T_cam_obj, iterations, time.perf_counter() - t0)",
+             "return MethodOutput(np.array(T_init), iterations, time.perf_counter() - t0)",
+             _t(HARNESS)),
+    Sabotage("add-median", "ADD is the median, not the mean, vertex distance",
+             "gcf_ros/eval/metrics.py", "return float(np.linalg.norm(d, axis=1).mean())",
+             "return float(np.median(np.linalg.norm(d, axis=1)))", _t(METRICS)),
+    # --- the weak spots: each against the one test that must catch it --------------------------
+    Sabotage("real-frames/one-iteration", "one iteration, on the real-frame node test alone",
+             "gcf_ros/gcf/refiner.py", RESULT_LINE,
+             "for it in range(min(1, self.config.iterations)):", _t(REAL)),
+    Sabotage("real-frames/swapped-channels", "BGR input, on the real-frame node test alone",
+             "gcf_ros/gcf/inputs.py", "return windows_rgb_u8.permute(0, 3, 1, 2)",
+             "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(REAL)),
+    Sabotage("shipped-weights/one-iteration", "one iteration, on the shipped-weights test alone",
+             "gcf_ros/gcf/refiner.py", RESULT_LINE,
+             "for it in range(min(1, self.config.iterations)):", _t(SHIPPED)),
+    Sabotage("shipped-weights/swapped-channels", "BGR input, on the shipped-weights test alone",
+             "gcf_ros/gcf/inputs.py", "return windows_rgb_u8.permute(0, 3, 1, 2)",
+             "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(SHIPPED)),
+    Sabotage("demo/node-publishes-coarse-poses", "the node's refiner does nothing (the demo)",
+             "gcf_ros/ros/refiner_node.py", "T_cam_obj=r.T_cam_obj,", "T_cam_obj=r.T_init,",
+             _t(DEMO)),
+    Sabotage("bench/initial-accuracy", "gcf-bench reports another initial accuracy",
+             "gcf_ros/bench/accuracy.py",
+             "initial = summarize([r.initial for r in records]).add_s_01d",
+             "initial = summarize([r.initial for r in records]).acc_pi6", _t(BENCH)),
+    Sabotage("markers/all-rejected", "the node rejects every instance (markers test)",
+             "gcf_ros/ros/refiner_node.py", "status=r.status,", "status=REJECTED,",
+             _t(MARKERS)),
+    Sabotage("markers/never-deleted", "markers of vanished instances are not deleted",
+             "gcf_ros/ros/outputs.py", "self._shown = shown", "self._shown = set()",
+             _t(MARKERS)),
+    Sabotage("markers/initial-pose", "markers drawn at the initial pose",
+             "gcf_ros/ros/outputs.py", "fill_pose(m.pose, inst.T_cam_obj)",
+             "fill_pose(m.pose, inst.T_init)", _t(MARKERS)),
+    Sabotage("refined-detections/initial-pose", "refined_detections carry the initial pose",
+             "gcf_ros/ros/outputs.py", "fill_pose(hyp.pose.pose, inst.T_cam_obj)",
+             "fill_pose(hyp.pose.pose, inst.T_init)", _t(VISION)),
+    Sabotage("camera-fd/update-jacobian-sign", "update Jacobian sign, on test_camera alone",
+             "gcf_ros/core/pose_update.py", "torch.stack([i, o, o, o, dz, -dy], -1)",
+             "torch.stack([i, o, o, o, -dz, dy], -1)", _t(CAMERA)),
+    Sabotage("camera-fd/apply-update-sign", "apply_update moves the wrong way in translation",
+             "gcf_ros/core/pose_update.py", "t = T_cam_obj[..., :3, 3] + xi[..., :3]",
+             "t = T_cam_obj[..., :3, 3] - xi[..., :3]", _t(CAMERA)),
+    # --- node behaviours of the issue ----------------------------------------------------------
+    Sabotage("node/bag-loop-keeps-tracks", "a bag loop does not clear the tracks",
+             "gcf_ros/ros/refiner_node.py",
+             "self.tracks.clear()\n                self._last_done_stamp = -np.inf",
+             "self._last_done_stamp = -np.inf", _t(BAG_LOOP)),
+    Sabotage("node/bag-loop-keeps-last-stamp", "a bag loop keeps the last refined stamp",
+             "gcf_ros/ros/refiner_node.py",
+             "self.tracks.clear()\n                self._last_done_stamp = -np.inf",
+             "self.tracks.clear()", _t(BAG_LOOP)),
+    Sabotage("node/exception-stops-worker", "an exception inside refine ends the worker",
+             "gcf_ros/ros/worker.py",
+             "if self._on_error is not None:\n                    self._on_error(job, err)",
+             "raise", _t(FAULT)),
+    Sabotage("node/has-pose-false-ignores-track", "has_pose: false never uses the track",
+             "gcf_ros/ros/refiner_node.py",
+             "track = self.tracks.get(s.model_id, s.instance_id) if tracking else None",
+             "track = None", _t(HAS_POSE)),
+    # --- the data is required ------------------------------------------------------------------
+    Sabotage("data/lmo-missing", "the LM-O folder is missing (must fail, not skip)",
+             "", "", "", DATA_TESTS, env={"GCF_LMO_ROOT": "/nonexistent/shared/data/lmo"},
+             caught_marker="LM-O test data not found at /nonexistent/shared/data/lmo"),
+]  # fmt: skip
+
+
+def lmo_root() -> Path:
+    return Path(os.environ.get("GCF_LMO_ROOT", REPO.parent / "shared" / "data" / "lmo"))
+
+
+def working_tree_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, check=True, capture_output=True,
+    ).stdout.decode()  # fmt: skip
+    return sorted({p for p in out.split("\0") if p and (REPO / p).is_file()})
+
+
+def make_base(dest: Path) -> None:
+    for rel in working_tree_files():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target)
+
+
+def check_patterns(base: Path, sabotages: list[Sabotage]) -> list[str]:
+    problems = []
+    for s in sabotages:
+        if not s.file:
+            continue
+        path = base / s.file
+        if not path.is_file():
+            problems.append(f"{s.name}: {s.file} does not exist")
+            continue
+        n = path.read_text().count(s.old)
+        if n != 1:
+            problems.append(f"{s.name}: pattern found {n} times in {s.file}: {s.old!r}")
+    return problems
+
+
+def env_for(copy: Path, extra: dict) -> dict:
+    env = os.environ.copy()
+    env["PYTHONPATH"] = str(copy) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # a same-size edit in the same second: no stale .pyc
+    env["GCF_LMO_ROOT"] = str(lmo_root())
+    env.pop("GCF_ALLOW_MISSING_DATA", None)
+    env.update(extra)
+    return env
+
+
+def check_imports(copy: Path) -> None:
+    code = "import gcf_ros, gcf_ros.resources as r; print(gcf_ros.__file__); print(r.share_dir())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=copy, env=env_for(copy, {}),
+                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    for p in out:
+        if not Path(p).resolve().is_relative_to(copy.resolve()):
+            sys.exit(f"mutation_check: the copy imports {p}, not its own gcf_ros in {copy}")
+
+
+def run_tests(copy: Path, tests: list[str], extra_env: dict, timeout: float):
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider", *tests]
+    env = env_for(copy, extra_env)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        rc, output = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as err:
+        rc, output = -1, f"timed out after {timeout:.0f} s\n{err.stdout or ''}"
+    return rc, output, time.monotonic() - t0
+
+
+def failed_tests(output: str) -> list[str]:
+    return [m.group(1) for m in re.finditer(r"^FAILED (\S+)", output, re.M)]
+
+
+def verdict(s: Sabotage, rc: int, output: str) -> tuple[bool, str]:
+    if s.caught_marker:
+        ok = rc != 0 and s.caught_marker in output
+        return ok, f"suite failed (exit {rc}): data required" if ok else f"MISSED (exit {rc})"
+    if rc == 1:
+        names = failed_tests(output)
+        return True, "caught: " + (", ".join(n.split("::")[-1] for n in names) or "failed")
+    if rc == 0:
+        return False, "MISSED (tests passed)"
+    return False, f"ERROR (pytest exit {rc})"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--list", action="store_true", help="list the sabotages and exit")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only these sabotages (repeatable; a prefix like node/ works)",
+    )
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip checking that the tests pass without sabotage",
+    )
+    p.add_argument("--timeout", type=float, default=900.0, help="per sabotage, seconds")
+    p.add_argument("--keep", action="store_true", help="keep the temporary copies")
+    p.add_argument("--verbose", action="store_true", help="print pytest's output tail per run")
+    return p.parse_args(argv)  # fmt: skip
+
+
+def select(only: list[str]) -> list[Sabotage]:
+    def wanted(s: Sabotage) -> bool:
+        return any(s.name == o or (o.endswith("/") and s.name.startswith(o)) for o in only)
+
+    return [s for s in SABOTAGES if not only or wanted(s)]
+
+
+def print_list(chosen: list[Sabotage]) -> None:
+    for s in chosen:
+        print(f"{s.name:<36} {s.file or '(environment)':<30} {s.what}")
+        print(f"{'':<36} tests: {' '.join(s.tests)}")
+
+
+def baseline(base: Path, chosen: list[Sabotage], timeout: float) -> bool:
+    tests = list(dict.fromkeys(t for s in chosen for t in s.tests))
+    print(f"baseline: {len(tests)} test selections without sabotage ...", flush=True)
+    rc, output, dt = run_tests(base, tests, {}, timeout)
+    if rc != 0:
+        print(output[-4000:])
+        print(f"mutation_check: the tests fail WITHOUT sabotage (exit {rc}): fix that first",
+              file=sys.stderr)  # fmt: skip
+        return False
+    print(f"baseline: passed in {dt:.0f} s", flush=True)
+    return True
+
+
+def run_one(base: Path, tmp: Path, k: int, s: Sabotage, args) -> tuple:
+    copy = tmp / f"m{k:02d}"
+    shutil.copytree(base, copy)
+    if s.file:
+        path = copy / s.file
+        path.write_text(path.read_text().replace(s.old, s.new))
+    rc, output, dt = run_tests(copy, s.tests, s.env, args.timeout)
+    ok, text = verdict(s, rc, output)
+    if args.verbose or not ok:
+        print("    " + "\n    ".join(output.strip().splitlines()[-15:]))
+    if not args.keep:
+        shutil.rmtree(copy, ignore_errors=True)
+    return ok, text, dt
+
+
+def print_table(rows: list[tuple]) -> None:
+    print()
+    print(f"{'sabotage':<36} | {'file':<28} | result")
+    print("-" * 100)
+    for name, file, tests, text, dt in rows:
+        print(f"{name:<36} | {file:<28} | {text} [{dt:.0f} s]")
+        print(f"{'':<36} | {'':<28} |   tests: {tests}")
+    print("-" * 100)
+    missed = sum(not text.startswith(("caught", "suite failed")) for *_, text, _ in rows)
+    print(f"{len(rows) - missed} of {len(rows)} sabotages caught"
+          + (f"; {missed} MISSED or in error" if missed else ""))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = select(args.only)
+    if not chosen:
+        print(f"mutation_check: no sabotage named {args.only}", file=sys.stderr)
+        return 2
+    if args.list:
+        print_list(chosen)
+        return 0
+    if not (lmo_root() / "camera.json").is_file():
+        print(
+            f"mutation_check: LM-O data not found at {lmo_root()} (GCF_LMO_ROOT)", file=sys.stderr
+        )
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="gcf_mutation_"))
+    try:
+        base = tmp / "base"
+        make_base(base)
+        problems = check_patterns(base, chosen)
+        if problems:
+            print("mutation_check: stale sabotage patterns (update SABOTAGES):", file=sys.stderr)
+            print("  " + "\n  ".join(problems), file=sys.stderr)
+            return 2
+        check_imports(base)
+        if not args.no_baseline and not baseline(base, chosen, 2 * args.timeout):
+            return 2
+        rows, all_caught = [], True
+        for k, s in enumerate(chosen):
+            ok, text, dt = run_one(base, tmp, k, s, args)
+            all_caught &= ok
+            tests = ", ".join(t.split("/")[-1] for t in s.tests)
+            rows.append((s.name, s.file or "(environment)", tests, text, dt))
+            print(f"[{k + 1}/{len(chosen)}] {s.name}: {text} ({dt:.0f} s)", flush=True)
+        print_table(rows)
+        return 0 if all_caught else 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
