@@ -46,6 +46,8 @@ class NetConfig:
     norm: "batch" (fastest on CPU in eval mode), "group" (batch-size independent) or "none".
     corr_radius: cost-volume radius r in feature pixels ((2r + 1)² offsets); 0: no cost volume.
     corr_scales: scale indices (0: full resolution ... 3: 1/8) that get a cost volume.
+    mask_head: also predict the object's visible mask in the image window (logits), from the
+        decoder's full-resolution features (the silhouette evidence of ``gcf_ros.gcf.terms``).
     """
 
     image_channels: int = IMAGE_CHANNELS
@@ -56,6 +58,7 @@ class NetConfig:
     norm: str = "batch"
     corr_radius: int = 0
     corr_scales: tuple[int, ...] = (2, 3)
+    mask_head: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -90,11 +93,14 @@ class GcfOutput:
         field: (B, 2, S, S) correspondence field in window pixels, (u, v) order.
         weight: (B, 1, S, S) confidence in (0, 1); all ones when the net has no weight head.
         weight_logits: (B, 1, S, S) pre-sigmoid weight (for the training loss), or None.
+        visible_logits: (B, 1, S, S) logits of "the object is visible at this window pixel" (all
+            window pixels, not only rendered ones), or None without a mask head.
     """
 
     field: torch.Tensor
     weight: torch.Tensor
     weight_logits: torch.Tensor | None = None
+    visible_logits: torch.Tensor | None = None
 
 
 def _conv_norm(c_in: int, c_out: int, norm: str, k: int = 3, stride: int = 1, dilation: int = 1):
@@ -225,6 +231,14 @@ class GcfNet(nn.Module):
         self.up = nn.ModuleList(_UpBlock(w[i + 1], w[i], norm, conv=i > 0) for i in (2, 1, 0))
         self.field_head = nn.Conv2d(w[0], 2, 3, padding=1)
         self.weight_head = nn.Conv2d(w[0], 1, 3, padding=1) if config.weight_head else None
+        self.mask_head = (
+            nn.Sequential(
+                nn.Conv2d(w[0], 16, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(16, 16, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
+                nn.Conv2d(16, 1, 3, padding=1),
+            )
+            if config.mask_head else None
+        )  # fmt: skip
         nn.init.zeros_(self.field_head.weight)  # start from the "no correction" field
         nn.init.zeros_(self.field_head.bias)
         self.to(memory_format=torch.channels_last)
@@ -246,10 +260,11 @@ class GcfNet(nn.Module):
         for up, skip in zip(self.up, reversed(fused[:3]), strict=True):
             x = up(x, skip)
         field = (self.field_head(x) * self.config.field_scale).contiguous()
+        visible = self.mask_head(x).contiguous() if self.mask_head is not None else None
         if self.weight_head is None:
-            return GcfOutput(field, torch.ones_like(field[:, :1]))
+            return GcfOutput(field, torch.ones_like(field[:, :1]), None, visible)
         logits = self.weight_head(x).contiguous()
-        return GcfOutput(field, torch.sigmoid(logits), logits)
+        return GcfOutput(field, torch.sigmoid(logits), logits, visible)
 
     def _check_inputs(self, image: torch.Tensor, render: torch.Tensor) -> None:
         c = self.config

@@ -59,8 +59,15 @@ class NetworkPredictor:
         predictor.meta = meta
         return predictor
 
-    @torch.inference_mode()
     def predict(self, image_windows, render, diameters, K_window, instance_idx):
+        field, weight, _ = self.predict_with_mask(
+            image_windows, render, diameters, K_window, instance_idx
+        )
+        return field, weight
+
+    @torch.inference_mode()
+    def predict_with_mask(self, image_windows, render, diameters, K_window, instance_idx):
+        """``predict`` plus the visible-mask head's probabilities (B, S, S) (None without it)."""
         image = image_input(image_windows).to(self.device)
         rend = render_input(render, diameters).to(self.device)
         out = self.net(image, rend)
@@ -68,7 +75,10 @@ class NetworkPredictor:
         weight = out.weight[:, 0].float().cpu() if out.weight is not None else None
         if weight is None:
             weight = torch.ones(field.shape[:3])
-        return field, weight * render.mask
+        visible = None
+        if out.visible_logits is not None:
+            visible = torch.sigmoid(out.visible_logits[:, 0]).float().cpu()
+        return field, weight * render.mask, visible
 
 
 class TrueFieldPredictor:

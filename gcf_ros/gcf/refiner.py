@@ -30,7 +30,7 @@ from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE, FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
-from gcf_ros.gcf.terms import TERMS, FieldTerm, LineConfig, RegionConfig, TermInputs
+from gcf_ros.gcf.terms import TERMS, LineConfig, NetworkEvidence, RegionConfig, TermInputs
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
@@ -191,24 +191,33 @@ class Refiner:
         self.timer: PhaseTimer | None = None
 
     def _check_terms(self, config: RefinerConfig) -> None:
-        if "field" in config.terms and self.predictor is None:
-            raise ValueError("the 'field' term needs a field predictor (trained weights)")
+        needy = [t for t in config.terms if TERMS[t].needs_network]
+        if needy and self.predictor is None:
+            raise ValueError(f"the terms {needy} need a field predictor (trained weights)")
 
     def _terms(self) -> dict:
         """The term objects for one ``refine`` call, built from the current config."""
-        cfg = self.config
-        self._check_terms(cfg)
-        terms = {}
-        for name in cfg.terms:
-            if name == "field":
-                terms[name] = FieldTerm(self.predictor)
-            else:
-                terms[name] = (
-                    TERMS[name](cfg.lines, cfg.region)
-                    if name == "region"
-                    else (TERMS[name](cfg.lines))
-                )
-        return terms
+        self._check_terms(self.config)
+        return {name: TERMS[name].from_config(self.config) for name in self.config.terms}
+
+    def _network(self, crops, render, diameters, K_win, idx):
+        """A function running the network on this iteration's windows once, on first call."""
+        if self.predictor is None:
+            return None
+        cache: list[NetworkEvidence] = []
+
+        def run() -> NetworkEvidence:
+            if not cache:
+                with timed(self.timer, "network"):
+                    predict = getattr(self.predictor, "predict_with_mask", None)
+                    if predict is not None:
+                        out = predict(crops, render, diameters, K_win, idx)
+                    else:
+                        out = (*self.predictor.predict(crops, render, diameters, K_win, idx), None)
+                    cache.append(NetworkEvidence(*out))
+            return cache[0]
+
+        return run
 
     def _term_weight(self, name: str) -> TermWeight:
         cfg = self.config
@@ -298,10 +307,11 @@ class Refiner:
         batch_models = [models[b] for b in idx]
         with timed(self.timer, "render"):
             render = self.renderer.render(batch_models, T, K_win, S)
+        diameters = torch.tensor([m.diameter for m in batch_models])
         inputs = TermInputs(
-            image_rgb, np.asarray(K, dtype=np.float64), windows,
-            crops, render, K_win, T, torch.tensor([m.diameter for m in batch_models]), idx,
-            [masks[b] for b in idx], it,
+            image_rgb, np.asarray(K, dtype=np.float64), windows, crops, render, K_win, T,
+            diameters, idx, [masks[b] for b in idx], it,
+            self._network(crops, render, diameters, K_win, idx),
         )  # fmt: skip
         systems, evidence = [], None
         for name, term in terms.items():

@@ -23,6 +23,7 @@ from gcf_ros.gcf.inputs import image_input
 KEYS = ("image", "render", "field", "mask")
 # Loaded when every shard has them (the pose loss needs them).
 GEOMETRY_KEYS = ("T_init", "T_true", "K_window", "model_idx")
+OPTIONAL_KEYS = ("visible",)  # loaded when every shard has them (SYNTH_VERSION >= 2)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class ShardBatch:
         K_window: (B, 3, 3) camera of the S x S window.
         model_idx: (B,) int64 index into ``ShardDataset.model_ids``.
         The last four are None for shards written without them.
+        visible: (B, S, S) bool, where the object is visible in the image window (at T*, minus
+            occluders): the target of the visible-mask head; None for older shards.
     """
 
     image: torch.Tensor
@@ -49,6 +52,7 @@ class ShardBatch:
     T_true: torch.Tensor | None = None
     K_window: torch.Tensor | None = None
     model_idx: torch.Tensor | None = None
+    visible: torch.Tensor | None = None
 
     @property
     def has_geometry(self) -> bool:
@@ -56,7 +60,7 @@ class ShardBatch:
 
     def to(self, device: torch.device | str) -> ShardBatch:
         nb = torch.device(device).type == "cuda"
-        moved = {k: getattr(self, k) for k in (*KEYS, *GEOMETRY_KEYS)}
+        moved = {k: getattr(self, k) for k in (*KEYS, *GEOMETRY_KEYS, *OPTIONAL_KEYS)}
         return ShardBatch(**{k: None if v is None else v.to(device, non_blocking=nb)
                              for k, v in moved.items()})  # fmt: skip
 
@@ -106,6 +110,7 @@ class ShardDataset(Dataset):
             mask=a["mask"][idx_t],
             **{k: a[k][idx_t].to(torch.int64 if k == "model_idx" else torch.float32)
                for k in GEOMETRY_KEYS if k in a},
+            **{k: a[k][idx_t] for k in OPTIONAL_KEYS if k in a},
         )  # fmt: skip
 
     def batches(
@@ -164,6 +169,7 @@ def _load_stacked(
     arrays: dict[str, np.ndarray] = {}
     with_geometry = all(_has_geometry(p) for p in paths)
     keys = (*KEYS, *GEOMETRY_KEYS) if with_geometry else KEYS
+    keys = (*keys, *(k for k in OPTIONAL_KEYS if all(_has_key(p, k) for p in paths)))
     model_ids: list[str] = []
     start = 0
     for path, n in zip(paths, sizes, strict=True):
@@ -181,6 +187,11 @@ def _load_stacked(
                 arrays[key][start : start + n] = part
         start += n
     return arrays, tuple(model_ids)
+
+
+def _has_key(path: Path, key: str) -> bool:
+    with np.load(path) as data:
+        return key in data.files
 
 
 def _has_geometry(path: Path) -> bool:

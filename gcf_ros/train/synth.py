@@ -48,7 +48,7 @@ __all__ = [
     "write_shards",
 ]
 
-SYNTH_VERSION = "1"
+SYNTH_VERSION = "2"  # 2: the "visible" mask (target of the visible-mask head)
 
 _SYNTHESIZERS: dict[str, SampleSynthesizer] = {}
 
@@ -71,7 +71,8 @@ def generate_shard(
     (0 off-mask); ``mask`` (n, S, S) bool (the T0 rendering's mask); ``model_idx`` (n,) int16 into
     ``model_ids`` (the registry's sorted ids, str); ``T_true``, ``T_init`` (n, 4, 4) float32,
     metres; ``K_window`` (n, 3, 3) float32 (the S-size window's camera); ``level`` (n,) int8 into
-    ``config.level_names``.
+    ``config.level_names``; ``visible`` (n, S, S) bool, where the object is visible in the image
+    window at T* (its rendering minus the occluders in front of it).
     """
     synth = _synthesizer(registry_yaml)
     levels = [SYNTH_LEVELS[name] for name in config.level_names]
@@ -97,6 +98,7 @@ SHARD_DTYPES: dict[str, type] = {
     "T_init": np.float32,
     "K_window": np.float32,
     "level": np.int8,
+    "visible": np.bool_,
 }
 
 

@@ -75,8 +75,8 @@ class SampleSynthesizer:
         render0 = self.renderer.render([model], T_init[None], K_S[None], S)
         if int(render0.mask.sum()) < _MIN_PIXELS:
             return None
-        image = self._image(cfg, rng, idx, T_true, win2.K_window(K), _coverage(cfg, win2),
-                            win2.side)  # fmt: skip
+        image, visible = self._image(cfg, rng, idx, T_true, win2.K_window(K),
+                                     _coverage(cfg, win2), win2.side)  # fmt: skip
         field = true_field(render0, torch.from_numpy(T_true)[None], torch.from_numpy(K_S)[None])
         diameters = torch.tensor([model.diameter], dtype=torch.float32)
         return {
@@ -89,13 +89,15 @@ class SampleSynthesizer:
             "T_init": T_init,
             "K_window": K_S,
             "level": level,
+            "visible": visible,
         }
 
     def _image(self, cfg, rng, idx, T_true, K2, coverage, side) -> np.ndarray:
         """(S, S, 3) uint8: background, clutter behind, the object at T*, occluders in front, all
         at S2; then photometric augmentation and sensor noise at S (area-downsampled) or at the
         camera's resolution (``cfg.camera_resolution``, ``side``: the window's side in camera
-        pixels, see ``_camera_image``); zero outside the camera image."""
+        pixels, see ``_camera_image``); zero outside the camera image. Also the (S, S) bool mask
+        of where the object is visible (its layer minus the occluders, inside the image)."""
         S, S2 = cfg.window_size, cfg.window_size * cfg.supersample
         shading = _random_shading(rng)
         canvas = bg.random_background(S2, rng).astype(np.float32) / 255.0
@@ -112,13 +114,17 @@ class SampleSynthesizer:
         for _ in range(n_occ):
             self._add(rng, idx, T_true, K2, S2, shading, canvas, zbuf, (target, hidden), front=True)
         cover = cv2.resize(coverage, (S, S), interpolation=cv2.INTER_AREA)
+        visible = np.zeros((S, S), bool)
+        if target is not None:
+            seen = (target.mask & (zbuf >= target.depth - 1e-6)).astype(np.float32)  # nearest
+            visible = (cv2.resize(seen, (S, S), interpolation=cv2.INTER_AREA) * cover) >= 0.5
         if cfg.camera_resolution:
             noisy = _camera_image(canvas, side, cfg, rng).astype(np.float32)
         else:
             small = cv2.resize(canvas, (S, S), interpolation=cv2.INTER_AREA)
             small = bg.augment_photometric(small, rng, 1.0)  # at S: a quarter of the pixels of S2
             noisy = bg.add_sensor_noise(small, rng).astype(np.float32)
-        return np.rint(noisy * cover[..., None]).astype(np.uint8)
+        return np.rint(noisy * cover[..., None]).astype(np.uint8), visible
 
     def _pick(self, rng: np.random.Generator, idx: int) -> tuple[ObjectModel, np.ndarray | None]:
         """Another registry model (own colours) or a primitive with a random flat colour."""

@@ -70,6 +70,12 @@ class TrainConfig:
     pose_loss_rotation: float = 1.0  # px of pose loss per degree of rotation error after the step
     pose_loss_pixels: int = 1024  # foreground pixels per sample in the training solve
     augment: bool = False  # on-the-fly photometric augmentation of the image branch (augment.py)
+    # The visible-mask head (NetConfig.mask_head): BCE against the shards' "visible" masks over
+    # every window pixel inside the image. 0: not trained.
+    mask_loss_factor: float = 0.0
+    # Module-name prefixes of the parameters that train (e.g. ["mask_head"]); the others are
+    # frozen and kept in eval mode (their batch-norm statistics too). Empty: all train.
+    trainable: tuple[str, ...] = ()
     net: NetConfig = field(default_factory=NetConfig)
 
     def __post_init__(self) -> None:
@@ -91,7 +97,8 @@ class TrainConfig:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown train config keys: {sorted(unknown)}")
-        return cls(**{**d, "net": NetConfig.from_dict(d.get("net") or {})})
+        net = NetConfig.from_dict(d.get("net") or {})
+        return cls(**{**d, "net": net, "trainable": tuple(d.get("trainable") or ())})
 
 
 def gcf_loss(
@@ -132,8 +139,24 @@ def gcf_loss(
         loss = loss + config.pose_loss_factor * pose.to(loss.dtype)
         stats["pose_px"] = float(step.error_px.detach().median())
         stats["rot1_deg"] = float(step.rotation_deg.detach().median())
+    if config.mask_loss_factor > 0:
+        mask_loss = visible_mask_loss(out, batch)
+        loss = loss + config.mask_loss_factor * mask_loss
+        stats["mask_loss"] = float(mask_loss.detach())
     stats["loss"] = float(loss.detach())
     return loss, stats
+
+
+def visible_mask_loss(out: GcfOutput, batch: ShardBatch) -> torch.Tensor:
+    """Mean BCE of the visible-mask head over the window pixels inside the image (the image
+    branch is zero outside it)."""
+    if out.visible_logits is None or batch.visible is None:
+        raise ValueError("the mask loss needs a network with mask_head and shards with 'visible'")
+    inside = (batch.image.amax(1) > 0).to(out.visible_logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(
+        out.visible_logits[:, 0], batch.visible.to(out.visible_logits.dtype), reduction="none"
+    )
+    return (bce * inside).sum() / inside.sum().clamp_min(1.0)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -175,9 +198,12 @@ class Trainer:
             raise ValueError("pose_loss_factor > 0 needs shards with poses and model diameters")
         torch.manual_seed(config.seed)
         self.net = GcfNet(config.net).to(self.device)
+        for name, p in self.net.named_parameters():
+            p.requires_grad_(not config.trainable or name.startswith(config.trainable))
         self.optimizer = torch.optim.AdamW(
-            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+            [p for p in self.net.parameters() if p.requires_grad],
+            lr=config.lr, weight_decay=config.weight_decay,
+        )  # fmt: skip
         self.total_iterations = config.iterations  # the schedule's end; fit may shorten it
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -204,7 +230,7 @@ class Trainer:
     def step(self) -> dict:
         """One optimisation step on the next batch; returns its loss statistics."""
         batch = self.train_set.batch(self.batch_indices(self.iteration)).to(self.device)
-        self.net.train()
+        self._train_mode()
         diameter = self.batch_diameters("train", batch)
         image = augment_images(batch.image) if self.config.augment else batch.image
         loss, stats = gcf_loss(self.net(image, batch.render), batch, self.config, diameter)
@@ -232,9 +258,18 @@ class Trainer:
         self.net.eval()
         sums = torch.zeros(4, dtype=torch.float64)  # epe, zero-field epe, count < 1 px, pixels
         steps: list[torch.Tensor] = []  # (3, B): error after, error at T0, rotation after
+        masks = torch.zeros(3, dtype=torch.float64)  # BCE sum, batches, IoU sum
+        ious: list[torch.Tensor] = []
         for cpu_batch in self.val_set.batches(self.config.val_batch_size):
             b = cpu_batch.to(self.device)
             out = self.net(b.image, b.render)
+            if out.visible_logits is not None and b.visible is not None:
+                masks[0] += float(visible_mask_loss(out, b))
+                masks[1] += 1
+                pred, true = out.visible_logits[:, 0] > 0, b.visible
+                inter = (pred & true).flatten(1).sum(1)
+                union = (pred | true).flatten(1).sum(1).clamp_min(1)
+                ious.append((inter / union).cpu())
             epe = (out.field - b.field).norm(dim=1)
             m = b.mask
             part = [epe[m].sum(), b.field.norm(dim=1)[m].sum(), (epe[m] < 1.0).sum(), m.sum()]
@@ -251,6 +286,9 @@ class Trainer:
             "val_frac_lt1px": float(sums[2]) / n,
             "val_pixels": int(sums[3]),
         }
+        if ious:
+            record["val_mask_loss"] = float(masks[0] / masks[1])
+            record["val_mask_iou"] = float(torch.cat(ious).mean())
         if steps:
             med = torch.cat(steps, dim=1).median(dim=1).values
             record.update(val_pose_px=float(med[0]), val_pose0_px=float(med[1]),
@@ -262,7 +300,19 @@ class Trainer:
     def selection_key(self) -> str:
         """The validation number best.pt minimises: the one-step pose score (reprojection px +
         ``pose_loss_rotation`` x rotation degrees) when the pose loss trains, else the EPE."""
+        if self.config.trainable and self.config.mask_loss_factor > 0:
+            return "val_mask_loss"  # only (mask) heads train: the field stays what it was
         return "val_pose_score" if self.config.pose_loss_factor > 0 else "val_epe"
+
+    def _train_mode(self) -> None:
+        """Train mode for the trainable modules only (frozen batch norms keep their statistics)."""
+        if not self.config.trainable:
+            self.net.train()
+            return
+        self.net.eval()
+        for name, module in self.net.named_modules():
+            if name and name.startswith(self.config.trainable):
+                module.train()
 
     def fit(
         self,
@@ -392,12 +442,12 @@ class Trainer:
         grown: list[str] = []
         if old == new:
             self.net.load_state_dict(net.state_dict())
-        elif {k: v for k, v in old.items() if not k.startswith("corr_")} == {
-            k: v for k, v in new.items() if not k.startswith("corr_")
-        }:  # the same network plus cost volumes: start from exactly what it computed
+        elif {k: v for k, v in old.items() if not k.startswith(("corr_", "mask_head"))} == {
+            k: v for k, v in new.items() if not k.startswith(("corr_", "mask_head"))
+        }:  # the same network plus cost volumes or a mask head: start from what it computed
             state, grown = grow_state_dict(net.state_dict(), self.net)
             self.net.load_state_dict(state)
-            tqdm.write(f"gcf-train: grew {path} by cost volumes ({len(grown)} tensors new/widened)")
+            tqdm.write(f"gcf-train: grew {path} ({len(grown)} tensors new/widened)")
         else:
             raise ValueError(f"{path} holds another network: {old}")
         self.init_meta = {"path": str(path), "command": meta.get("command", ""),

@@ -3,6 +3,8 @@ terms converging on synthetic images of a mesh no network was trained on."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import open3d as o3d
 import pytest
@@ -16,7 +18,14 @@ from gcf_ros.eval.metrics import rotation_error_deg
 from gcf_ros.gcf.predictor import TrueFieldPredictor
 from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms, solve_update
-from gcf_ros.gcf.terms import ContourTerm, FieldTerm, RegionTerm, TermInputs
+from gcf_ros.gcf.terms import (
+    ContourTerm,
+    FieldTerm,
+    MaskTerm,
+    NetworkEvidence,
+    RegionTerm,
+    TermInputs,
+)  # fmt: skip
 from gcf_ros.gcf.terms.base import point_residuals, predicted_measurement
 from gcf_ros.gcf.terms.silhouette import LineConfig, line_posterior
 
@@ -112,8 +121,13 @@ def test_every_term_jacobian_matches_finite_differences(novel_registry):
     T = _true_pose()
     image, mask = _synthetic_image(model, T)
     inputs = _inputs(model, _perturbed(T, 8, 1.5), image, mask.astype(np.float32))
-    terms = [FieldTerm(TrueFieldPredictor(torch.from_numpy(T)[None])), RegionTerm(), ContourTerm()]
-    for term in terms:
+    exact = TrueFieldPredictor(torch.from_numpy(T)[None])
+    field, weight = exact.predict(
+        inputs.crops, inputs.render, inputs.diameters, inputs.K_window, inputs.instance_idx
+    )
+    visible = torch.from_numpy(inputs.windows[0].resample(mask.astype(np.float32)))[None]
+    inputs = dataclasses.replace(inputs, network=lambda: NetworkEvidence(field, weight, visible))
+    for term in (FieldTerm(), RegionTerm(), ContourTerm(), MaskTerm()):
         _check_jacobian(term.residuals(inputs), inputs)
 
 
@@ -121,10 +135,14 @@ def test_line_posterior_finds_a_step_edge():
     """Samples foreground up to offset +3 px (steps of 1): the contour is put there."""
     p = np.full((1, 16), 0.05)
     p[0, :11] = 0.95  # samples at offsets -7.5 .. +2.5 are foreground
-    mu, var = line_posterior(p, 1.0, 0.1)
+    mu, var, informative = line_posterior(p, 1.0, 0.1)
     assert mu[0] == pytest.approx(3.0, abs=0.05) and var[0] < 0.25  # 1/12 + ~0.12
+    assert informative[0] > 0.99
     flat = line_posterior(np.full((1, 16), 0.5), 1.0, 0.1)
     assert flat[0][0] == pytest.approx(0.0, abs=1e-9) and flat[1][0] > 20  # no evidence: wide
+    # all background (an occluded contour point): the mass sits at the line's end, no position
+    occluded = line_posterior(np.full((1, 16), 0.05), 1.0, 0.1)
+    assert occluded[2][0] < 0.06  # 1 - P(end) = 0.05 / 0.95 with p clipped at 0.05
 
 
 def test_solve_terms_matches_the_single_system_solver_and_adds_terms():
@@ -215,5 +233,5 @@ def test_line_config_validation():
         LineConfig(steps_px=())
     with pytest.raises(ValueError):
         RefinerConfig(terms=("field", "nope"))
-    with pytest.raises(ValueError, match="needs a field predictor"):
+    with pytest.raises(ValueError, match="need a field predictor"):
         Refiner(ModelRegistry({}), None, RefinerConfig(terms=("field",)))

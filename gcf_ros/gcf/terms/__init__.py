@@ -5,15 +5,22 @@ Jacobians in the one pose-update convention (``gcf_ros.core.pose_update``); the 
 - ``field``: the learned correspondence field (``FieldTerm``; needs a trained network).
 - ``region``: training-free silhouette from per-frame colour statistics (``RegionTerm``).
 - ``contour``: silhouette from a given visible mask per detection (``ContourTerm``).
+- ``mask``: silhouette from the network's visible-mask head (``MaskTerm``).
 """
 
-from gcf_ros.gcf.terms.base import Residuals, Term, TermInputs
+from gcf_ros.gcf.terms.base import NetworkEvidence, Residuals, Term, TermInputs
 from gcf_ros.gcf.terms.field import FieldTerm
-from gcf_ros.gcf.terms.silhouette import ContourTerm, LineConfig, RegionConfig, RegionTerm
+from gcf_ros.gcf.terms.silhouette import (
+    ContourTerm,
+    LineConfig,
+    MaskTerm,
+    RegionConfig,
+    RegionTerm,
+)  # fmt: skip
 
-TERMS = {"field": FieldTerm, "region": RegionTerm, "contour": ContourTerm}
+TERMS = {"field": FieldTerm, "region": RegionTerm, "contour": ContourTerm, "mask": MaskTerm}
 
 __all__ = [
-    "TERMS", "ContourTerm", "FieldTerm", "LineConfig", "RegionConfig", "RegionTerm",
-    "Residuals", "Term", "TermInputs",
+    "TERMS", "ContourTerm", "FieldTerm", "LineConfig", "MaskTerm", "NetworkEvidence",
+    "RegionConfig", "RegionTerm", "Residuals", "Term", "TermInputs",
 ]  # fmt: skip

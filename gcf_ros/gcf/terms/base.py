@@ -15,7 +15,7 @@ counts, and the same scales serve a 40-line silhouette and a 2 000-pixel field.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,6 +29,18 @@ from gcf_ros.core.pose_update import apply_update, update_jacobian
 if TYPE_CHECKING:
     from gcf_ros.core.camera import CropWindow
     from gcf_ros.core.render.types import RenderOutput
+
+
+@dataclass(frozen=True)
+class NetworkEvidence:
+    """The network's outputs for the B windows of one iteration (computed once, shared by the
+    terms that read them): field (B, S, S, 2) window pixels, weight (B, S, S) in [0, 1] (0 off the
+    rendering), visible (B, S, S) probability that the object is visible at each window pixel, or
+    None for a network without a mask head."""
+
+    field: torch.Tensor
+    weight: torch.Tensor
+    visible: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class TermInputs:
         instance_idx: (B,) which of the refine call's detections the rows are.
         masks: per row, the detection's (H, W) visible-mask evidence in [0, 1], or None.
         iteration: 0-based iteration index.
+        network: runs the network on these windows (once per iteration, whichever term asks
+            first); None without a network.
     """
 
     image_rgb: np.ndarray
@@ -60,6 +74,7 @@ class TermInputs:
     instance_idx: np.ndarray
     masks: Sequence[np.ndarray | None]
     iteration: int
+    network: Callable[[], NetworkEvidence] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -101,9 +116,14 @@ class Residuals:
 
 
 class Term(Protocol):
-    """A source of pose evidence. ``name`` is its registry key and its timing phase."""
+    """A source of pose evidence. ``name`` is its registry key and its timing phase.
+    ``from_config`` builds it from a ``RefinerConfig`` (each term reads its own fields)."""
 
     name: str
+    needs_network: bool
+
+    @classmethod
+    def from_config(cls, config) -> Term: ...
 
     def residuals(self, inputs: TermInputs) -> Residuals: ...
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 
-from gcf_ros.gcf.predictor import FieldPredictor
 from gcf_ros.gcf.terms.base import Residuals, TermInputs, point_residuals, take_rows
 
 
@@ -25,24 +24,29 @@ class FieldEvidence:
 
 
 class FieldTerm:
-    """Residuals from a :class:`~gcf_ros.gcf.predictor.FieldPredictor` (the trained network, or
-    the exact field for oracles).
+    """Residuals from the field predictor's output (``TermInputs.network``: the trained network,
+    or the exact field for oracles).
 
     After ``residuals`` the read-outs of that call are in ``last`` (the refiner reports them).
     """
 
     name = "field"
-    phase = "network"
+    phase = "field"
+    needs_network = True
 
-    def __init__(self, predictor: FieldPredictor) -> None:
-        self.predictor = predictor
+    def __init__(self) -> None:
         self.last: FieldEvidence | None = None
+
+    @classmethod
+    def from_config(cls, config) -> FieldTerm:
+        return cls()
 
     def residuals(self, inputs: TermInputs) -> Residuals:
         render = inputs.render
-        field_px, weight = self.predictor.predict(
-            inputs.crops, render, inputs.diameters, inputs.K_window, inputs.instance_idx
-        )
+        if inputs.network is None:
+            raise ValueError("the field term needs a field predictor (trained weights)")
+        evidence = inputs.network()
+        field_px, weight = evidence.field, evidence.weight
         mask = render.mask
         count = mask.flatten(1).sum(1).clamp_min(1)
         conf = (weight * mask).flatten(1).sum(1) / count

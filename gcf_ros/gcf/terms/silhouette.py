@@ -100,8 +100,9 @@ def line_samples(lines: ContourLines, K: int, step: float) -> np.ndarray:
 
 
 def line_posterior(p_fg: np.ndarray, step: float, min_sigma: float) -> tuple[np.ndarray, ...]:
-    """Mean and variance (n,) of the contour position along each line, window pixels from the
-    rendered contour (positive = outwards), from the samples' foreground probabilities (n, 2K)."""
+    """Mean, variance and informativeness (n,) of the contour position along each line, window
+    pixels from the rendered contour (positive = outwards), from the samples' foreground
+    probabilities (n, 2K). Informativeness: the posterior mass strictly inside the line."""
     n, twoK = p_fg.shape
     log_f, log_b = np.log(p_fg), np.log1p(-p_fg)
     # The contour between samples j-1 and j (j = 0 .. 2K): samples before it are foreground.
@@ -115,7 +116,10 @@ def line_posterior(p_fg: np.ndarray, step: float, min_sigma: float) -> tuple[np.
     d = (np.arange(twoK + 1) - twoK // 2) * step
     mu = P @ d
     var = P @ d**2 - mu**2 + step**2 / 12
-    return mu, np.maximum(var, min_sigma**2)
+    # A contour at either end means "no transition in range": all foreground or all background
+    # (a fully occluded contour point looks like that). Such mass carries no position.
+    informative = 1.0 - P[:, 0] - P[:, -1]
+    return mu, np.maximum(var, min_sigma**2), informative
 
 
 def sample_image(image: np.ndarray, window: CropWindow, uv_window: np.ndarray) -> tuple:
@@ -134,9 +138,14 @@ class _LineTerm:
     """Shared machinery: lines from the rendering, p_f per sample from ``_probabilities``."""
 
     name = "silhouette"
+    needs_network = False
 
     def __init__(self, config: LineConfig | None = None) -> None:
         self.config = config or LineConfig()
+
+    @classmethod
+    def from_config(cls, config) -> _LineTerm:
+        return cls(config.lines)
 
     @property
     def phase(self) -> str:
@@ -153,8 +162,8 @@ class _LineTerm:
             uv = line_samples(lines, cfg.samples, step)
             p_fg, conf = self._probabilities(inputs, b, uv)
             p = np.clip(p_fg, cfg.min_probability, 1 - cfg.min_probability)
-            mu, var = line_posterior(p, step, cfg.min_sigma_px)
-            rows.append((lines, mu, 1.0 / var))
+            mu, var, informative = line_posterior(p, step, cfg.min_sigma_px)
+            rows.append((lines, mu, informative / var))
             confidences.append(conf)
         return _pack(rows, inputs, torch.tensor(confidences, dtype=torch.float64))
 
@@ -213,6 +222,10 @@ class RegionTerm(_LineTerm):
         super().__init__(config)
         self.region = region or RegionConfig()
 
+    @classmethod
+    def from_config(cls, config) -> RegionTerm:
+        return cls(config.lines, config.region)
+
     def _probabilities(self, inputs: TermInputs, b: int, uv: np.ndarray) -> tuple:
         rc = self.region
         window = inputs.windows[b]
@@ -253,6 +266,34 @@ class ContourTerm(_LineTerm):
             return np.full(uv.shape[:2], 0.5), 0.0
         p, valid = sample_image(np.asarray(mask, dtype=np.float32), inputs.windows[b], uv)
         p[~valid] = 0.0  # outside the image: not the object
+        return p, 1.0
+
+
+def _sample_window(image: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear samples of a window-sized image at window positions uv (..., 2), and a mask of
+    those inside it."""
+    S = image.shape[0]
+    uv = uv.astype(np.float32)
+    inside = (uv[..., 0] >= 0) & (uv[..., 0] <= S - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= S - 1)
+    flat = uv.reshape(-1, 1, 2)
+    out = cv2.remap(image, flat[..., 0], flat[..., 1], cv2.INTER_LINEAR, cv2.BORDER_REPLICATE)
+    return out.reshape(uv.shape[:-1]), inside
+
+
+class MaskTerm(_LineTerm):
+    """The same lines driven by the network's visible-mask head (``NetworkEvidence.visible``):
+    a learned segmentation of the object in the window, conditioned on the rendering, trained
+    on exact synthetic masks. Windows of a network without that head get no rows."""
+
+    name = "mask"
+    needs_network = True
+
+    def _probabilities(self, inputs: TermInputs, b: int, uv: np.ndarray) -> tuple:
+        visible = None if inputs.network is None else inputs.network().visible
+        if visible is None:
+            return np.full(uv.shape[:2], 0.5), 0.0
+        p, valid = _sample_window(visible[b].numpy().astype(np.float32), uv)
+        p[~valid] = 0.5  # beyond the window: no evidence
         return p, 1.0
 
 
