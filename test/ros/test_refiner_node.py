@@ -90,7 +90,8 @@ class Client:
 
     def send(self, frame, dets=None, stamp=None, info=True, image=True, encoding=None,
              info_size=None, K=None, frame_id="camera_color_optical_frame"):  # fmt: skip
-        stamp = self.next_stamp() if stamp is None else stamp
+        # results are keyed by the stamp rounded to the microsecond: so is the one returned
+        stamp = self.next_stamp() if stamp is None else round(stamp, 6)
         t = stamp_msg(stamp)
         h, w = frame.image_rgb.shape[:2]
         if info:
