@@ -49,6 +49,7 @@ class InstanceRecord:
     refined: PoseErrors
     iterations: int
     time_ms: float  # the frame's refinement time divided by its number of instances
+    scores: dict | None = None  # the method's per-instance read-outs (confidence, status), if any
 
 
 def select_instances(
@@ -102,6 +103,7 @@ def evaluate(
             records.append(InstanceRecord(
                 frame.scene_id, frame.im_id, inst.inst_idx, inst.obj_id, visib, initial, refined,
                 int(out.iterations[b]), 1e3 * out.time_s / len(items),
+                None if out.scores is None else out.scores[b],
             ))  # fmt: skip
         if progress is not None:
             progress(len(items))
@@ -163,7 +165,8 @@ def _instance_dict(r: InstanceRecord) -> dict:
         for stage in ("initial", "refined")
     }
     meta = ("scene_id", "im_id", "inst_idx", "obj_id", "visib_fract", "iterations", "time_ms")
-    return {**{k: getattr(r, k) for k in meta}, **errs}
+    scores = {"scores": _clean(r.scores)} if r.scores is not None else {}
+    return {**{k: getattr(r, k) for k in meta}, **errs, **scores}
 
 
 def _clean(d: dict) -> dict:

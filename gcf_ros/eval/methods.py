@@ -42,11 +42,13 @@ class EvalFrame:
 
 @dataclass(frozen=True)
 class MethodOutput:
-    """T_cam_obj (B, 4, 4) refined poses, iterations (B,), wall time of the whole frame (s)."""
+    """T_cam_obj (B, 4, 4) refined poses, iterations (B,), wall time of the whole frame (s), and
+    optionally per-instance read-outs (B dicts of numbers: confidence, status, ...)."""
 
     T_cam_obj: np.ndarray
     iterations: np.ndarray
     time_s: float
+    scores: list[dict] | None = None
 
 
 class Method(Protocol):
@@ -165,7 +167,10 @@ class GcfMethod:
         results = self._refiner.refine(frame.image_rgb, frame.K, detections)
         T = np.stack([r.T_cam_obj for r in results])
         its = np.array([max(r.iterations, 1) for r in results])
-        return MethodOutput(T, its, time.perf_counter() - t0)
+        scores = [
+            {"confidence": r.confidence, "status": r.status, **r.scores} for r in results
+        ]  # fmt: skip
+        return MethodOutput(T, its, time.perf_counter() - t0, scores)
 
     def _oracle_masks(self, frame: EvalFrame) -> np.ndarray | None:
         if "contour" not in self.config.terms:

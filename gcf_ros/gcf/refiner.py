@@ -149,6 +149,9 @@ class RefineResult:
     status_reason: str = ""
     residual_px: float = float("nan")  # mean |field| at the last iteration
     history: list = field(default_factory=list, repr=False)  # T_cam_obj after each iteration
+    # Read-outs at the last iteration's pose (``field_weight``, ``mask_iou`` where the network has
+    # a mask head): the evidence behind ``confidence``.
+    scores: dict = field(default_factory=dict)
 
 
 def default_checkpoint() -> Path:
@@ -200,24 +203,10 @@ class Refiner:
         self._check_terms(self.config)
         return {name: TERMS[name].from_config(self.config) for name in self.config.terms}
 
-    def _network(self, crops, render, diameters, K_win, idx):
-        """A function running the network on this iteration's windows once, on first call."""
+    def _network(self, crops, render, diameters, K_win, idx) -> _NetworkRun | None:
         if self.predictor is None:
             return None
-        cache: list[NetworkEvidence] = []
-
-        def run() -> NetworkEvidence:
-            if not cache:
-                with timed(self.timer, "network"):
-                    predict = getattr(self.predictor, "predict_with_mask", None)
-                    if predict is not None:
-                        out = predict(crops, render, diameters, K_win, idx)
-                    else:
-                        out = (*self.predictor.predict(crops, render, diameters, K_win, idx), None)
-                    cache.append(NetworkEvidence(*out))
-            return cache[0]
-
-        return run
+        return _NetworkRun(self.predictor, self.timer, (crops, render, diameters, K_win, idx))
 
     def _term_weight(self, name: str) -> TermWeight:
         cfg = self.config
@@ -334,6 +323,7 @@ class Refiner:
             )  # fmt: skip
             judge = evidence.residual_px.numpy() if evidence is not None else None
             pixels = render.mask.flatten(1).sum(1).numpy()
+            state.record_scores(idx, _scores(render, inputs.network))
             state.update(idx, xi.numpy(), pixels, conf, judge, it, cfg)
 
     def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
@@ -344,7 +334,7 @@ class Refiner:
         return RefineResult(
             det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),
             float(state.confidence[b]), int(state.iterations[b]), int(status), reason,
-            float(state.residual[b]), state.history[b],
+            float(state.residual[b]), state.history[b], dict(state.scores[b]),
         )  # fmt: skip
 
     def _rejection(self, state: _State, b: int, shape, K) -> str:
@@ -361,6 +351,46 @@ class Refiner:
         if state.confidence[b] < self.min_confidence:
             return f"confidence {state.confidence[b]:.3f} < {self.min_confidence:.3f}"
         return ""
+
+
+class _NetworkRun:
+    """Runs the predictor on one iteration's windows once, when a term first asks
+    (``TermInputs.network``); ``result`` is None until then."""
+
+    def __init__(self, predictor, timer, args) -> None:
+        self.predictor, self.timer, self.args = predictor, timer, args
+        self.result: NetworkEvidence | None = None
+
+    def __call__(self) -> NetworkEvidence:
+        if self.result is None:
+            with timed(self.timer, "network"):
+                predict = getattr(self.predictor, "predict_with_mask", None)
+                if predict is not None:
+                    out = predict(*self.args)
+                else:
+                    out = (*self.predictor.predict(*self.args), None)
+                self.result = NetworkEvidence(*out)
+        return self.result
+
+
+def _scores(render, network: _NetworkRun | None) -> list[dict]:
+    """Per-window read-outs of the network at the current poses, when it ran: ``field_weight``
+    (mean predicted weight over the rendering) and ``mask_iou`` (IoU of the visible-mask head's
+    mask, > 0.5, with the rendered silhouette: how well the rendering explains the segmented
+    object)."""
+    B = render.batch_size
+    if network is None or network.result is None:
+        return [{} for _ in range(B)]
+    ev, mask = network.result, render.mask
+    count = mask.flatten(1).sum(1).clamp_min(1)
+    out = [{"field_weight": float(w)} for w in ((ev.weight * mask).flatten(1).sum(1) / count)]
+    if ev.visible is not None:
+        seen = ev.visible > 0.5
+        inter = (seen & mask).flatten(1).sum(1)
+        union = (seen | mask).flatten(1).sum(1).clamp_min(1)
+        for d, iou in zip(out, (inter / union).tolist(), strict=True):
+            d["mask_iou"] = float(iou)
+    return out
 
 
 def _clamp_step(xi: torch.Tensor, T: torch.Tensor, cfg: RefinerConfig) -> torch.Tensor:
@@ -387,6 +417,7 @@ class _State:
     best_T: np.ndarray  # the pose with the lowest predicted residual so far
     best_residual: np.ndarray
     step_scale: np.ndarray  # halved after each step the network judges worse
+    scores: list  # per instance, the last read-outs (``_scores``)
 
     @classmethod
     def start(cls, T_init: np.ndarray, n: int) -> _State:
@@ -394,8 +425,13 @@ class _State:
             T_init.copy(), T_init.copy(), np.ones(n, bool), np.full(n, MAX_ITERATIONS),
             ["iteration limit"] * n, np.zeros(n, int), np.zeros(n), np.full(n, np.nan),
             np.zeros(n, int), [[] for _ in range(n)], T_init.copy(), np.full(n, np.inf),
-            np.ones(n),
+            np.ones(n), [{} for _ in range(n)],
         )  # fmt: skip
+
+    def record_scores(self, idx, scores: list[dict]) -> None:
+        for b, s in zip(idx, scores, strict=True):
+            if s:
+                self.scores[b] = s
 
     def reject(self, b: int, reason: str) -> None:
         self.active[b] = False

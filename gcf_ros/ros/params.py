@@ -10,6 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 DETECTION_TYPES = ("gcf", "vision_msgs")
+# The solver terms a node can run (gcf_ros.gcf.terms; "contour" needs per-detection masks, which
+# the detection messages do not carry).
+NODE_TERMS = ("field", "mask", "region")
 
 
 def _p(default, description: str, dynamic: bool = False):
@@ -40,6 +43,12 @@ class NodeParams:
     solver: str = _p(
         "gauss_newton",
         "pose solver: gauss_newton (damped, weighted) or gradient (the paper's steps)",
+    )
+    terms: str = _p(
+        "",
+        "solver terms, comma-separated: field (the learned correspondence field), mask (the "
+        "network's visible-mask head: the silhouette), region (colour statistics, no training); "
+        "'' = the refiner's defaults",
     )
     window_size: int = _p(
         0, "side of the square network window, pixels; 0 = the size the weights were trained at"
@@ -108,6 +117,9 @@ class NodeParams:
             )
         if self.sync_slop < 0 or self.max_stamp_age <= 0 or self.track_timeout <= 0:
             raise ValueError("sync_slop >= 0, max_stamp_age > 0 and track_timeout > 0 required")
+        unknown = [t for t in self.term_list() if t not in NODE_TERMS]
+        if unknown:
+            raise ValueError(f"terms must be among {NODE_TERMS} (or ''), got {unknown}")
         self.class_map()  # ValueError for malformed pairs, at start-up rather than per frame
         try:
             self.child_frame("m", "i", "t")
@@ -120,6 +132,10 @@ class NodeParams:
         return self.tf_child_frame_format.format(
             model_id=model_id, instance_id=instance_id, tf_name=tf_name
         )
+
+    def term_list(self) -> tuple[str, ...]:
+        """``terms`` as a tuple; empty: the refiner's defaults."""
+        return tuple(t.strip() for t in self.terms.split(",") if t.strip())
 
     def class_map(self) -> dict[str, str]:
         """class_id_map as a dict (a string, not a string array: ROS parameter files cannot

@@ -176,6 +176,7 @@ class GcfRefinerNode(Node):
             window_size=p.window_size or None,
             iterations=p.iterations,
             solver=p.solver,
+            **({"terms": p.term_list()} if p.term_list() else {}),
             min_confidence=p.min_confidence if p.min_confidence >= 0 else None,
             min_depth_m=MIN_DEPTH_M,
         )
