@@ -321,7 +321,10 @@ class Refiner:
                 evidence.confidence.numpy() if evidence is not None
                 else (torch.stack(silhouette).mean(0).numpy() if silhouette else None)
             )  # fmt: skip
-            judge = evidence.residual_px.numpy() if evidence is not None else None
+            # The field judges its own steps (LM-like acceptance); a step that other terms share
+            # may rightly raise the field's residual (a biased field), so then none is undone.
+            alone = evidence is not None and len(systems) == 1
+            judge = evidence.residual_px.numpy() if alone else None
             pixels = render.mask.flatten(1).sum(1).numpy()
             state.record_scores(idx, _scores(render, inputs.network))
             state.update(idx, xi.numpy(), pixels, conf, judge, it, cfg)
