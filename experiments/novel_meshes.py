@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.configs:
         terms, _, kv = spec.partition("|")
         overrides = parse_overrides([x for x in kv.split(",") if x]) if kv else {}
-        refiner = Refiner(registry, predictor, RefinerConfig(terms=tuple(terms.split(",")), **overrides))
+        config = RefinerConfig(terms=tuple(terms.split(",")), **overrides)
+        refiner = Refiner(registry, predictor, config)
         rows[spec] = {}
         for model_id, items in cases.items():
             model = registry.get(model_id)
