@@ -36,6 +36,7 @@ setup(
             "gcf-eval = gcf_ros.eval.cli:main",
             "gcf-bench = gcf_ros.bench.cli:main",
             "gcf-report = gcf_ros.eval.report:main",
+            "gcf-confidence = gcf_ros.eval.confidence:main",
             "gcf-synth = gcf_ros.train.synth_cli:main",
             "gcf-train = gcf_ros.train.train_cli:main",
             "gcf-refiner = gcf_ros.ros.refiner_node:main",

@@ -206,3 +206,16 @@ def test_bad_shapes_raise(cloud):
         adds(np.zeros((5, 2)), np.eye(4), np.eye(4))
     with pytest.raises(ValueError, match="3, 3"):
         rotation_error_deg(np.eye(4), np.eye(3))
+
+
+def test_auroc_and_youden_threshold():
+    from gcf_ros.eval.confidence import auroc, youden_threshold
+
+    success = np.array([1, 1, 1, 0, 0, 0], bool)
+    assert auroc(np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1]), success) == 1.0  # perfect ranking
+    assert auroc(np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), success) == 0.0  # inverted
+    assert auroc(np.full(6, 0.5), success) == 0.5  # ties count half
+    # one failure above one success: 8 of 9 pairs ordered
+    assert auroc(np.array([0.9, 0.8, 0.4, 0.5, 0.2, 0.1]), success) == pytest.approx(8 / 9)
+    assert youden_threshold(np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1]), success) == 0.7
+    assert np.isnan(auroc(np.ones(3), np.ones(3, bool)))
