@@ -4,7 +4,6 @@ truth. If it does not, the term is wrong (issue 15's oracle check), whatever a l
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from gcf_ros.core.bop import BopDataset
