@@ -75,6 +75,7 @@ class _ImageItem:
     msg: Image
     stamp: float
     received: float  # time.monotonic()
+    epoch: int = 0  # stamp epochs: a jump back in time (a bag loop) starts a new one
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class GcfRefinerNode(Node):
         self._cameras: deque[tuple[float, CameraModel]] = deque(maxlen=CAMERA_BUFFER)
         self._last_image_stamp: float | None = None
         self._last_done_stamp = -np.inf
+        self._epoch = 0  # incremented when image stamps jump back (bag loop, clock reset)
         self._distortion_warned = False
 
         self.registry = ModelRegistry.from_yaml(Path(self.params.models or default_models_yaml()))
@@ -263,12 +265,14 @@ class GcfRefinerNode(Node):
                 dropped = self.sync.clear()
                 self.tracks.clear()
                 self._last_done_stamp = -np.inf
+                self._epoch += 1
                 self.get_logger().warning(
                     f"image stamps jumped back {self._last_image_stamp - stamp:.1f} s "
                     f"(bag loop or clock reset): buffers and tracks cleared"
                 )
                 self.stats.count("no_image", len(dropped))
             self._last_image_stamp = stamp
+            item = dataclasses.replace(item, epoch=self._epoch)
             result = self.sync.add_image(stamp, item)
         for _, reason in result.dropped:
             self._refuse(reason, f"detection array dropped: {reason.replace('_', ' ')}")
@@ -351,9 +355,13 @@ class GcfRefinerNode(Node):
         results = self.refiner.refine(rgb, camera.K, detections)
         instances = [self._output(s, r) for s, r in zip(seeds, results, strict=True)]
         instances += [self._refused_output(r) for r in refused]
-        self._update_tracks(instances, job.image.stamp, frame_id)
+        with self._lock:
+            # A frame from before a jump back in time (refined while the loop began) must not
+            # re-seed the tracks nor hold back the tracking-only frames of the new pass.
+            if job.image.epoch == self._epoch:
+                self._update_tracks(instances, job.image.stamp, frame_id)
+                self._last_done_stamp = max(self._last_done_stamp, job.image.stamp)
         self._publish(job, rgb, camera.K, instances)
-        self._last_done_stamp = max(self._last_done_stamp, job.image.stamp)
 
     def _seeds(self, job: _Job, frame_id: str) -> tuple[list[Seed], list[Refused]]:
         """Seeds of a frame: its detections (a missing pose falls back to the track) and, in

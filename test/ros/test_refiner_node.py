@@ -417,7 +417,13 @@ def test_has_pose_false_with_tracking_is_seeded_from_the_track(ros, frames, star
             d.pose = Pose()  # a zero pose: it must not be read
         return msg
 
-    second = client.wait_poses(client.send(frame, without_poses))
+    # the detections first (waiting for their image), so that the image does not start a
+    # tracking-only frame of its own before they arrive; stamped now, so that the node's clock
+    # does not expire them (max_stamp_age) while they wait
+    stamp = max(client.next_stamp(), round(time.time(), 6))
+    client.det_pub.publish(without_poses(stamp_msg(stamp)))
+    assert ros.spin_until(lambda: running.node.sync.pending_count() == 1, 10.0)
+    second = client.wait_poses(client.send(frame, stamp=stamp))
     by_id = {p.instance_id: p for p in second.poses}
     assert set(by_id) == {i.instance_id for i in instances} | {"untracked"}
     for instance_id, prev in previous.items():
@@ -471,24 +477,35 @@ def test_an_exception_inside_refine_is_counted_and_the_next_frame_is_refined(
 
 
 def test_a_bag_loop_clears_tracks_and_the_node_keeps_refining(ros, frames, start_refiner):
-    """The stamps jump back 100 s (a bag played in a loop): the tracks of the first pass do not
-    seed the replayed frames, and detections, then tracking, work again after the jump."""
+    """The stamps jump back ~100 s (a bag played in a loop) while the last frame of the first
+    pass is still being refined: neither the tracks of the first pass nor that frame seed the
+    replayed frames, and detections, then tracking, work again after the jump. (Refinement is
+    slowed by 0.5 s a frame so that the loop's first image surely arrives mid-refinement.)"""
     running = start_refiner(tracking=True, **FAST)
     node = running.node
+    refine = node.refiner.refine
+
+    def slow_refine(*args, **kwargs):
+        time.sleep(0.5)
+        return refine(*args, **kwargs)
+
+    node.refiner.refine = slow_refine
     client = Client(ros)
     client.connect()
     frame = frames[0]
     instances = coarse_instances(frame, "small", seed=6)[:2]
-    t0 = client.next_stamp()
-    late = t0 + 100.0  # the first pass of the bag
+    late = round(time.time(), 6) + 100.0  # the first pass of the bag
     first = client.wait_poses(client.send(frame, _dets(instances), stamp=late))
-    tracked = {p.instance_id for p in first.poses if p.status != RefinedPose.REJECTED}
-    assert tracked, "nothing accepted to track"
-    assert client.wait_poses(client.send(frame, stamp=late + 0.1), timeout=20.0).poses
-    # the loop: an image 100 s earlier, without detections; a stale track would refine it
+    assert any(p.status != RefinedPose.REJECTED for p in first.poses), "nothing to track"
+    last = client.send(frame, stamp=late + 0.1)  # a tracking-only frame of the first pass
+    assert ros.spin_until(lambda: node.worker.queued() == 0 and not node.worker.idle(), 5.0)
+    # the loop, while `last` is being refined: an image ~100 s earlier, without detections.
+    # Stamped now: detection arrays waiting for their image are not expired by the node's clock.
+    t0 = round(time.time(), 6)
     jump = client.send(frame, stamp=t0)
-    ros.spin_until(lambda: jump in client.poses, 3.0)
-    assert jump not in client.poses
+    assert client.wait_poses(last, timeout=20.0).poses  # the first pass's frame is published...
+    ros.spin_until(lambda: jump in client.poses, 2.0)
+    assert jump not in client.poses  # ...but no track of the first pass seeds the new one
     assert len(node.tracks) == 0
     # after the jump: detections are refined, and their tracks seed the next image
     again = client.wait_poses(client.send(frame, _dets(instances), stamp=t0 + 0.1), timeout=20.0)
