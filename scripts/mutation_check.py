@@ -7,7 +7,7 @@ one exact text replacement in one file, a semantic break a reviewer would try --
 and runs the tests named for it. A sabotage is *caught* when those tests fail (pytest exit status
 1); it is MISSED when they pass. Exit status 0 only when every sabotage is caught.
 
-    source env.sh && python scripts/mutation_check.py            # everything (~20 min, 2 cores)
+    source env.sh && python scripts/mutation_check.py            # everything (~10 min on 2 cores)
     python scripts/mutation_check.py --list                      # the sabotages and their tests
     python scripts/mutation_check.py --only tf-initial-pose --only add-median
 
