@@ -4,6 +4,8 @@
 
 ``--first N`` recomputes every run's summary on its first N instances only, so that runs of
 different lengths are compared on the same instances (the protocol orders them identically).
+``--merge`` joins the runs of one method and noise level (e.g. ``--frames 1-50`` and
+``--frames 51-100``) into one row over all their instances.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+import numpy as np
 
 from gcf_ros.eval.metrics import PoseErrors, summarize
 
@@ -31,8 +35,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", type=Path, nargs="+")
     p.add_argument("--first", type=int, default=None)
+    p.add_argument("--merge", action="store_true", help="one row per method and noise level")
     args = p.parse_args()
     runs = [json.loads(path.read_text()) for path in args.results]
+    if args.merge:
+        runs = _merged(runs)
     order = {"small": 0, "medium": 1, "large": 2}
     runs.sort(key=lambda r: (order.get(r["noise"], 9), r["label"]))
     head = ("noise", "method", "n", "ADD(-S)<0.1d", "5°/5cm", "2D<5px", "Acc π/18", "med rot °",
@@ -50,6 +57,20 @@ def main() -> None:
             ms = run["time"]["per_object_ms_median"] if stage == "refined" else 0.0
             vals = [f"{100 * m[c]:.1f}%" for c in COLS[:4]] + [f"{m[c]:.2f}" for c in COLS[4:]]
             print(f"| {run['noise']} | {label} | {m['n']} | " + " | ".join(vals) + f" | {ms:.0f} |")
+
+
+def _merged(runs: list[dict]) -> list[dict]:
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault((run["noise"], run["label"]), []).append(run)
+    out = []
+    for (noise, label), parts in groups.items():
+        instances = [i for r in parts for i in r["instances"]]
+        times = [i["time_ms"] for i in instances if i["iterations"] > 0]
+        ms = float(np.median(times)) if times else 0.0
+        out.append({"noise": noise, "label": label, "instances": instances,
+                    "time": {"per_object_ms_median": ms}})  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":

@@ -71,11 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         t = youden_threshold(scores, success) if args.threshold is None else args.threshold
         accept = scores >= t
+        kept = success[accept].mean() if accept.any() else float("nan")
+        dropped = success[~accept].mean() if (~accept).any() else float("nan")
         print(
             f"{path}: {args.key} AUROC {auroc(scores, success):.3f} over {len(scores)} "
             f"({success.mean():.1%} successes); threshold {t:.4g}: accepts {accept.mean():.1%}, "
-            f"successes among accepted {success[accept].mean() if accept.any() else float('nan'):.1%}"
-            f", among rejected {success[~accept].mean() if (~accept).any() else float('nan'):.1%}"
+            f"successes among accepted {kept:.1%}, among rejected {dropped:.1%}"
         )
     return 0
 

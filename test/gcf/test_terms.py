@@ -196,7 +196,9 @@ def test_silhouette_term_converges_on_an_untrained_mesh(novel_registry, term):
     T = _true_pose()
     image, mask = _synthetic_image(model, T, seed=3)
     T0 = _perturbed(T, 10.0, 2.0, seed=4)
-    config = RefinerConfig(terms=(term,), iterations=15, silhouette_damping=0.05)
+    config = RefinerConfig(
+        terms=(term,), iterations=15, silhouette_damping=0.05, silhouette_rotation_damping=0.0
+    )
     refiner = Refiner(novel_registry, None, config)
     det = Detection("novel", T0, mask=mask.astype(np.float32) if term == "contour" else None)
     (res,) = refiner.refine(image, K, [det])
@@ -219,7 +221,10 @@ def test_silhouette_corrects_a_biased_field(novel_registry):
     T0 = _perturbed(T, 10.0, 2.0, seed=6)
     T_biased = _perturbed(T, 6.0, 0.0, seed=7)
     predictor = TrueFieldPredictor(torch.from_numpy(T_biased)[None])
-    common = {"iterations": 12, "damping": 0.1, "rotation_damping": 5.0, "silhouette_scale": 5.0}
+    common = {
+        "iterations": 12, "damping": 0.1, "rotation_damping": 5.0, "silhouette_scale": 5.0,
+        "silhouette_rotation_damping": 0.0,
+    }  # fmt: skip
     errors = {}
     for terms in (("field",), ("field", "region")):
         refiner = Refiner(novel_registry, predictor, RefinerConfig(terms=terms, **common))

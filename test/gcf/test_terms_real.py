@@ -18,7 +18,8 @@ def oracle_results(lmo_root):
     dataset = BopDataset(lmo_root)
     registry = dataset.model_registry()
     selected = select_instances(dataset, registry, EvalConfig(lmo_root, "medium", 0, N_INSTANCES))
-    method = GcfMethod(registry, None, 10, "gauss_newton", "cpu", ("contour",), None)
+    overrides = {"silhouette_rotation_damping": 0.0}  # the machinery alone, undamped
+    method = GcfMethod(registry, None, 10, "gauss_newton", "cpu", ("contour",), overrides)
     return results_dict(evaluate(selected, registry, method), {})
 
 
