@@ -33,7 +33,7 @@ from gcf_ros.core.phase_timer import PhaseTimer
 from gcf_ros.gcf.predictor import FieldPredictor
 from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig
 
-GCF_PHASES = ("crop", "render", "network", "solve", "update")
+GCF_PHASES = ("crop", "render", "network", "region", "solve", "update")  # region: the term's own
 SOFT_PHASES = ("forward", "backward", "step")
 Batch = tuple[Sequence[str], np.ndarray]  # model ids (B,), initial poses (B, 4, 4)
 

@@ -46,7 +46,7 @@ def test_tiny_run_writes_the_documented_json(tmp_path, capsys):
     assert set(doc["ratios"]) == {"mask_over_gcf", "rgb_over_gcf"}
     assert all(_positive(v) for v in doc["ratios"].values())
     assert set(doc["phases_ms"]["gcf_gauss_newton"]) == {
-        "crop", "render", "network", "solve", "update", "other",
+        "crop", "render", "network", "region", "solve", "update", "other",
     }  # fmt: skip
     assert set(doc["phases_ms"]["mask"]) == {"forward", "backward", "step", "other"}
     assert doc["node"] is None

@@ -25,7 +25,10 @@ def test_refiner_hook_records_phases_and_keeps_results(registry, frame):
     hooked = refiner.refine(frame.image_rgb, frame.K, dets)
     times = refiner.timer.times
     iterations = max(r.iterations for r in hooked)
-    assert set(times) == {"iteration", "crop", "render", "network", "solve", "update"}
+    # field: the field term (its network call is "network" inside it); region: the region term
+    assert set(times) == {
+        "iteration", "crop", "render", "field", "network", "region", "solve", "update",
+    }  # fmt: skip
     assert all(len(v) == iterations for v in times.values())
     assert sum(times["iteration"]) >= sum(sum(times[p]) for p in ("render", "network"))
     for a, b in zip(plain, hooked, strict=True):
