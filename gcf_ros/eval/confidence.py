@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results", type=Path, nargs="+", help="gcf-eval JSON files")
     p.add_argument("--key", default="confidence", help="the score in each instance's scores")
     p.add_argument("--threshold", type=float, default=None, help="default: Youden's, per file")
+    p.add_argument(
+        "--lower-is-better", action="store_true", help="the score is an error (e.g. a residual)"
+    )
     args = p.parse_args(argv)
     for path in args.results:
         try:
@@ -69,14 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, KeyError) as err:
             print(f"gcf-confidence: {err}", file=sys.stderr)
             return 2
+        if args.lower_is_better:  # rank by the negated error; thresholds print as errors
+            scores = -scores
         t = youden_threshold(scores, success) if args.threshold is None else args.threshold
         accept = scores >= t
         kept = success[accept].mean() if accept.any() else float("nan")
         dropped = success[~accept].mean() if (~accept).any() else float("nan")
+        shown = -t if args.lower_is_better else t
         print(
             f"{path}: {args.key} AUROC {auroc(scores, success):.3f} over {len(scores)} "
-            f"({success.mean():.1%} successes); threshold {t:.4g}: accepts {accept.mean():.1%}, "
-            f"successes among accepted {kept:.1%}, among rejected {dropped:.1%}"
+            f"({success.mean():.1%} successes); threshold {shown:.4g}: accepts "
+            f"{accept.mean():.1%}, successes among accepted {kept:.1%}, among rejected {dropped:.1%}"
         )
     return 0
 
