@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{path}: {args.key} AUROC {auroc(scores, success):.3f} over {len(scores)} "
             f"({success.mean():.1%} successes); threshold {shown:.4g}: accepts "
-            f"{accept.mean():.1%}, successes among accepted {kept:.1%}, among rejected {dropped:.1%}"
+            f"{accept.mean():.1%}, successes among accepted {kept:.1%}, "
+            f"among rejected {dropped:.1%}"
         )
     return 0
 
