@@ -55,8 +55,8 @@ def test_gcf_demo_runs_the_node_on_the_bundled_sequence(tmp_path, capsys):
     """The README's demo: gcf_refiner in its own process, the player publishing the four bundled
     LM-O frames; every instance comes back, overlays are written, and the refiner improves the
     poses it prints. Requirement: the median 2D error of the 30 instances (medium noise, seed 0)
-    falls to at most 0.55x the coarse one; today 14.74 -> 5.99 px (x0.41), a refiner that does
-    nothing gives x1.0, swapped colour channels x0.63."""
+    falls to at most 0.55x the coarse one; today 14.74 -> 5.50 px (x0.37; the field term alone
+    x0.41), a refiner that does nothing gives x1.0, swapped colour channels x0.67."""
     assert demo.main(["--out", str(tmp_path)]) == 0
     frames = json.loads((share_dir() / "data" / "demo" / "sequence.json").read_text())["frames"]
     for name in frames:
