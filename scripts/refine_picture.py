@@ -1,6 +1,7 @@
 """The README picture: initial (red) vs GCF-refined (green) outlines on the shipped LM-O demo frame.
 
     python scripts/refine_picture.py --out docs/images/refinement.png [--noise medium] [--seed 0]
+        [--terms field,region]   # default: the refiner's default terms
 
 Initial poses: the demo frame's ground truth perturbed with the evaluation protocol. Prints the
 per-instance 2D projection errors before and after.
@@ -17,7 +18,7 @@ from gcf_ros.core.draw import draw_outline, outline_contours
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import projection_error_px
 from gcf_ros.eval.perturb import perturb_instances
-from gcf_ros.gcf.refiner import Detection, Refiner
+from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.tools.sequence import load_sequence
 
@@ -27,6 +28,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("docs/images/refinement.png"))
     p.add_argument("--noise", default="medium")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--terms", default=None, help="solver terms (default: the refiner's)")
     args = p.parse_args()
     frame = load_sequence()[0]  # scene 2, image 3
     image, K = frame.image_rgb, frame.K
@@ -34,7 +36,8 @@ def main() -> None:
     registry = ModelRegistry.from_yaml(default_models_yaml())
     T_gt = [frame.T_gt[i] for i in keep]
     T0 = perturb_instances(T_gt, args.noise, args.seed)
-    refiner = Refiner.from_checkpoint(registry)
+    config = RefinerConfig(terms=tuple(args.terms.split(","))) if args.terms else None
+    refiner = Refiner.from_checkpoint(registry, config=config)
     ids = [frame.model_ids[i] for i in keep]
     results = refiner.refine(image, K, [Detection(m, T) for m, T in zip(ids, T0, strict=True)])
     out = image

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,6 +50,7 @@ def test_shapes_and_dtypes(shard):
         "T_init": ((N, 4, 4), np.float32),
         "K_window": ((N, 3, 3), np.float32),
         "level": ((N,), np.int8),
+        "visible": ((N, S, S), np.bool_),
     }
     assert set(shard) == {*shapes, "model_ids"} == {*SHARD_DTYPES, "model_ids"}
     for key, (shape, dtype) in shapes.items():
@@ -231,3 +233,25 @@ def test_camera_resolution_windows_hold_only_the_detail_of_the_camera_pixels():
     with pytest.raises(ValueError, match="camera_blur_px"):
         SynthConfig(camera_blur_px=(1.0, 0.5))
     assert not SynthConfig().camera_resolution  # the S = 64 data sets stay reproducible
+
+
+def test_visible_mask_is_the_unoccluded_part_of_the_object_at_the_true_pose(shard):
+    """``visible`` (the mask head's target) lies inside the object's rendering at T* (up to the
+    one-pixel edge of the area resampling) and covers at least 30 % of it inside the image: the
+    occluders hide at most 70 % (synth_sample._MAX_HIDDEN)."""
+    import torch
+
+    registry = ModelRegistry.from_yaml(REGISTRY)
+    ids = [str(i) for i in shard["model_ids"]]
+    renderer = RaycastRenderer()
+    for b in range(N):
+        model = registry.get(ids[shard["model_idx"][b]])
+        T = torch.from_numpy(shard["T_true"][b].astype(np.float64))[None]
+        K = torch.from_numpy(shard["K_window"][b].astype(np.float64))[None]
+        full = renderer.render([model], T, K, S).mask[0].numpy()
+        visible = shard["visible"][b]
+        grown = cv2.dilate(full.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert not (visible & ~grown).any(), b
+        inside = shard["image"][b].max(-1) > 0
+        if (full & inside).sum() > 50:
+            assert visible.sum() >= 0.3 * 0.8 * (full & inside).sum(), b  # 0.8: edge pixels
