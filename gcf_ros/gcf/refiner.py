@@ -4,9 +4,13 @@
     results = refiner.refine(image_rgb, K, [Detection("obj_000005", T_cam_obj)])
 
 Every detection of a frame is refined in one batch; an instance leaves the batch when its update
-falls below the convergence thresholds. After the last iteration each result gets a confidence (the
-mean predicted weight over the rendered object) and is REJECTED, with a reason, when that is too
-low or when the pose left the image or went behind the camera.
+falls below the convergence thresholds. Each iteration asks the configured solver terms
+(``RefinerConfig.terms``, :mod:`gcf_ros.gcf.terms`: the learned field, the region and contour
+silhouettes) for residuals at the current poses and takes one damped step on all of them
+(:func:`gcf_ros.gcf.solver.solve_terms`). After the last iteration each result gets a confidence
+(the mean predicted weight over the rendered object; without the field, the silhouette terms' own)
+and is REJECTED, with a reason, when that is too low or when the pose left the image or went
+behind the camera.
 
 Benchmarks attach a :class:`~gcf_ros.core.phase_timer.PhaseTimer` as ``refiner.timer``: every
 iteration then records ``iteration`` (the whole of it) and its phases ``crop``, ``render``,
