@@ -100,6 +100,8 @@ def parse_overrides(items: list[str]) -> dict:
                 k, _, v = part.partition(":")
                 sub[k] = _typed(getattr(default, k), v)
             out[key] = dataclasses.replace(default, **sub)
+        elif default is None:  # "int | None" or "float | None": the annotation says which
+            out[key] = (int if "int" in str(fields[key].type) else float)(value)
         else:
             out[key] = _typed(default, value)
     return out
@@ -112,7 +114,7 @@ def _typed(default, value: str):
         return value.lower() in ("1", "true", "yes")
     if isinstance(default, int):
         return int(value)
-    if isinstance(default, float) or default is None:
+    if isinstance(default, float):
         return float(value)
     return value
 
@@ -142,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     config = EvalConfig(args.dataset, args.noise, args.seed, None, args.min_visib)
     # The initial poses are drawn over every instance, then the frame range and the count apply:
     # an instance starts from the same pose whichever subset it is evaluated in.
-    selected = frame_range(select_instances(dataset, registry, config), dataset, args.frames)
+    try:
+        selected = frame_range(select_instances(dataset, registry, config), dataset, args.frames)
+    except ValueError as err:
+        print(f"gcf-eval: {err}", file=sys.stderr)
+        return 2
     selected = selected[: args.max_instances] if args.max_instances else selected
     bar_args = {"total": len(selected), "desc": f"{method.label} @ {args.noise}", "unit": "inst"}
     with tqdm(**bar_args, mininterval=2.0) as bar:

@@ -226,3 +226,19 @@ def test_plot_from_results(lmo_link):
     png = lmo_link / "curves.png"
     assert report_main([str(lmo_link / "results.json"), "--out", str(png)]) == 0
     assert png.stat().st_size > 10_000
+
+
+def test_set_overrides_are_typed_by_the_refiner_config():
+    from gcf_ros.eval.cli import parse_overrides
+
+    out = parse_overrides(
+        ["field_stop=3", "window_size=96", "silhouette_scale=2", "terms=field,region",
+         "lines=samples:4;steps_px:2,1", "min_confidence=none"]
+    )  # fmt: skip
+    assert out["field_stop"] == 3 and isinstance(out["field_stop"], int)
+    assert out["window_size"] == 96 and isinstance(out["window_size"], int)
+    assert out["silhouette_scale"] == 2.0 and out["terms"] == ("field", "region")
+    assert out["lines"].samples == 4 and out["lines"].steps_px == (2.0, 1.0)
+    assert out["min_confidence"] is None
+    with pytest.raises(ValueError, match="RefinerConfig field"):
+        parse_overrides(["no_such_setting=1"])
