@@ -240,3 +240,19 @@ def test_line_config_validation():
         RefinerConfig(terms=("field", "nope"))
     with pytest.raises(ValueError, match="need a field predictor"):
         Refiner(ModelRegistry({}), None, RefinerConfig(terms=("field",)))
+
+
+def test_silhouette_terms_without_a_contour_give_no_rows(novel_registry):
+    """A window where nothing is rendered (the object off to the side) yields zero-weight rows,
+    not an error: the refiner then rejects the instance for too few pixels."""
+    model = novel_registry.get("novel")
+    T = _true_pose()
+    image, mask = _synthetic_image(model, T)
+    inputs = _inputs(model, _perturbed(T, 8, 1.5), image, mask.astype(np.float32))
+    empty = dataclasses.replace(inputs.render, mask=torch.zeros_like(inputs.render.mask))
+    inputs = dataclasses.replace(inputs, render=empty)
+    for term in (RegionTerm(), ContourTerm()):
+        res = term.residuals(inputs)
+        assert res.w.sum() == 0 and float(res.confidence[0]) == 0.0
+        step = solve_terms([(res, TermWeight(1.0, 0.1))])
+        assert torch.isfinite(step).all() and step.abs().max() == 0

@@ -159,6 +159,10 @@ class _LineTerm:
             lines = contour_lines(
                 inputs.render.mask[b].numpy(), inputs.render.xyz_obj[b].numpy(), cfg
             )
+            if len(lines.centres) == 0:  # nothing rendered away from the border: no evidence
+                rows.append((lines, np.zeros(0), np.zeros(0)))
+                confidences.append(0.0)
+                continue
             uv = line_samples(lines, cfg.samples, step)
             p_fg, conf = self._probabilities(inputs, b, uv)
             p = np.clip(p_fg, cfg.min_probability, 1 - cfg.min_probability)
