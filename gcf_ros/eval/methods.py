@@ -105,11 +105,7 @@ class SoftRenderMethod:
     def _targets(self, frame: EvalFrame, windows) -> np.ndarray:
         if self.config.space == "rgb":
             return np.stack([w.resample(frame.image_rgb) for w in windows]).astype(np.float32) / 255
-        from gcf_ros.core.visibility import render_scene_masks
-
-        h, w = frame.image_rgb.shape[:2]
-        masks = render_scene_masks(frame.models_all, frame.T_gt_all, frame.K, w, h, self._raycast)
-        visible = masks.visible[frame.refine_idx].astype(np.float32)
+        visible = oracle_visible_masks(frame, self._raycast)
         return np.stack([win.resample(v) for win, v in zip(windows, visible, strict=True)])
 
 
@@ -176,9 +172,17 @@ class GcfMethod:
         if "contour" not in self.config.terms:
             return None
         from gcf_ros.core.render.raycast import RaycastRenderer
-        from gcf_ros.core.visibility import render_scene_masks
 
         self._raycast = self._raycast or RaycastRenderer()
-        h, w = frame.image_rgb.shape[:2]
-        masks = render_scene_masks(frame.models_all, frame.T_gt_all, frame.K, w, h, self._raycast)
-        return masks.visible[frame.refine_idx].astype(np.float32)
+        return oracle_visible_masks(frame, self._raycast)
+
+
+def oracle_visible_masks(frame: EvalFrame, renderer) -> np.ndarray:
+    """(B, H, W) float32 ground-truth visible masks of the instances to refine (every annotated
+    instance rendered at its true pose, so occluders among them cut the masks): the oracle input
+    of the ``mask`` baseline and of the ``contour`` term."""
+    from gcf_ros.core.visibility import render_scene_masks
+
+    h, w = frame.image_rgb.shape[:2]
+    masks = render_scene_masks(frame.models_all, frame.T_gt_all, frame.K, w, h, renderer)
+    return masks.visible[frame.refine_idx].astype(np.float32)

@@ -304,35 +304,34 @@ class Refiner:
             render = self.renderer.render(batch_models, T, K_win, S)
         diameters = torch.tensor([m.diameter for m in batch_models])
         inputs = TermInputs(
-            image_rgb, np.asarray(K, dtype=np.float64), windows, crops, render, K_win, T,
+            image_rgb, windows, crops, render, K_win, T,
             diameters, idx, [masks[b] for b in idx], it,
             self._network(crops, render, diameters, K_win, idx),
         )  # fmt: skip
-        systems, evidence = [], None
+        systems, field_ran = [], False
         for name, term in terms.items():
             if not cfg.term_active(name, it):
                 continue
             with timed(self.timer, term.phase):
                 systems.append((term.residuals(inputs), self._term_weight(name)))
-            if name == "field":
-                evidence = term.last
+            field_ran = field_ran or name == "field"
         with timed(self.timer, "solve"):
             if systems:
                 xi = _clamp_step(solve_terms(systems, cfg.solver, cfg.gradient_step), T, cfg)
             else:  # no term runs in this iteration: the poses stay
                 xi = torch.zeros(len(idx), 6, dtype=torch.float64)
         with timed(self.timer, "update"):
+            field = _field_readout(render, inputs.network.result) if field_ran else None
             silhouette = [r.confidence for r, _ in systems if r.directions is not None]
             conf = (
-                evidence.confidence.numpy() if evidence is not None
+                field[0].numpy() if field is not None
                 else (torch.stack(silhouette).mean(0).numpy() if silhouette else None)
             )  # fmt: skip
             # The field judges its own steps (LM-like acceptance); a step that other terms share
             # may rightly raise the field's residual (a biased field), so then none is undone.
             # Terms with no confidence anywhere in the batch (no colour contrast) do not count.
             shared = [r for r, _ in systems if r.directions is not None and r.confidence.any()]
-            alone = evidence is not None and not shared
-            judge = evidence.residual_px.numpy() if alone else None
+            judge = field[1].numpy() if field is not None and not shared else None
             pixels = render.mask.flatten(1).sum(1).numpy()
             state.record_scores(idx, _scores(render, inputs.network, systems))
             state.update(idx, xi.numpy(), pixels, conf, judge, it, cfg)
@@ -384,6 +383,16 @@ class _NetworkRun:
         return self.result
 
 
+def _field_readout(render, evidence: NetworkEvidence) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) mean predicted weight and mean |field| (px) over each rendering: the field's
+    confidence and its step-acceptance judge."""
+    mask = render.mask
+    count = mask.flatten(1).sum(1).clamp_min(1)
+    weight = (evidence.weight * mask).flatten(1).sum(1) / count
+    residual = (evidence.field.norm(dim=-1) * mask).flatten(1).sum(1) / count
+    return weight, residual
+
+
 def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
     """Per-window read-outs at the current poses: from the network, when it ran,
     ``field_weight`` (mean predicted weight over the rendering), ``field_residual_px`` (mean
@@ -402,9 +411,7 @@ def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
     if network is None or network.result is None:
         return out
     ev, mask = network.result, render.mask
-    count = mask.flatten(1).sum(1).clamp_min(1)
-    weights = (ev.weight * mask).flatten(1).sum(1) / count
-    resid = (ev.field.norm(dim=-1) * mask).flatten(1).sum(1) / count
+    weights, resid = _field_readout(render, ev)
     for d, w, r in zip(out, weights.tolist(), resid.tolist(), strict=True):
         d["field_weight"], d["field_residual_px"] = float(w), float(r)
     if ev.visible is not None:

@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gcf_ros.core.pose_update import update_jacobian
-
 if TYPE_CHECKING:
     from gcf_ros.gcf.terms.base import Residuals
 
@@ -98,25 +96,6 @@ def solve_terms(
     if kind == "gradient":
         return step * b / (diag + eps)
     return torch.linalg.solve(A + torch.diag_embed(eps.expand_as(diag)), b[..., None])[..., 0]
-
-
-def normal_equations(
-    K_window: torch.Tensor,
-    X_cam: torch.Tensor,
-    t_cam_obj: torch.Tensor,
-    field: torch.Tensor,
-    weight: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """H = sum w J^T J (B, 6, 6) and g = sum w J^T F (B, 6) over N pixels per instance.
-
-    K_window (B, 3, 3), X_cam (B, N, 3), t_cam_obj (B, 3), field (B, N, 2), weight (B, N) (zero
-    for padding pixels).
-    """
-    J = update_jacobian(K_window, X_cam, t_cam_obj)  # (B, N, 2, 6)
-    Jw = J * weight[..., None, None]
-    H = torch.einsum("bnki,bnkj->bij", Jw, J)
-    g = torch.einsum("bnki,bnk->bi", Jw, field)
-    return H, g
 
 
 def solve_update(H: torch.Tensor, g: torch.Tensor, config: SolverConfig) -> torch.Tensor:

@@ -258,14 +258,13 @@ class Trainer:
         self.net.eval()
         sums = torch.zeros(4, dtype=torch.float64)  # epe, zero-field epe, count < 1 px, pixels
         steps: list[torch.Tensor] = []  # (3, B): error after, error at T0, rotation after
-        masks = torch.zeros(3, dtype=torch.float64)  # BCE sum, batches, IoU sum
-        ious: list[torch.Tensor] = []
+        mask_losses: list[float] = []  # per batch
+        ious: list[torch.Tensor] = []  # per sample
         for cpu_batch in self.val_set.batches(self.config.val_batch_size):
             b = cpu_batch.to(self.device)
             out = self.net(b.image, b.render)
             if out.visible_logits is not None and b.visible is not None:
-                masks[0] += float(visible_mask_loss(out, b))
-                masks[1] += 1
+                mask_losses.append(float(visible_mask_loss(out, b)))
                 pred, true = out.visible_logits[:, 0] > 0, b.visible
                 inter = (pred & true).flatten(1).sum(1)
                 union = (pred | true).flatten(1).sum(1).clamp_min(1)
@@ -287,7 +286,7 @@ class Trainer:
             "val_pixels": int(sums[3]),
         }
         if ious:
-            record["val_mask_loss"] = float(masks[0] / masks[1])
+            record["val_mask_loss"] = sum(mask_losses) / len(mask_losses)
             record["val_mask_iou"] = float(torch.cat(ious).mean())
         if steps:
             med = torch.cat(steps, dim=1).median(dim=1).values

@@ -81,7 +81,7 @@ def _inputs(model, T0: np.ndarray, image, mask=None, iteration=0, S=96) -> TermI
     render = RaycastRenderer().render([model], T, K_win, S)
     crops = torch.from_numpy(window.resample(image))[None]
     return TermInputs(
-        image, K, [window], crops, render, K_win, T, torch.tensor([model.diameter]),
+        image, [window], crops, render, K_win, T, torch.tensor([model.diameter]),
         np.array([0]), [mask], iteration,
     )  # fmt: skip
 

@@ -477,6 +477,17 @@ def test_an_exception_inside_refine_is_counted_and_the_next_frame_is_refined(
     assert ros.spin_until(reported, 10.0), "the error is not on /diagnostics"
 
 
+def _slow_down(node, seconds: float) -> None:
+    """Make every refinement of ``node`` take ``seconds`` longer (its real work stays)."""
+    refine = node.refiner.refine
+
+    def slow_refine(*args, **kwargs):
+        time.sleep(seconds)
+        return refine(*args, **kwargs)
+
+    node.refiner.refine = slow_refine
+
+
 def test_a_bag_loop_clears_tracks_and_the_node_keeps_refining(ros, frames, start_refiner):
     """The stamps jump back ~100 s (a bag played in a loop) while the last frame of the first
     pass is still being refined: neither the tracks of the first pass nor that frame seed the
@@ -484,13 +495,7 @@ def test_a_bag_loop_clears_tracks_and_the_node_keeps_refining(ros, frames, start
     slowed by 0.5 s a frame so that the loop's first image surely arrives mid-refinement.)"""
     running = start_refiner(tracking=True, **FAST)
     node = running.node
-    refine = node.refiner.refine
-
-    def slow_refine(*args, **kwargs):
-        time.sleep(0.5)
-        return refine(*args, **kwargs)
-
-    node.refiner.refine = slow_refine
+    _slow_down(node, 0.5)
     client = Client(ros)
     client.connect()
     frame = frames[0]
@@ -535,13 +540,7 @@ def test_burst_at_30hz_keeps_queues_bounded_and_processes_the_newest(ros, frames
     # 2 iterations: the test is about queues and drops (the 100 ms sleep makes it slow anywhere)
     running = start_refiner(input_reliability="reliable", iterations=2, image_buffer_size=10)
     node = running.node
-    refine = node.refiner.refine
-
-    def slow_refine(*args, **kwargs):
-        time.sleep(0.1)
-        return refine(*args, **kwargs)
-
-    node.refiner.refine = slow_refine
+    _slow_down(node, 0.1)
     client = Client(ros)
     client.connect()
     frame = frames[0]

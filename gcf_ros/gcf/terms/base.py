@@ -49,7 +49,6 @@ class TermInputs:
 
     Attributes:
         image_rgb: (H, W, 3) uint8, the whole camera image.
-        K: (3, 3) float64 camera intrinsics of the image.
         windows: B crop windows (image <-> window pixel maps).
         crops: (B, S, S, 3) uint8, the image resampled into each window.
         render: the renderings at the current poses (S x S windows).
@@ -64,7 +63,6 @@ class TermInputs:
     """
 
     image_rgb: np.ndarray
-    K: np.ndarray
     windows: Sequence[CropWindow]
     crops: torch.Tensor
     render: RenderOutput
@@ -108,11 +106,6 @@ class Residuals:
         H = torch.einsum("bnki,bnkj->bij", Jw, self.J)
         g = torch.einsum("bnki,bnk->bi", Jw, self.r)
         return H, g, self.w.sum(1)
-
-    def cost(self) -> torch.Tensor:
-        """(B,) weighted mean squared residual (0 where the term has no rows)."""
-        num = (self.w * (self.r**2).sum(-1)).sum(1)
-        return num / self.w.sum(1).clamp_min(1e-12)
 
 
 class Term(Protocol):

@@ -6,36 +6,18 @@ the image, minus where it is rendered, window pixels) with the network's weight 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from gcf_ros.gcf.terms.base import Residuals, TermInputs, point_residuals, take_rows
 
 
-@dataclass(frozen=True)
-class FieldEvidence:
-    """The field term's per-instance read-outs at the current poses (B,): ``confidence`` the mean
-    predicted weight over the rendered pixels, ``residual_px`` the mean |field| there (the
-    refiner's step-acceptance judge)."""
-
-    confidence: torch.Tensor
-    residual_px: torch.Tensor
-
-
 class FieldTerm:
     """Residuals from the field predictor's output (``TermInputs.network``: the trained network,
-    or the exact field for oracles).
-
-    After ``residuals`` the read-outs of that call are in ``last`` (the refiner reports them).
-    """
+    or the exact field for oracles)."""
 
     name = "field"
     phase = "field"
     needs_network = True
-
-    def __init__(self) -> None:
-        self.last: FieldEvidence | None = None
 
     @classmethod
     def from_config(cls, config) -> FieldTerm:
@@ -46,13 +28,9 @@ class FieldTerm:
         if inputs.network is None:
             raise ValueError("the field term needs a field predictor (trained weights)")
         evidence = inputs.network()
-        field_px, weight = evidence.field, evidence.weight
-        mask = render.mask
-        count = mask.flatten(1).sum(1).clamp_min(1)
-        conf = (weight * mask).flatten(1).sum(1) / count
-        resid = (field_px.norm(dim=-1) * mask).flatten(1).sum(1) / count
-        self.last = FieldEvidence(conf.double(), resid.double())
-        return field_residuals(inputs.K_window, inputs.T_cam_obj, render, field_px, weight)
+        return field_residuals(
+            inputs.K_window, inputs.T_cam_obj, render, evidence.field, evidence.weight
+        )
 
 
 def field_residuals(

@@ -125,13 +125,18 @@ def line_posterior(p_fg: np.ndarray, step: float, min_sigma: float) -> tuple[np.
 def sample_image(image: np.ndarray, window: CropWindow, uv_window: np.ndarray) -> tuple:
     """Bilinear samples of a full image (H, W[, C]) at window positions (..., 2), and a mask of
     the positions inside the image."""
-    uv = window.to_image(uv_window).astype(np.float32)
+    return bilinear(image, window.to_image(uv_window))
+
+
+def bilinear(image: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear samples of an image (H, W[, C]) at its own pixel positions uv (..., 2) (pixel
+    centres at integers), and a mask of the positions inside it."""
+    uv = np.asarray(uv, dtype=np.float32)
     h, w = image.shape[:2]
     inside = (uv[..., 0] >= 0) & (uv[..., 0] <= w - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= h - 1)
-    shape = uv.shape[:-1]
     flat = uv.reshape(-1, 1, 2)
     out = cv2.remap(image, flat[..., 0], flat[..., 1], cv2.INTER_LINEAR, cv2.BORDER_REPLICATE)
-    return out.reshape(*shape, *image.shape[2:]), inside
+    return out.reshape(*uv.shape[:-1], *image.shape[2:]), inside
 
 
 class _LineTerm:
@@ -273,17 +278,6 @@ class ContourTerm(_LineTerm):
         return p, 1.0
 
 
-def _sample_window(image: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear samples of a window-sized image at window positions uv (..., 2), and a mask of
-    those inside it."""
-    S = image.shape[0]
-    uv = uv.astype(np.float32)
-    inside = (uv[..., 0] >= 0) & (uv[..., 0] <= S - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= S - 1)
-    flat = uv.reshape(-1, 1, 2)
-    out = cv2.remap(image, flat[..., 0], flat[..., 1], cv2.INTER_LINEAR, cv2.BORDER_REPLICATE)
-    return out.reshape(uv.shape[:-1]), inside
-
-
 class MaskTerm(_LineTerm):
     """The same lines driven by the network's visible-mask head (``NetworkEvidence.visible``):
     a learned segmentation of the object in the window, conditioned on the rendering, trained
@@ -296,7 +290,7 @@ class MaskTerm(_LineTerm):
         visible = None if inputs.network is None else inputs.network().visible
         if visible is None:
             return np.full(uv.shape[:2], 0.5), 0.0
-        p, valid = _sample_window(visible[b].numpy().astype(np.float32), uv)
+        p, valid = bilinear(visible[b].numpy().astype(np.float32), uv)  # window coordinates
         p[~valid] = 0.5  # beyond the window: no evidence
         return p, 1.0
 
