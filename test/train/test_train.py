@@ -5,6 +5,7 @@ on the mask and the true field is (4c, -2c) px there.
 """
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -204,6 +205,10 @@ def test_fit_schedule_ends_the_learning_rate_decay_inside_the_time_limit(
     data_root, tmp_path, monkeypatch
 ):
     monkeypatch.setattr("gcf_ros.train.train.FIT_PROBE", 5)
+    # A clock that advances 30 ms per reading: steady steps, whatever else loads the machine (on
+    # the wall clock, a probe faster than the later steps let the time limit cut the schedule).
+    ticks = itertools.count()
+    monkeypatch.setattr("gcf_ros.train.train.time.perf_counter", lambda: 0.03 * next(ticks))
     config = _config(data_root, tmp_path / "run", iterations=10**6, val_every=10**6)
     trainer = Trainer(config)
     trainer.fit(progress=False, max_seconds=3.0, fit_schedule=True)
