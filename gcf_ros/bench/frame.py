@@ -20,8 +20,8 @@ import numpy as np
 
 from gcf_ros.core.models import ModelRegistry, ObjectModel
 from gcf_ros.eval.perturb import perturb_instances
+from gcf_ros.eval.sequence import load_frame
 from gcf_ros.resources import demo_frame_json
-from gcf_ros.tools.sequence import load_frame
 
 MIN_VISIB = 0.3
 SCALING_MODEL = "obj_000008"  # the LM-O driller: 25k faces, the largest window of the frame

@@ -124,6 +124,9 @@ def test_camera_info_checks():
         camera_info_to_model(_info([0.0] * 9))
     with pytest.raises(BadInputError, match="NaN"):
         camera_info_to_model(_info([float("nan"), *K[1:]]))
+    with pytest.raises(BadInputError, match="far outside") as err:  # every rule of the core check
+        camera_info_to_model(_info(K, w=160, h=120))
+    assert err.value.kind == "bad_camera_info"
     with pytest.raises(BadInputError, match="320 x 240"):
         check_image_size(cam, 320, 240)
     check_image_size(camera_info_to_model(_info(K, w=0, h=0)), 320, 240)  # size unknown: ok
