@@ -49,6 +49,8 @@ METRICS = "test/eval/test_metrics.py"
 DEMO = "test/test_tools.py::test_gcf_demo_runs_the_node_on_the_bundled_sequence"
 BENCH = "test/bench/test_bench_cli.py::test_accuracy_plot_with_stored_baselines"
 DATA_TESTS = ["test/core/test_bop.py", "test/eval/test_metrics.py"]
+HOOK = "test/gcf/test_refiner_hook.py"
+WINDOWS = "test/train/test_shards.py"
 
 RESULT_LINE = "for it in range(self.config.iterations):"
 RESULT_T = "det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),"
@@ -177,6 +179,14 @@ SABOTAGES = [
              "gcf_ros/ros/refiner_node.py",
              "track = self.tracks.get(s.model_id, s.instance_id) if tracking else None",
              "track = None", _t(HAS_POSE)),
+    # --- what studies read -------------------------------------------------------------------
+    Sabotage("hook/post-step-pose", "on_iteration reports the pose after the step",
+             "gcf_ros/gcf/refiner.py", "IterationRecord(it, idx, T.numpy(), windows",
+             "IterationRecord(it, idx, state.T[idx], windows", _t(HOOK)),
+    Sabotage("validation-windows/any-level", "validation_windows ignores the noise level",
+             "gcf_ros/train/shards.py",
+             "idx = (ds.level_indices(level) if level else np.arange(len(ds)))[:n]",
+             "idx = np.arange(len(ds))[:n]", _t(WINDOWS)),
     # --- the data is required ------------------------------------------------------------------
     Sabotage("data/lmo-missing", "the LM-O folder is missing (must fail, not skip)",
              "", "", "", DATA_TESTS, env={"GCF_LMO_ROOT": "/nonexistent/shared/data/lmo"},
