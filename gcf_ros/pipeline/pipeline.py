@@ -141,7 +141,7 @@ class FramePipeline:
 
 
 def _refused_output(r: Refused) -> InstanceOutput:
-    T = r.T_cam_obj if r.T_cam_obj is not None else np.eye(4)
+    T = np.eye(4)
     return InstanceOutput(r.model_id, r.instance_id, "", T, T, 0.0, 0, REJECTED, r.reason)
 
 

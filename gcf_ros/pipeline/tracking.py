@@ -113,5 +113,5 @@ def seed_frame(
         }
         for t in tracks.active(obs.stamp, obs.frame_id):
             if (t.model_id, t.instance_id) not in covered:
-                out.append(Seed(t.model_id, t.instance_id, 1.0, t.T_cam_obj))
+                out.append(Seed(t.model_id, t.instance_id, t.T_cam_obj))
     return out, refused

@@ -21,21 +21,18 @@ class Seed:
 
     model_id: str
     instance_id: str
-    score: float
     T_cam_obj: np.ndarray | None
     note: str = ""  # e.g. "non-unit quaternion normalised"
 
 
 @dataclass(frozen=True)
 class Refused:
-    """A detection that cannot be refined: counter ``kind`` and a readable ``reason``;
-    ``T_cam_obj`` (4, 4) is the coarse pose when it was readable (reported as the initial pose)."""
+    """A detection that cannot be refined: counter ``kind`` and a readable ``reason``."""
 
     model_id: str
     instance_id: str
     kind: str
     reason: str
-    T_cam_obj: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class Detections:
     def of_poses(cls, model_ids: Sequence[str], T_init: np.ndarray) -> Detections:
         """Seeds of parallel model ids and (N, 4, 4) poses; instance ids "0", "1", ..."""
         seeds = zip(model_ids, np.asarray(T_init, dtype=np.float64), strict=True)
-        return cls("", tuple(Seed(m, str(k), 1.0, T) for k, (m, T) in enumerate(seeds)))
+        return cls("", tuple(Seed(m, str(k), T) for k, (m, T) in enumerate(seeds)))
 
 
 @dataclass(frozen=True)
@@ -118,8 +115,8 @@ class FrameResult:
 
     Attributes:
         refined: one output per seed, seed order (REJECTED ones carry the refiner's reason).
-        refused: one REJECTED output per detection that could not be refined (0 iterations; the
-            coarse pose as both poses when it was readable, else the identity).
+        refused: one REJECTED output per detection that could not be refined (0 iterations,
+            identity poses).
     """
 
     refined: tuple[InstanceOutput, ...]

@@ -27,7 +27,7 @@ def parse_coarse(
     """gcf_ros_msgs/CoarseDetectionArray -> seeds and refusals (its detections carry model ids:
     ``class_map`` is not used)."""
     raw = [
-        (d.model_id, d.instance_id or str(i), float(d.score), d.pose if d.has_pose else None)
+        (d.model_id, d.instance_id or str(i), d.pose if d.has_pose else None)
         for i, d in enumerate(msg.detections)
     ]
     return _check(raw, known_models, min_depth_m)
@@ -47,7 +47,7 @@ def parse_detection3d(
         best = max(d.results, key=lambda r: r.hypothesis.score)
         class_id = best.hypothesis.class_id
         model_id = class_map.get(class_id, class_id)
-        raw.append((model_id, instance_id, float(best.hypothesis.score), best.pose.pose))
+        raw.append((model_id, instance_id, best.pose.pose))
     seeds, more = _check(raw, known_models, min_depth_m)
     return seeds, refused + more
 
@@ -62,7 +62,7 @@ DETECTION_INPUTS: dict[str, tuple[type, Parser]] = {
 def _check(raw, known_models: set[str], min_depth_m: float) -> tuple[list[Seed], list[Refused]]:
     seeds, refused = [], []
     seen: set[tuple[str, str]] = set()
-    for model_id, instance_id, score, pose in raw:
+    for model_id, instance_id, pose in raw:
         if model_id not in known_models:
             reason = f"unknown model id {model_id!r}"
             refused.append(Refused(model_id, instance_id, "unknown_model", reason))
@@ -73,12 +73,12 @@ def _check(raw, known_models: set[str], min_depth_m: float) -> tuple[list[Seed],
             continue
         seen.add((model_id, instance_id))
         if pose is None:
-            seeds.append(Seed(model_id, instance_id, score, None))
+            seeds.append(Seed(model_id, instance_id, None))
             continue
         try:
             reading = pose_to_matrix(pose, min_depth_m)
         except BadInputError as err:
             refused.append(Refused(model_id, instance_id, err.kind, str(err)))
             continue
-        seeds.append(Seed(model_id, instance_id, score, reading.T, reading.note))
+        seeds.append(Seed(model_id, instance_id, reading.T, reading.note))
     return seeds, refused
