@@ -3,8 +3,8 @@
     gcf-refiner                                  # packaged config/gcf.yaml, models, weights
     gcf-refiner --ros-args --params-file my.yaml -r image:=/camera/color/image_raw
 
-The node turns messages into :class:`~gcf_ros.pipeline.Observation` s, drives the frame pipeline
-(:mod:`gcf_ros.pipeline`: seeds, tracks, refinement) and publishes its results.
+The node turns messages into observations for the frame pipeline (:mod:`gcf_ros.pipeline`: seeds,
+tracks, refinement) and publishes what it returns.
 Threads: the executor thread runs the subscription callbacks, which only check and buffer their
 messages (never refine); a worker thread refines the newest matched frame and publishes the
 results. Every refused input is counted (``/diagnostics``) and logged at most once per
