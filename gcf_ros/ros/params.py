@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-DETECTION_TYPES = ("gcf", "vision_msgs")
+from gcf_ros.ros.inputs import DETECTION_INPUTS
+
+DETECTION_TYPES = tuple(DETECTION_INPUTS)
 # The solver terms a node can run (gcf_ros.gcf.terms; "contour" needs per-detection masks, which
 # the detection messages do not carry).
 NODE_TERMS = ("field", "mask", "region")

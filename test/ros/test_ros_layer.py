@@ -12,6 +12,8 @@ import pytest
 import yaml
 from scipy.spatial.transform import Rotation
 
+from gcf_ros.pipeline.stats import NodeStats
+from gcf_ros.pipeline.tracking import Track, TrackTable
 from gcf_ros.resources import share_dir
 from gcf_ros.ros import image_codec
 from gcf_ros.ros.conversions import (
@@ -23,9 +25,7 @@ from gcf_ros.ros.conversions import (
 )
 from gcf_ros.ros.inputs import parse_coarse
 from gcf_ros.ros.params import NodeParams
-from gcf_ros.ros.stats import NodeStats
 from gcf_ros.ros.sync import FrameSync
-from gcf_ros.ros.tracking import Track, TrackTable
 from gcf_ros.ros.worker import LatestQueueWorker
 
 
