@@ -38,7 +38,6 @@ CAMERA = "test/core/test_camera.py"
 RAYCAST = ["test/core/test_render_raycast.py", "test/core/test_render_agreement.py"]
 SHIPPED = "test/gcf/test_shipped_weights.py::test_refines_held_out_synthetic_samples"
 NODE = "test/ros/test_refiner_node.py"
-REAL = f"{NODE}::test_console_script_refines_real_frames_end_to_end"
 MARKERS = f"{NODE}::test_markers_overlay_diagnostics_and_vanished_instances"
 VISION = f"{NODE}::test_vision_msgs_in_and_out_device_fallback_and_runtime_parameters"
 HAS_POSE = f"{NODE}::test_has_pose_false_with_tracking_is_seeded_from_the_track"
@@ -80,10 +79,10 @@ SABOTAGES = [
     Sabotage("refiner-returns-initial", "the refiner returns the initial pose",
              "gcf_ros/gcf/refiner.py", RESULT_T,
              "det.model_id, det.instance_id, state.T0[b].copy(), state.T0[b].copy(),",
-             _t(EXACT, SHIPPED, REAL)),
+             _t(EXACT, SHIPPED, DEMO)),
     Sabotage("network-zero-field", "the network outputs a zero field",
              "gcf_ros/gcf/predictor.py", "return field, weight * render.mask",
-             "return torch.zeros_like(field), weight * render.mask", _t(SHIPPED, REAL)),
+             "return torch.zeros_like(field), weight * render.mask", _t(SHIPPED, DEMO)),
     Sabotage("projection-jacobian-sign", "sign error in the projection Jacobian (du/dZ)",
              "gcf_ros/core/camera.py",
              "row_u = torch.stack([fx * inv_z, zero, -fx * X * inv_z * inv_z], dim=-1)",
@@ -91,7 +90,7 @@ SABOTAGES = [
              _t(CAMERA, EXACT)),
     Sabotage("update-jacobian-sign", "sign error in the update Jacobian (rotation, row x)",
              "gcf_ros/core/pose_update.py", "torch.stack([i, o, o, o, dz, -dy], -1)",
-             "torch.stack([i, o, o, o, -dz, dy], -1)", _t(CAMERA, EXACT, REAL)),
+             "torch.stack([i, o, o, o, -dz, dy], -1)", _t(CAMERA, EXACT, DEMO)),
     Sabotage("raycast-half-pixel", "the raycaster's pixel centres shifted by half a pixel",
              "gcf_ros/core/render/raycast.py",
              "np.arange(size, dtype=np.float64), np.arange(size, dtype=np.float64), indexing=",
@@ -99,14 +98,14 @@ SABOTAGES = [
              "indexing=", RAYCAST),
     Sabotage("swapped-channels", "the network sees BGR instead of RGB",
              "gcf_ros/gcf/inputs.py", "return windows_rgb_u8.permute(0, 3, 1, 2)",
-             "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(SHIPPED, REAL)),
+             "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(SHIPPED, DEMO)),
     Sabotage("one-iteration", "the refiner stops after one iteration",
              "gcf_ros/gcf/refiner.py", RESULT_LINE,
-             "for it in range(min(1, self.config.iterations)):", _t(SHIPPED, REAL)),
+             "for it in range(min(1, self.config.iterations)):", _t(SHIPPED, DEMO)),
     # --- the five the audit found uncaught -----------------------------------------------------
     Sabotage("tf-initial-pose", "/tf publishes the initial pose",
              "gcf_ros/ros/outputs.py", "fill_pose(tf.transform, inst.T_cam_obj)",
-             "fill_pose(tf.transform, inst.T_init)", _t(MARKERS, REAL)),
+             "fill_pose(tf.transform, inst.T_init)", _t(MARKERS, DEMO)),
     Sabotage("harness-reports-initial", "gcf-eval reports the initial errors as refined",
              "gcf_ros/eval/harness.py", "for T in (T0, out.T_cam_obj[b])", "for T in (T0, T0)",
              _t(HARNESS)),
@@ -122,12 +121,12 @@ SABOTAGES = [
              "gcf_ros/eval/metrics.py", "return float(np.linalg.norm(d, axis=1).mean())",
              "return float(np.median(np.linalg.norm(d, axis=1)))", _t(METRICS)),
     # --- the weak spots: each against the one test that must catch it --------------------------
-    Sabotage("real-frames/one-iteration", "one iteration, on the real-frame node test alone",
+    Sabotage("real-frames/one-iteration", "one iteration, on the real-frame demo test alone",
              "gcf_ros/gcf/refiner.py", RESULT_LINE,
-             "for it in range(min(1, self.config.iterations)):", _t(REAL)),
-    Sabotage("real-frames/swapped-channels", "BGR input, on the real-frame node test alone",
+             "for it in range(min(1, self.config.iterations)):", _t(DEMO)),
+    Sabotage("real-frames/swapped-channels", "BGR input, on the real-frame demo test alone",
              "gcf_ros/gcf/inputs.py", "return windows_rgb_u8.permute(0, 3, 1, 2)",
-             "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(REAL)),
+             "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(DEMO)),
     Sabotage("shipped-weights/one-iteration", "one iteration, on the shipped-weights test alone",
              "gcf_ros/gcf/refiner.py", RESULT_LINE,
              "for it in range(min(1, self.config.iterations)):", _t(SHIPPED)),

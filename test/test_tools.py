@@ -52,21 +52,42 @@ def test_gcf_render_rejects_bad_arguments(tmp_path, capsys):
     assert render_cli.main(args) == 2
 
 
+# Requirement on the bundled sequence (4 frames, 30 instances at the large noise level, seed k for
+# frame k; the packaged config: shipped S = 128 weights, the default terms field + region,
+# Gauss-Newton x 8, one CPU thread): the refined poses are closer to the ground truth than the
+# coarse ones, by about today's factors with a margin, and most of them are accepted. Measured
+# today: median 2D error 29.14 -> 8.91 px (x0.306), median ADD(-S) 0.734 -> 0.404 diameters
+# (x0.551), median rotation error 19.08 -> 17.39 deg (x0.911), 28 of 30 accepted (the field term
+# alone: 2D x0.348, rotation x0.996, 28). For scale: one iteration instead of 8 gives 2D x0.535,
+# rotation x0.998 and 25 accepted; swapped colour channels 2D x0.681, rotation x1.023. At the
+# demo's default medium level the 2D error falls 14.74 -> 5.50 px (x0.37) but the median rotation
+# rises 9.54 -> 10.56 deg (docs/results.md: rotation is the open problem), so the run checks the
+# large level.
+MAX_2D_RATIO = 0.45
+MAX_ADD_RATIO = 0.80
+MAX_ROT_RATIO = 1.05  # rotation must not get worse (5 % for noise in 30 instances)
+MIN_ACCEPTED = 24  # of 30
+
+
 def test_gcf_demo_runs_the_node_on_the_bundled_sequence(tmp_path, capsys):
-    """The README's demo: gcf_refiner in its own process, the player publishing the four bundled
-    LM-O frames; every instance comes back, overlays are written, and the refiner improves the
-    poses it prints. Requirement: the median 2D error of the 30 instances (medium noise, seed 0)
-    falls to at most 0.55x the coarse one; today 14.74 -> 5.50 px (x0.37; the field term alone
-    x0.41), a refiner that does nothing gives x1.0, swapped colour channels x0.67."""
-    assert demo.main(["--out", str(tmp_path)]) == 0
+    """The README's demo: gcf_refiner in its own process (the console script's module, packaged
+    config), the player publishing the four bundled LM-O frames; every instance comes back with a
+    TF frame exactly when accepted, overlays are written, and the refiner improves the poses it
+    prints as required above. (That /tf equals refined_poses exactly is checked in-process by
+    test/ros/test_refiner_node.py.)"""
+    assert demo.main(["--out", str(tmp_path), "--level", "large"]) == 0
     frames = json.loads((share_dir() / "data" / "demo" / "sequence.json").read_text())["frames"]
     for name in frames:
         overlay = cv2.imread(str(tmp_path / name.replace(".json", "_overlay.png")))
         assert overlay is not None and overlay.shape == (480, 640, 3)
     rows = json.loads((tmp_path / "results.json").read_text())["instances"]
-    assert len(rows) >= 20 and {r["frame"] for r in rows} == {Path(f).stem for f in frames}
+    assert len(rows) == 30 and {r["frame"] for r in rows} == {Path(f).stem for f in frames}
     assert all(r["tf"] == (r["status"] != "REJECTED") for r in rows)
-    before, after = (np.median([r[stage][2] for r in rows]) for stage in ("before", "after"))
-    assert after < 0.55 * before, (before, after)
     assert all(r["iterations"] >= 1 for r in rows)
-    assert "median over" in capsys.readouterr().out
+    before, after = (np.median([r[stage] for r in rows], axis=0) for stage in ("before", "after"))
+    ratio = dict(zip(("rot", "trans", "2d", "add"), after / before, strict=True))
+    assert sum(r["tf"] for r in rows) >= MIN_ACCEPTED, ratio
+    assert ratio["2d"] < MAX_2D_RATIO, ratio
+    assert ratio["add"] < MAX_ADD_RATIO, ratio
+    assert ratio["rot"] < MAX_ROT_RATIO, ratio
+    assert "median over 30 instances" in capsys.readouterr().out

@@ -29,7 +29,12 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
 from gcf_ros.core.models import ModelRegistry
-from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
+from gcf_ros.eval.metrics import (
+    add_or_adds,
+    projection_error_px,
+    rotation_error_deg,
+    translation_error_cm,
+)
 from gcf_ros.eval.sequence import coarse_instances, load_sequence
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.ros.conversions import pose_to_matrix
@@ -65,12 +70,14 @@ def spin_until(executor, condition, timeout: float, proc: subprocess.Popen | Non
     return condition()
 
 
-def _errors(registry, model_id, K, T, T_gt) -> tuple[float, float, float]:
-    verts = registry.get(model_id).verts_obj
+def _errors(registry, model_id, K, T, T_gt) -> tuple[float, float, float, float]:
+    """Rotation (deg), translation (cm), 2D (px) and ADD(-S) as a fraction of the diameter."""
+    model = registry.get(model_id)
     return (
         rotation_error_deg(T[:3, :3], T_gt[:3, :3]),
         translation_error_cm(T[:3, 3], T_gt[:3, 3]),
-        projection_error_px(verts, K, T, T_gt),
+        projection_error_px(model.verts_obj, K, T, T_gt),
+        add_or_adds(model, None, T, T_gt) / model.diameter,
     )
 
 
@@ -117,7 +124,7 @@ def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
                     "status": STATUS.get(p.status, str(p.status)), "reason": p.status_reason,
                     "confidence": round(float(p.confidence), 3), "iterations": int(p.iterations),
                     "tf": child in tf_children, "frame_ms": round(wall_ms, 1),
-                    "before": [round(v, 2) for v in before], "after": [round(v, 2) for v in after],
+                    "before": [round(v, 3) for v in before], "after": [round(v, 3) for v in after],
                 })  # fmt: skip
             overlay = player.collected.overlays.get(key)
             if overlay is not None:
@@ -139,9 +146,9 @@ def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
 
 def _print_table(rows: list[dict], level: str) -> None:
     print(f"\nper-instance errors, coarse ({level} noise) -> refined: rotation deg, "
-          "translation cm, 2D px")  # fmt: skip
+          "translation cm, 2D px, ADD(-S) / diameter")  # fmt: skip
     head = f"{'frame':<18} {'model':<11} {'status':<9} {'conf':>5} {'it':>3} {'tf':>3}"
-    print(f"{head}  {'rot':>13}  {'trans':>13}  {'2D':>13}")
+    print(f"{head}  {'rot':>13}  {'trans':>13}  {'2D':>13}  {'ADD/d':>13}")
     for r in rows:
         pairs = zip(r["before"], r["after"], strict=True)
         cells = "  ".join(f"{b:6.2f}->{a:6.2f}" for b, a in pairs)
@@ -154,7 +161,8 @@ def _print_table(rows: list[dict], level: str) -> None:
         a = np.median([r["after"] for r in rows], axis=0)
         print(
             f"median over {len(rows)} instances: rotation {b[0]:.2f} -> {a[0]:.2f} deg, "
-            f"translation {b[1]:.2f} -> {a[1]:.2f} cm, 2D {b[2]:.2f} -> {a[2]:.2f} px"
+            f"translation {b[1]:.2f} -> {a[1]:.2f} cm, 2D {b[2]:.2f} -> {a[2]:.2f} px, "
+            f"ADD(-S) {b[3]:.3f} -> {a[3]:.3f} d"
         )
 
 
