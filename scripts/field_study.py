@@ -37,7 +37,8 @@ from gcf_ros.eval.harness import EvalConfig, select_instances
 from gcf_ros.gcf.field import pixel_grid, true_field
 from gcf_ros.gcf.inputs import image_input, render_input
 from gcf_ros.gcf.predictor import NetworkPredictor
-from gcf_ros.gcf.refiner import DAMPING, RefinerConfig, default_checkpoint
+from gcf_ros.gcf.refiner import RefinerConfig, default_checkpoint
+from gcf_ros.gcf.weights_meta import DAMPING
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.train.pose_loss import one_step_error
 from gcf_ros.train.shards import ShardDataset
@@ -46,7 +47,6 @@ LEVELS = ("small", "medium", "large", "xlarge")
 
 
 def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int, S: int):
-    cfg = RefinerConfig()
     renderer = RaycastRenderer(nthreads=1)
     selected = select_instances(BopDataset(dataset), registry, EvalConfig(dataset, noise, 0, n))
     rows, shown = [], []
@@ -62,7 +62,7 @@ def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int, S: in
             image = frame.load_rgb()
         visible = visible_all[inst.inst_idx]
         win = crop_window_for_box(frame.K, T0, model.bbox_corners_obj, S,
-                                  cfg.padding)  # fmt: skip
+                                  RefinerConfig.padding)  # fmt: skip
         K_win = torch.from_numpy(win.K_window(frame.K))[None]
         crop = torch.from_numpy(win.resample(image))[None]
         render = renderer.render([model], torch.from_numpy(T0)[None], K_win, S)

@@ -166,7 +166,8 @@ def main() -> None:
     predictor_cls = FlipAveragedPredictor if args.flip_average else NetworkPredictor
     predictor = predictor_cls.from_weights(args.weights)
     for setting in args.settings:
-        refiner = Refiner(registry, predictor, RefinerConfig(**_parse(setting)))
+        config = RefinerConfig.resolve(predictor.weights, **_parse(setting))
+        refiner = Refiner(registry, predictor, config)
         for name, study in (("synthetic", synthetic_drift), ("real", real_drift)):
             if args.skip == name:
                 continue

@@ -60,9 +60,9 @@ def main() -> None:
     windows = list(validation_windows(args.val, args.n))
     n = len(windows)
     for setting in args.settings:
-        config = RefinerConfig(**_parse(setting))
+        config = RefinerConfig.resolve(TrueFieldPredictor.weights, **_parse(setting))
         if not args.oracle:
-            refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", config)
+            refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", _parse(setting))
         errs, conf, rejected = [], [], 0
         for image, K, model_id, T0, T in windows:
             if args.oracle:

@@ -108,15 +108,16 @@ def time_gcf(
     frame: BenchFrame,
     registry: ModelRegistry,
     predictor: FieldPredictor,
-    config: RefinerConfig,
+    settings: dict,
     batches: Sequence[Batch],
     repeats: int,
     sync=None,
 ) -> CaseTiming:
-    """GCF refinement of each batch (all its objects in one ``refine`` call)."""
+    """GCF refinement of each batch (all its objects in one ``refine`` call), with the settings
+    the weights record and ``settings`` (RefinerConfig fields) on top."""
     rec = _Recorder(GCF_PHASES)
     with PeakRss() as probe:
-        refiner = Refiner(registry, predictor, config)
+        refiner = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, **settings))
         for ids, T_init in batches:
             detections = [Detection(m, T) for m, T in zip(ids, T_init, strict=True)]
 
