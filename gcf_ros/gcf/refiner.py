@@ -37,7 +37,7 @@ from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
-from gcf_ros.gcf.solver import SOLVERS, SolverConfig, TermWeight, solve_terms
+from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
 from gcf_ros.gcf.terms import TERMS, LineConfig, NetworkEvidence, RegionConfig, TermInputs
 from gcf_ros.gcf.weights_meta import DEFAULT_WINDOW_SIZE, WeightsMeta
 
@@ -100,21 +100,18 @@ class RefinerConfig:
     def resolve(cls, weights: WeightsMeta | None, **overrides) -> RefinerConfig:
         """The defaults, then what ``weights`` records for the chosen solver (None: no network,
         the silhouette terms alone), then ``overrides`` (RefinerConfig fields)."""
-        solver = overrides.get("solver", cls.solver)
+        solver = overrides.get("solver", cls.solver)  # unknown: refused by SolverConfig
         recorded = weights or WeightsMeta()
-        if solver not in recorded.solvers:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         if weights is None:
             window = NO_NETWORK_WINDOW_SIZE
         elif "field" in overrides.get("terms", cls.terms):
             window = weights.window_size
         else:  # the network's size is the field's: without it, that of files that record none
             window = DEFAULT_WINDOW_SIZE
-        settings = recorded.solvers[solver]
         resolved = {
             "window_size": window,
-            "damping": settings.damping,
-            "rotation_damping": settings.rotation_damping,
+            "damping": recorded.damping.get(solver, 0.0),
+            "rotation_damping": recorded.rotation_damping.get(solver, 0.0),
             "min_confidence": recorded.min_confidence,
         }
         return cls(**{**resolved, **overrides})
