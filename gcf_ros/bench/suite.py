@@ -1,12 +1,11 @@
 """The speed benchmark's plan: which cases ``gcf-bench`` runs, and with how many repeats.
 
 Methods (same frame, same instances, one object per refinement): ``gcf_gauss_newton`` and
-``gcf_gradient`` (the learned refiner with the settings its weights record, at its training window
-size, at most 8 iterations) and the PyTorch3D soft-rasterizer baselines ``mask`` and ``rgb`` (their
-tuned defaults: 40 Adam iterations, 48 px window, 500-face meshes). Scaling, GCF with Gauss-Newton
-only (the baselines' CPU rasterizer grows with window area x faces, far past any budget here):
-objects per frame (one batched ``refine``), window size, and mesh faces of the LM-O driller
-(obj_000008).
+``gcf_gradient`` (the learned refiner with its weights' settings and window, at most 8
+iterations) and the PyTorch3D soft-rasterizer baselines ``mask`` and ``rgb`` (their tuned defaults:
+40 Adam iterations, 48 px window, 500-face meshes). Scaling, GCF with Gauss-Newton only (the
+baselines' CPU rasterizer grows with window area x faces, far past any budget here): objects per
+frame (one batched ``refine``), window size, and mesh faces of the LM-O driller (obj_000008).
 """
 
 from __future__ import annotations

@@ -12,9 +12,8 @@ silhouettes) for residuals at the current poses and takes one damped step on all
 and is REJECTED, with a reason, when that is too low or when the pose left the image or went
 behind the camera.
 
-Settings: ``RefinerConfig.resolve(weights, **overrides)`` is the one place a config is made: the
-defaults, then what the network's weights file records (:mod:`gcf_ros.gcf.weights_meta`: window
-size, solver settings, confidence threshold), then the caller's overrides.
+Settings come from ``RefinerConfig.resolve`` alone: the defaults, then what the network's weights
+file records (:mod:`gcf_ros.gcf.weights_meta`), then the caller's overrides.
 
 Benchmarks attach a :class:`~gcf_ros.core.phase_timer.PhaseTimer` as ``refiner.timer``: every
 iteration then records ``iteration`` (the whole of it) and its phases ``crop``, ``render``,
@@ -43,14 +42,12 @@ from gcf_ros.gcf.weights_meta import DEFAULT_WINDOW_SIZE, WeightsMeta
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
-MIN_DEPTH_M = 0.05  # closer to the camera plane: "behind the camera" (coarse poses and results)
 
 
 @dataclass(frozen=True, kw_only=True)
 class RefinerConfig:
-    """Settings of the refinement loop: made by :meth:`resolve`, which takes the settings a
-    weights file records (window size, damping, rotation damping, confidence threshold: they have
-    no default here) from the network's file."""
+    """Settings of the refinement loop, made by :meth:`resolve`: those a weights file records
+    (window size, damping, rotation damping, confidence threshold) have no default here."""
 
     # Window side S, px. A network run at another size than its training size is worse.
     window_size: int
@@ -68,7 +65,7 @@ class RefinerConfig:
     # terms' own) are REJECTED.
     min_confidence: float
     min_pixels: int = 25
-    min_depth_m: float = MIN_DEPTH_M
+    min_depth_m: float = 0.05  # closer to the camera plane: "behind the camera"
     max_step_rot_deg: float = 10.0  # trust region: largest rotation of one update
     max_step_trans_rel: float = 0.1  # trust region: largest translation, fraction of the depth
     # The solver's terms (gcf_ros.gcf.terms.TERMS): "field" (the network), "region" (colour
@@ -100,20 +97,13 @@ class RefinerConfig:
     def resolve(cls, weights: WeightsMeta | None, **overrides) -> RefinerConfig:
         """The defaults, then what ``weights`` records for the chosen solver (None: no network,
         the silhouette terms alone), then ``overrides`` (RefinerConfig fields)."""
-        solver = overrides.get("solver", cls.solver)  # unknown: refused by SolverConfig
-        recorded = weights or WeightsMeta()
-        if weights is None:
-            window = NO_NETWORK_WINDOW_SIZE
-        elif "field" in overrides.get("terms", cls.terms):
-            window = weights.window_size
-        else:  # the network's size is the field's: without it, that of files that record none
-            window = DEFAULT_WINDOW_SIZE
-        resolved = {
-            "window_size": window,
-            "damping": recorded.damping.get(solver, 0.0),
-            "rotation_damping": recorded.rotation_damping.get(solver, 0.0),
-            "min_confidence": recorded.min_confidence,
-        }
+        recorded, solver = weights or WeightsMeta(), overrides.get("solver", cls.solver)
+        window = NO_NETWORK_WINDOW_SIZE if weights is None else weights.window_size
+        if weights is not None and "field" not in overrides.get("terms", cls.terms):
+            window = DEFAULT_WINDOW_SIZE  # the network's size is the field's (as before typing)
+        resolved = {"window_size": window, "min_confidence": recorded.min_confidence,
+                    "damping": recorded.damping.get(solver, 0.0),  # unknown: SolverConfig refuses
+                    "rotation_damping": recorded.rotation_damping.get(solver, 0.0)}  # fmt: skip
         return cls(**{**resolved, **overrides})
 
     def term_active(self, name: str, iteration: int) -> bool:

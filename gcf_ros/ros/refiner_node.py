@@ -39,14 +39,7 @@ from visualization_msgs.msg import MarkerArray
 
 from gcf_ros.core.draw import draw_axes, draw_outline, outline_contours
 from gcf_ros.core.models import ModelRegistry
-from gcf_ros.gcf.refiner import (
-    MIN_DEPTH_M,
-    REJECTED,
-    Detection,
-    Refiner,
-    RefinerConfig,
-    RefineResult,
-)
+from gcf_ros.gcf.refiner import REJECTED, Detection, Refiner, RefinerConfig, RefineResult
 from gcf_ros.resources import default_models_yaml, share_dir
 from gcf_ros.ros import outputs
 from gcf_ros.ros.conversions import (
@@ -68,6 +61,7 @@ from gcf_ros_msgs.msg import CoarseDetectionArray, RefinedPoseArray
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
 CAMERA_BUFFER = 30  # camera_info messages kept for matching by stamp
+MIN_DEPTH_M = RefinerConfig.min_depth_m  # closer coarse poses are refused: "behind the camera"
 # ROS types of the parameters that are unset by default (NodeParams annotations)
 _UNSET_TYPES = {"int | None": Parameter.Type.INTEGER, "float | None": Parameter.Type.DOUBLE}
 REFINED_RGB, REJECTED_RGB = (40, 230, 90), (240, 60, 40)
@@ -184,13 +178,11 @@ class GcfRefinerNode(Node):
         return SetParametersResult(successful=True)
 
     def _refiner_config(self) -> dict:
-        """The parameters' RefinerConfig fields (unset ones: the weights' value, ``resolve``)."""
+        """The parameters' RefinerConfig fields; unset ones are the weights' (``resolve``)."""
         p = self.params
-        given = {"window_size": p.window_size, "min_confidence": p.min_confidence,
-                 "terms": p.term_list() or None}  # fmt: skip
-        return {"iterations": p.iterations, "solver": p.solver} | {
-            k: v for k, v in given.items() if v is not None
-        }
+        given = {"iterations": p.iterations, "solver": p.solver, "terms": p.term_list() or None,
+                 "window_size": p.window_size, "min_confidence": p.min_confidence}  # fmt: skip
+        return {k: v for k, v in given.items() if v is not None}
 
     def _create_interfaces(self) -> None:
         p = self.params
