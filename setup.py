@@ -32,7 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             "gcf-render = gcf_ros.tools.render_cli:main",
-            "gcf-demo = gcf_ros.tools.demo:main",
+            "gcf-demo = gcf_ros.ros.demo:main",
             "gcf-eval = gcf_ros.eval.cli:main",
             "gcf-bench = gcf_ros.bench.cli:main",
             "gcf-report = gcf_ros.eval.report:main",

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gcf_ros.gcf.network import GcfNet, NetConfig, save_gcf_weights
 from gcf_ros.gcf.weights_meta import WeightsMeta, read_weights_meta
+from gcf_ros.train.shards import ShardDataset
 
 
 def main() -> None:
@@ -45,15 +45,14 @@ def main() -> None:
 
 
 def _trained_window_size(train_dir: str) -> int:
-    """S of the first training shard (``image`` is (N, S, S, 3)); relative to the repository."""
+    """S of the training shards; ``train_dir`` relative to the repository."""
     root = Path(train_dir)
     if not root.is_absolute():
         root = Path(__file__).resolve().parents[1] / root
-    shards = sorted(root.glob("shard_*.npz"))
-    if not shards:
-        raise SystemExit(f"no shards in {root}: pass --window-size")
-    with np.load(shards[0]) as shard:
-        return int(shard["image"].shape[1])
+    try:
+        return ShardDataset(root, max_samples=1).size
+    except FileNotFoundError as err:
+        raise SystemExit(f"{err}: pass --window-size") from err
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ METRICS = "test/eval/test_metrics.py"
 DEMO = "test/test_tools.py::test_gcf_demo_runs_the_node_on_the_bundled_sequence"
 BENCH = "test/bench/test_bench_cli.py::test_accuracy_plot_with_stored_baselines"
 DATA_TESTS = ["test/core/test_bop.py", "test/eval/test_metrics.py"]
+HOOK = "test/gcf/test_refiner_hook.py"
+WINDOWS = "test/train/test_shards.py"
 
 RESULT_LINE = "for it in range(self.config.iterations):"
 RESULT_T = "det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),"
@@ -133,14 +135,14 @@ SABOTAGES = [
              "gcf_ros/gcf/inputs.py", "return windows_rgb_u8.permute(0, 3, 1, 2)",
              "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(SHIPPED)),
     Sabotage("demo/node-publishes-coarse-poses", "the node's refiner does nothing (the demo)",
-             "gcf_ros/ros/refiner_node.py", "T_cam_obj=r.T_cam_obj,", "T_cam_obj=r.T_init,",
+             "gcf_ros/pipeline/pipeline.py", "T_cam_obj=r.T_cam_obj,", "T_cam_obj=r.T_init,",
              _t(DEMO)),
     Sabotage("bench/initial-accuracy", "gcf-bench reports another initial accuracy",
              "gcf_ros/bench/accuracy.py",
              "initial = summarize([r.initial for r in records]).add_s_01d",
              "initial = summarize([r.initial for r in records]).acc_pi6", _t(BENCH)),
     Sabotage("markers/all-rejected", "the node rejects every instance (markers test)",
-             "gcf_ros/ros/refiner_node.py", "status=r.status,", "status=REJECTED,",
+             "gcf_ros/pipeline/pipeline.py", "status=r.status,", "status=REJECTED,",
              _t(MARKERS)),
     Sabotage("markers/never-deleted", "markers of vanished instances are not deleted",
              "gcf_ros/ros/outputs.py", "self._shown = shown", "self._shown = set()",
@@ -159,24 +161,32 @@ SABOTAGES = [
              "t = T_cam_obj[..., :3, 3] - xi[..., :3]", _t(CAMERA)),
     # --- node behaviours of the issue ----------------------------------------------------------
     Sabotage("node/bag-loop-keeps-tracks", "a bag loop does not clear the tracks",
-             "gcf_ros/ros/refiner_node.py",
-             "self.tracks.clear()\n                self._last_done_stamp = -np.inf",
-             "self._last_done_stamp = -np.inf", _t(BAG_LOOP)),
+             "gcf_ros/pipeline/pipeline.py",
+             "self.tracks.clear()\n                self._last_done = -np.inf",
+             "self._last_done = -np.inf", _t(BAG_LOOP)),
     Sabotage("node/bag-loop-keeps-last-stamp", "a bag loop keeps the last refined stamp",
-             "gcf_ros/ros/refiner_node.py",
-             "self.tracks.clear()\n                self._last_done_stamp = -np.inf",
+             "gcf_ros/pipeline/pipeline.py",
+             "self.tracks.clear()\n                self._last_done = -np.inf",
              "self.tracks.clear()", _t(BAG_LOOP)),
     Sabotage("node/bag-loop-in-flight-frame", "a frame of the old pass re-seeds the tracks",
-             "gcf_ros/ros/refiner_node.py", "if job.image.epoch == self._epoch:", "if True:",
+             "gcf_ros/pipeline/pipeline.py", "if obs.epoch == self._epoch:", "if True:",
              _t(BAG_LOOP)),
     Sabotage("node/exception-stops-worker", "an exception inside refine ends the worker",
              "gcf_ros/ros/worker.py",
              "if self._on_error is not None:\n                    self._on_error(job, err)",
              "raise", _t(FAULT)),
     Sabotage("node/has-pose-false-ignores-track", "has_pose: false never uses the track",
-             "gcf_ros/ros/refiner_node.py",
-             "track = self.tracks.get(s.model_id, s.instance_id) if tracking else None",
+             "gcf_ros/pipeline/tracking.py",
+             "track = tracks.get(s.model_id, s.instance_id) if tracks is not None else None",
              "track = None", _t(HAS_POSE)),
+    # --- what studies read -------------------------------------------------------------------
+    Sabotage("hook/post-step-pose", "on_iteration reports the pose after the step",
+             "gcf_ros/gcf/refiner.py", "IterationRecord(it, idx, T.numpy(), windows",
+             "IterationRecord(it, idx, state.T[idx], windows", _t(HOOK)),
+    Sabotage("validation-windows/any-level", "validation_windows ignores the noise level",
+             "gcf_ros/train/shards.py",
+             "idx = (ds.level_indices(level) if level else np.arange(len(ds)))[:n]",
+             "idx = np.arange(len(ds))[:n]", _t(WINDOWS)),
     # --- the data is required ------------------------------------------------------------------
     Sabotage("data/lmo-missing", "the LM-O folder is missing (must fail, not skip)",
              "", "", "", DATA_TESTS, env={"GCF_LMO_ROOT": "/nonexistent/shared/data/lmo"},

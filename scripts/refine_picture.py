@@ -18,9 +18,9 @@ from gcf_ros.core.draw import draw_outline, outline_contours
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import projection_error_px
 from gcf_ros.eval.perturb import perturb_instances
+from gcf_ros.eval.sequence import load_sequence
 from gcf_ros.gcf.refiner import Detection, Refiner
 from gcf_ros.resources import default_models_yaml
-from gcf_ros.tools.sequence import load_sequence
 
 
 def main() -> None:

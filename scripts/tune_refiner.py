@@ -7,44 +7,26 @@ K, and the sample's initial pose as the detection; prints median rotation (deg),
 and 2D projection (px) errors after refinement for every setting, with quantiles of the results'
 confidence and the share REJECTED (any reason): what ``min_confidence`` is calibrated on.
 ``--oracle`` replaces the network by the exact field towards the true pose (WEIGHTS is then
-ignored): what the solver settings alone allow.
+ignored): what the solver settings alone allow. A setting is ``key=value,...`` of RefinerConfig
+fields, typed as by ``gcf-eval --set``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.eval.cli import parse_overrides
 from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
 from gcf_ros.gcf.predictor import TrueFieldPredictor
 from gcf_ros.gcf.refiner import REJECTED, Refiner, RefinerConfig
 from gcf_ros.resources import default_models_yaml
-
-
-def _parse(text: str) -> dict:
-    pairs = (kv.split("=") for kv in text.split(",") if kv)
-    out = {}
-    for key, value in pairs:
-        k, v = key.strip(), value.strip()
-        out[k] = v if k == "solver" else (int(v) if v.isdigit() else float(v))
-    return out
-
-
-def validation_windows(val: Path, n: int) -> Iterator[tuple]:
-    """The first ``n`` windows of the validation shard(s) in ``val``: (image (S, S, 3) uint8,
-    K_window (3, 3), model_id, T_init (4, 4), T_true (4, 4)), float64 matrices."""
-    shard = np.load(sorted(val.glob("shard_*.npz"))[0])
-    ids = [str(s) for s in shard["model_ids"]]
-    for i in range(min(n, len(shard["image"]))):
-        yield (shard["image"][i], shard["K_window"][i].astype(np.float64),
-               ids[int(shard["model_idx"][i])], shard["T_init"][i].astype(np.float64),
-               shard["T_true"][i].astype(np.float64))  # fmt: skip
+from gcf_ros.train.shards import validation_windows
 
 
 def main() -> None:
@@ -57,17 +39,19 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     registry = ModelRegistry.from_yaml(default_models_yaml())
-    windows = list(validation_windows(args.val, args.n))
+    windows = validation_windows(args.val, args.n)
     n = len(windows)
     for setting in args.settings:
-        config = RefinerConfig.resolve(TrueFieldPredictor.weights, **_parse(setting))
+        settings = parse_overrides([kv for kv in setting.split(",") if kv])
+        config = RefinerConfig.resolve(TrueFieldPredictor.weights, **settings)
         if not args.oracle:
-            refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", _parse(setting))
+            refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", settings)
         errs, conf, rejected = [], [], 0
-        for image, K, model_id, T0, T in windows:
+        for w in windows:
+            image, K, model_id, T = w.image, w.K, w.model_id, w.T_true
             if args.oracle:
                 refiner = Refiner(registry, TrueFieldPredictor(torch.from_numpy(T[None])), config)
-            (res,) = refiner.refine_poses(image, K, [model_id], T0[None])
+            (res,) = refiner.refine_poses(image, K, [model_id], w.T_init[None])
             conf.append(res.confidence)
             rejected += res.status == REJECTED
             verts = registry.get(model_id).verts_obj

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from gcf_ros.resources import demo_frame_json, share_dir
-from gcf_ros.tools import demo, render_cli
+from gcf_ros.ros import demo
+from gcf_ros.tools import render_cli
 
 
 def _demo_args(tmp_path, with_pose=True):

@@ -4,7 +4,8 @@ One module per job: :mod:`~gcf_ros.bench.timing` (sample statistics, peak RSS, m
 :mod:`~gcf_ros.bench.frame` (the benchmark frame, its initial poses, mesh variants),
 :mod:`~gcf_ros.bench.cases` (what is measured), :mod:`~gcf_ros.bench.report` (JSON document and
 tables), :mod:`~gcf_ros.bench.accuracy` (ADD(-S) reached vs time per object, one plot) and
-:mod:`~gcf_ros.bench.cli` (the ``gcf-bench`` entry point). Nothing here imports ROS.
+:mod:`~gcf_ros.bench.cli` (the ``gcf-bench`` entry point). Nothing here imports ROS: the node
+benchmark (real rclpy nodes) is :mod:`gcf_ros.ros.bench_node`, imported by the CLI when asked for.
 
 Speed is measured on the packaged real LM-O frame (``data/demo``) with the ground truth perturbed
 at the medium level, seed 0 (DESIGN §4), and compared as ratios within one run: the machines are

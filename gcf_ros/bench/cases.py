@@ -9,7 +9,8 @@ attached. From each timed run it keeps
 - per phase, the phase's total over the run divided by the run's iterations; ``other`` is what
   the iterations spent outside the named phases (Python glue).
 
-GCF runs ``Refiner.refine`` as the ROS node does (its own crop every iteration). The baselines
+GCF runs the frame pipeline (:class:`~gcf_ros.pipeline.FramePipeline`) as the ROS node does
+(its own crop every iteration). The baselines
 run ``SoftRenderRefiner.refine`` as ``gcf-eval`` does (crop once, Adam on the pose), timed from the
 crop on; the mask baseline's oracle target masks (a full-image render of every annotated
 instance, standing in for a segmentation network) are made before the clock starts.
@@ -31,7 +32,8 @@ from gcf_ros.core.camera import crop_window_for_box
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer
 from gcf_ros.gcf.predictor import FieldPredictor
-from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig
+from gcf_ros.gcf.refiner import Refiner, RefinerConfig
+from gcf_ros.pipeline import Detections, FramePipeline, Observation
 
 GCF_PHASES = ("crop", "render", "network", "region", "solve", "update")  # region: the term's own
 SOFT_PHASES = ("forward", "backward", "step")
@@ -113,20 +115,21 @@ def time_gcf(
     repeats: int,
     sync=None,
 ) -> CaseTiming:
-    """GCF refinement of each batch (all its objects in one ``refine`` call), with the settings
-    the weights record and ``settings`` (RefinerConfig fields) on top."""
+    """GCF refinement of each batch (all its objects in one frame of the pipeline), with the
+    settings the weights record and ``settings`` (RefinerConfig fields) on top."""
     rec = _Recorder(GCF_PHASES)
     with PeakRss() as probe:
         refiner = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, **settings))
+        pipeline = FramePipeline(refiner)
         for ids, T_init in batches:
-            detections = [Detection(m, T) for m, T in zip(ids, T_init, strict=True)]
+            obs = Observation(0.0, "", frame.image_rgb, frame.K, Detections.of_poses(ids, T_init))
 
-            def run(timer: PhaseTimer | None, detections=detections) -> None:
+            def run(timer: PhaseTimer | None, obs=obs) -> None:
                 refiner.timer = timer
-                refiner.refine(frame.image_rgb, frame.K, detections)
+                pipeline.process(obs)
                 refiner.timer = None
 
-            _timed_runs(run, len(detections), repeats, rec, sync)
+            _timed_runs(run, len(ids), repeats, rec, sync)
     return rec.result(probe.memory)
 
 

@@ -120,7 +120,7 @@ def _speed(args: argparse.Namespace, config: BenchConfig) -> int:
     }  # fmt: skip
     doc = to_json(results, config, machine, settings)
     if not args.skip_node:
-        from gcf_ros.bench.node import NodeBenchConfig, bench_node
+        from gcf_ros.ros.bench_node import NodeBenchConfig, bench_node
 
         node_config = NodeBenchConfig.quick() if args.quick else NodeBenchConfig()
         if args.node_seconds:

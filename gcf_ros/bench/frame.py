@@ -20,8 +20,8 @@ import numpy as np
 
 from gcf_ros.core.models import ModelRegistry, ObjectModel
 from gcf_ros.eval.perturb import perturb_instances
+from gcf_ros.eval.sequence import load_frame
 from gcf_ros.resources import demo_frame_json
-from gcf_ros.tools.sequence import load_frame
 
 MIN_VISIB = 0.3
 SCALING_MODEL = "obj_000008"  # the LM-O driller: 25k faces, the largest window of the frame
@@ -106,13 +106,18 @@ def mesh_variant(model: ObjectModel, faces: int) -> ObjectModel:
 
 
 class VariantRegistry(ModelRegistry):
-    """A registry whose render models are replaced for some ids (mesh-size scaling)."""
+    """A registry whose render models are replaced for some ids (mesh-size scaling); every other
+    model is the base registry's (loaded once, there)."""
 
     def __init__(self, base: ModelRegistry, render_models: dict[str, ObjectModel]) -> None:
         super().__init__({model_id: base.spec(model_id) for model_id in base.ids})
+        self._base = base
         self._variants = dict(render_models)
+
+    def get(self, model_id: str) -> ObjectModel:
+        return self._base.get(model_id)
 
     def render_model(self, model_id: str) -> ObjectModel:
         if model_id in self._variants:
             return self._variants[model_id]
-        return super().render_model(model_id)
+        return self._base.render_model(model_id)

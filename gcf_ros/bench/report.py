@@ -10,7 +10,7 @@ JSON (milliseconds, MB; other tools read these keys)::
     ratios:      {mask_over_gcf, rgb_over_gcf}  per iteration, against gcf_gauss_newton
     scaling:     {method, objects | window_px | mesh_faces: [{value, actual, per_iteration_ms,
                  per_object_ms, iterations, phases_ms, memory_mb}], notes}
-    node:        the node end to end (gcf_ros.bench.node), null with --skip-node
+    node:        the node end to end (gcf_ros.ros.bench_node), null with --skip-node
     memory_mb:   {method: {rss_before, peak_rss, delta}}
     device:      "cpu" | "cuda"
     machine:     {cpu, cores, torch_threads, torch, ...}
@@ -113,8 +113,6 @@ def format_tables(doc: dict) -> str:
         lines.append(f"{k:<18}{parts}")
     lines += ["", *_scaling_lines(doc["scaling"])]
     if doc.get("node"):
-        from gcf_ros.bench.node import format_node_table
-
         lines += ["", *format_node_table(doc["node"])]
     return "\n".join(lines)
 
@@ -139,4 +137,23 @@ def _scaling_lines(scaling: dict) -> list[str]:
                 f"{p['phases_ms']['network']:>9.2f}{p['phases_ms']['render']:>8.2f}"
             )
     lines += [f"  {note}" for note in scaling.get("notes", [])]
+    return lines
+
+
+def format_node_table(node: dict) -> list[str]:
+    """Lines of the node table of ``gcf-bench``'s output."""
+    lines = [
+        f"node end to end: {node['rate_hz']:.0f} Hz stream for {node['duration_s']:.0f} s, "
+        f"real rclpy nodes over Fast DDS, torch threads {node['threads']}",
+        f"{'detections':>10}{'in Hz':>8}{'out Hz':>8}{'sent':>6}{'refined':>8}{'dropped':>8}"
+        f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'RSS MB':>8}",
+    ]
+    for c in node["cases"].values():
+        lat = c["latency_ms"] or {"p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
+        lines.append(
+            f"{c['detections']:>10}{c['input_hz']:>8.1f}{c['output_hz']:>8.1f}"
+            f"{c['frames_sent']:>6}{c['frames_refined']:>8}{c['dropped_by_queue']:>8}"
+            f"{lat['p50']:>9.0f}{lat['p90']:>9.0f}{lat['p99']:>9.0f}"
+            f"{c['memory_mb']['peak_rss']:>8.0f}"
+        )
     return lines

@@ -8,79 +8,38 @@ rectified (``sensor_msgs/CameraInfo`` with all-zero D, or the ``image_rect`` top
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-_LOG = logging.getLogger(__name__)
 
+def checked_camera_matrix(k: Sequence[float] | np.ndarray, width: int, height: int) -> np.ndarray:
+    """The (3, 3) float64 K of a ``sensor_msgs/CameraInfo``-like ``k`` (9 values, row-major) for
+    an image of ``width`` x ``height`` pixels (0 x 0: size unknown). The one camera-info check.
 
-@dataclass(frozen=True)
-class Intrinsics:
-    """A pinhole camera: focal lengths and principal point in pixels, image size."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        if not (self.fx > 0 and self.fy > 0 and self.width > 0 and self.height > 0):
-            raise ValueError(f"invalid intrinsics {self}: fx, fy, width, height must be positive")
-
-    @property
-    def K(self) -> np.ndarray:
-        """(3, 3) float64 camera matrix."""
-        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
-
-    @classmethod
-    def from_K(cls, K: np.ndarray, width: int, height: int) -> Intrinsics:
-        K = np.asarray(K, dtype=np.float64).reshape(3, 3)
-        if abs(K[0, 1]) > 1e-9 or np.abs(K[2] - (0, 0, 1)).max() > 1e-9:
-            raise ValueError(f"K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}")
-        return cls(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), width, height)
-
-    @classmethod
-    def from_camera_info(cls, info: Mapping[str, Any]) -> Intrinsics:
-        """From a ``sensor_msgs/CameraInfo``-like mapping: ``k`` (9, row-major), ``width``,
-        ``height``, optional ``d`` and ``distortion_model``.
-
-        Distortion is ignored (the image is treated as rectified); a warning is logged unless the
-        model is ``plumb_bob``/``rational_polynomial``/``equidistant`` with all-zero coefficients.
-        """
-        k = np.asarray(info.get("k", info.get("K")), dtype=np.float64)
-        if k.size != 9 or not np.isfinite(k).all():
-            raise ValueError(f"camera info needs a finite 9-element k, got {info.get('k')}")
-        d = np.asarray(info.get("d", info.get("D", ())) or (), dtype=np.float64)
-        model = str(info.get("distortion_model", "") or "")
-        if d.size and np.abs(d).max() > 0:
-            _LOG.warning(
-                "camera info has %s distortion %s: ignored, images are treated as rectified "
-                "(subscribe to image_rect for exact poses)",
-                model or "unnamed",
-                np.round(d, 5).tolist(),
-            )
-        elif model not in ("", "plumb_bob", "rational_polynomial", "equidistant"):
-            _LOG.warning("unknown distortion model %r ignored", model)
-        return cls.from_K(k.reshape(3, 3), int(info["width"]), int(info["height"]))
-
-    def scaled(self, factor: float) -> Intrinsics:
-        """The same camera for an image resized by ``factor`` (pixel centres preserved)."""
-        return Intrinsics(
-            self.fx * factor,
-            self.fy * factor,
-            (self.cx + 0.5) * factor - 0.5,
-            (self.cy + 0.5) * factor - 0.5,
-            round(self.width * factor),
-            round(self.height * factor),
-        )
+    Raises ValueError naming the broken rule: not 9 values, NaN or infinite values, a focal length
+    <= 0, a K not of the form above, only one of width and height 0, or (size known) a principal
+    point more than half the image size outside the image.
+    """
+    k = np.asarray(k, dtype=np.float64).ravel()
+    if k.size != 9:
+        raise ValueError(f"K needs 9 values, got {k.size}")
+    if not np.isfinite(k).all():
+        raise ValueError("K contains NaN or infinite values")
+    K = k.reshape(3, 3)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if fx <= 0 or fy <= 0:
+        raise ValueError(f"K has a zero or negative focal length (fx, fy) = ({fx}, {fy})")
+    if np.abs(K - [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]).max() > 1e-9:
+        raise ValueError(f"K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}")
+    if width < 0 or height < 0 or (width == 0) != (height == 0):
+        raise ValueError(f"image size {width} x {height}: both positive, or both 0 (unknown)")
+    if width and not (-width / 2 <= cx <= 1.5 * width and -height / 2 <= cy <= 1.5 * height):
+        raise ValueError(f"principal point ({cx}, {cy}) far outside the {width} x {height} image")
+    return K
 
 
 def project(K: torch.Tensor, X_cam: torch.Tensor) -> torch.Tensor:
@@ -107,27 +66,6 @@ def projection_jacobian(K: torch.Tensor, X_cam: torch.Tensor) -> torch.Tensor:
     row_u = torch.stack([fx * inv_z, zero, -fx * X * inv_z * inv_z], dim=-1)
     row_v = torch.stack([zero, fy * inv_z, -fy * Y * inv_z * inv_z], dim=-1)
     return torch.stack([row_u, row_v], dim=-2)
-
-
-def pose_jacobian(K: torch.Tensor, X_cam: torch.Tensor) -> torch.Tensor:
-    """d(u, v)/dxi (..., N, 2, 6) for the left perturbation T <- exp(xi^) T, xi = (v, omega).
-
-    dX_cam/dxi = [I | -[X_cam]x], chained with ``projection_jacobian``.
-    """
-    J_proj = projection_jacobian(K, X_cam)
-    X, Y, Z = X_cam.unbind(-1)
-    o = torch.zeros_like(X)
-    i = torch.ones_like(X)
-    # [I | -[X]x], rows: d(X, Y, Z)/d(v, omega)
-    dX_dxi = torch.stack(
-        [
-            torch.stack([i, o, o, o, Z, -Y], -1),
-            torch.stack([o, i, o, -Z, o, X], -1),
-            torch.stack([o, o, i, Y, -X, o], -1),
-        ],
-        dim=-2,
-    )
-    return J_proj @ dX_dxi
 
 
 @dataclass(frozen=True)

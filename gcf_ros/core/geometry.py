@@ -1,11 +1,11 @@
 """Rotations and rigid transforms in torch, batched over any leading dimensions.
 
 Conventions: column vectors; ``T_a_b`` is a (..., 4, 4) homogeneous matrix mapping points of frame b
-into frame a, ``X_a = R_a_b X_b + t_a_b``. Tangent vectors of SE(3) are ordered ``xi = (v, omega)``
-(translation part first) and act by **left** perturbation, ``T <- exp(xi^) T``. Quaternions are in
-ROS order ``(x, y, z, w)``. Every function accepts float32 or float64 on any device and returns the
-input dtype; the small-angle branches use Taylor series so that values and gradients stay finite at
-0 and near pi.
+into frame a, ``X_a = R_a_b X_b + t_a_b``. Axis-angle vectors ``omega`` (..., 3) have the rotation
+axis as direction and the angle (rad) as norm. Quaternions are in ROS order ``(x, y, z, w)``. How a
+pose is updated by a 6-vector is stated once, in :mod:`gcf_ros.core.pose_update`. Every function
+accepts float32 or float64 on any device and returns the input dtype; the small-angle branches use
+Taylor series so that values and gradients stay finite at 0 and near pi.
 """
 
 from __future__ import annotations
@@ -32,29 +32,21 @@ def skew(v: torch.Tensor) -> torch.Tensor:
     return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(*v.shape[:-1], 3, 3)
 
 
-def _so3_coefficients(w: torch.Tensor):
-    """A = sin t / t, B = (1 - cos t) / t^2, C = (t - sin t) / t^3 for t = |w|, stable at 0.
+def so3_exp(omega: torch.Tensor) -> torch.Tensor:
+    """Axis-angle (..., 3) (direction: axis, norm: angle in rad) -> rotations (..., 3, 3).
 
-    Returns (A, B, C, t^2). The closed forms only ever see safe values (t^2 := 1 on the small
-    branch), so gradients through ``torch.where`` stay finite at 0.
+    Rodrigues: I + A K + B K^2, K = skew(omega), A = sin t / t, B = (1 - cos t) / t^2, t = |omega|.
+    Small angles use the Taylor series, and the closed forms only ever see safe values (t^2 := 1 on
+    the small branch), so gradients through ``torch.where`` stay finite at 0.
     """
-    t2 = (w * w).sum(-1)
+    _check_last(omega, (3,), "omega")
+    t2 = (omega * omega).sum(-1)
     small = t2 < _SMALL_ANGLE**2
     t2_safe = torch.where(small, torch.ones_like(t2), t2)
     t = torch.sqrt(t2_safe)
     s, c = torch.sin(t), torch.cos(t)
     a = torch.where(small, 1 - t2 / 6 * (1 - t2 / 20 * (1 - t2 / 42)), s / t)
     b = torch.where(small, 0.5 - t2 / 24 * (1 - t2 / 30 * (1 - t2 / 56)), (1 - c) / t2_safe)
-    c3 = torch.where(
-        small, 1 / 6 - t2 / 120 * (1 - t2 / 42 * (1 - t2 / 72)), (t - s) / (t2_safe * t)
-    )
-    return a, b, c3, t2
-
-
-def so3_exp(omega: torch.Tensor) -> torch.Tensor:
-    """Axis-angle (..., 3) (direction: axis, norm: angle in rad) -> rotations (..., 3, 3)."""
-    _check_last(omega, (3,), "omega")
-    a, b, _, _ = _so3_coefficients(omega)
     K = skew(omega)
     eye = torch.eye(3, dtype=omega.dtype, device=omega.device).expand_as(K)
     return eye + a[..., None, None] * K + b[..., None, None] * (K @ K)
@@ -109,36 +101,6 @@ def se3_apply(T_a_b: torch.Tensor, X_b: torch.Tensor) -> torch.Tensor:
     _check_last(X_b, (3,), "X_b")
     R, t = T_a_b[..., :3, :3], T_a_b[..., :3, 3]
     return X_b @ R.transpose(-1, -2) + t[..., None, :]
-
-
-def se3_exp(xi: torch.Tensor) -> torch.Tensor:
-    """Twist xi = (v, omega) (..., 6) -> T (..., 4, 4) with t = V(omega) v."""
-    _check_last(xi, (6,), "xi")
-    v, w = xi[..., :3], xi[..., 3:]
-    a, b, c, _ = _so3_coefficients(w)
-    K = skew(w)
-    K2 = K @ K
-    eye = torch.eye(3, dtype=xi.dtype, device=xi.device).expand_as(K)
-    R = eye + a[..., None, None] * K + b[..., None, None] * K2
-    V = eye + b[..., None, None] * K + c[..., None, None] * K2
-    return make_se3(R, (V @ v[..., None])[..., 0])
-
-
-def se3_log(T: torch.Tensor) -> torch.Tensor:
-    """T (..., 4, 4) -> twist xi = (v, omega) (..., 6), the inverse of ``se3_exp``."""
-    _check_last(T, (4, 4), "T")
-    w = so3_log(T[..., :3, :3])
-    a, b, _, t2 = _so3_coefficients(w)
-    small = t2 < _SMALL_ANGLE**2
-    # V^-1 = I - K/2 + D K^2, D = (1 - A / (2B)) / t^2; series 1/12 + t^2/720 + t^4/30240.
-    d = torch.where(
-        small, 1 / 12 + t2 / 720 + t2 * t2 / 30240, (1 - a / (2 * b)) / torch.where(small, 1, t2)
-    )
-    K = skew(w)
-    eye = torch.eye(3, dtype=T.dtype, device=T.device).expand_as(K)
-    V_inv = eye - K / 2 + d[..., None, None] * (K @ K)
-    v = (V_inv @ T[..., :3, 3:])[..., 0]
-    return torch.cat([v, w], dim=-1)
 
 
 def quaternion_to_matrix(q_xyzw: torch.Tensor) -> torch.Tensor:

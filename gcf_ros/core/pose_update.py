@@ -1,6 +1,7 @@
-"""The pose parametrisation shared by every refiner (GCF and the baselines).
+"""The one pose-update convention of gcf_ros, shared by every refiner, solver term, training loss
+and baseline; other modules refer here instead of restating it.
 
-A pose update xi = (dt, omega) (..., 6) acts as
+A pose update xi = (dt, omega) (..., 6), translation first, acts on T_cam_obj as
 
     R <- Exp(omega) R,      t <- t + dt
 

@@ -64,8 +64,8 @@ def perturb_pose(T_cam_obj: np.ndarray, level: NoiseLevel, rng: np.random.Genera
 
     (a) ``axis = rng.normal(size=3)``, normalised: a direction uniform on the sphere;
     (b) ``angle = rng.uniform(0, A)`` with A = ``level.max_angle_deg`` in radians;
-        R0 = Exp(angle · axis) @ R*  (left perturbation: the rotation is about the camera-frame
-        axis through the object origin, so the object stays where it is);
+        R0 = Exp(angle · axis) @ R*  (the rotation of :mod:`gcf_ros.core.pose_update`: about the
+        camera-frame axis through the object origin, so the object stays where it is);
     (c) ``dxy = rng.normal(0, level.sigma_xy_m, size=2)``: t0_x = t*_x + dxy[0],
         t0_y = t*_y + dxy[1];
     (d) ``dz = rng.normal(0, level.sigma_z_rel)``: t0_z = t*_z · (1 + dz).

@@ -19,11 +19,14 @@ Benchmarks attach a :class:`~gcf_ros.core.phase_timer.PhaseTimer` as ``refiner.t
 iteration then records ``iteration`` (the whole of it) and its phases ``crop``, ``render``,
 ``network``, ``solve`` (normal equations, solver, trust region) and ``update`` (step acceptance
 and bookkeeping). With no timer (the default) the hook does nothing.
+
+Studies attach a callback as ``refiner.on_iteration``: it is given an :class:`IterationRecord` (the
+poses, windows, rendering, network output, read-outs and step) at the end of every iteration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
+from gcf_ros.core.render.types import RenderOutput
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
 from gcf_ros.gcf.terms import TERMS, LineConfig, NetworkEvidence, RegionConfig, TermInputs
@@ -146,6 +150,35 @@ class RefineResult:
     scores: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class IterationRecord:
+    """What one iteration saw, for studies (``Refiner.on_iteration``), over the K instances it ran.
+
+    Attributes:
+        iteration: 0-based.
+        index: (K,) their positions in the detections given to ``refine``.
+        T_cam_obj: (K, 4, 4) float64 poses the iteration rendered at (before its step), metres.
+        windows: the K crop windows (``CropWindow``); crops: (K, S, S, 3) uint8 image windows;
+            K_window: (K, 3, 3) float64 their cameras.
+        render: the rendering at ``T_cam_obj``.
+        network: the predictor's field (K, S, S, 2) px and weight (K, S, S), None where it did
+            not run.
+        scores: per instance, the read-outs at ``T_cam_obj`` (as in ``RefineResult.scores``).
+        step: (K, 6) the update (dt, omega) after the trust region, before step acceptance.
+    """
+
+    iteration: int
+    index: np.ndarray
+    T_cam_obj: np.ndarray
+    windows: list
+    crops: torch.Tensor
+    K_window: torch.Tensor
+    render: RenderOutput
+    network: NetworkEvidence | None
+    scores: list[dict]
+    step: np.ndarray
+
+
 def default_checkpoint() -> Path:
     from gcf_ros.resources import share_dir
 
@@ -168,6 +201,7 @@ class Refiner:
     Attributes:
         timer: when set, records the wall time of every iteration and of its phases (see the
             module docstring); None (the default) records nothing.
+        on_iteration: when set, called with an ``IterationRecord`` after every iteration.
     """
 
     def __init__(
@@ -183,6 +217,7 @@ class Refiner:
         self.renderer = renderer or RaycastRenderer()
         self._check_terms(self.config)
         self.timer: PhaseTimer | None = None
+        self.on_iteration: Callable[[IterationRecord], None] | None = None
 
     def _check_terms(self, config: RefinerConfig) -> None:
         needy = [t for t in config.terms if TERMS[t].needs_network]
@@ -296,8 +331,13 @@ class Refiner:
             shared = [r for r, _ in systems if r.directions is not None and r.confidence.any()]
             judge = field[1].numpy() if field is not None and not shared else None
             pixels = render.mask.flatten(1).sum(1).numpy()
-            state.record_scores(idx, _scores(render, inputs.network, systems))
+            scores = _scores(render, inputs.network, systems)
+            state.record_scores(idx, scores)
             state.update(idx, xi.numpy(), pixels, conf, judge, it, cfg)
+        if self.on_iteration is not None:
+            network = inputs.network.result if inputs.network is not None else None
+            self.on_iteration(IterationRecord(it, idx, T.numpy(), windows, crops, K_win, render,
+                                              network, scores, xi.numpy()))  # fmt: skip
 
     def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
         status, reason = state.status[b], state.reason[b]

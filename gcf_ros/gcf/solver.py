@@ -71,7 +71,7 @@ def solve_terms(
     its scale and its per-instance confidence, then summed with the term's own damping:
     ``A = sum_t s_t c_t (H_t + D_t) / n_t``, ``b = sum_t s_t c_t g_t / n_t``. ``gauss_newton``
     solves A xi = b; ``gradient`` takes the Jacobi-preconditioned step ``step * b / diag(A)``. With
-    one term this is ``solve_update`` exactly (up to the eps regulariser's scale).
+    one term these are the two solvers of the module docstring.
     """
     if kind not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {kind!r}")
@@ -96,15 +96,3 @@ def solve_terms(
     if kind == "gradient":
         return step * b / (diag + eps)
     return torch.linalg.solve(A + torch.diag_embed(eps.expand_as(diag)), b[..., None])[..., 0]
-
-
-def solve_update(H: torch.Tensor, g: torch.Tensor, config: SolverConfig) -> torch.Tensor:
-    """The pose update xi (B, 6) = (dt, omega) from the normal equations."""
-    diag = torch.diagonal(H, dim1=-2, dim2=-1)
-    eps = 1e-9 * diag.amax(-1, keepdim=True).clamp_min(1e-12)
-    rot = torch.zeros_like(diag)
-    rot[..., 3:] = config.rotation_damping
-    if config.kind == "gradient":
-        return config.step * g / ((1.0 + rot) * diag + eps)
-    A = H + torch.diag_embed((config.damping + rot) * diag + eps)
-    return torch.linalg.solve(A, g[..., None])[..., 0]

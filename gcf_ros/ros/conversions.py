@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gcf_ros.core.camera import checked_camera_matrix
 from gcf_ros.core.geometry import matrix_to_quaternion, quaternion_to_matrix
 
 QUATERNION_TOLERANCE = 1e-3  # |1 - |q|| above this is reported (and normalised)
@@ -86,14 +87,12 @@ class CameraModel:
 
 
 def camera_info_to_model(info: Any) -> CameraModel:
-    """Checked intrinsics; BadInputError("bad_camera_info") for NaN or non-positive focals."""
-    k = np.asarray(info.k, dtype=np.float64)
-    if k.size != 9 or not np.isfinite(k).all():
-        raise BadInputError("bad_camera_info", "camera_info K contains NaN or infinite values")
-    K = k.reshape(3, 3)
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        focal = f"({K[0, 0]}, {K[1, 1]})"
-        raise BadInputError("bad_camera_info", f"camera_info has a zero or negative focal {focal}")
+    """Intrinsics checked by :func:`~gcf_ros.core.camera.checked_camera_matrix`;
+    BadInputError("bad_camera_info") naming the broken rule."""
+    try:
+        K = checked_camera_matrix(info.k, int(info.width), int(info.height))
+    except ValueError as err:
+        raise BadInputError("bad_camera_info", str(err)) from err
     d = np.asarray(info.d, dtype=np.float64)
     distorted = bool(d.size and np.any(np.abs(d[np.isfinite(d)]) > 1e-9))
     return CameraModel(K, int(info.width), int(info.height), str(info.header.frame_id), distorted)

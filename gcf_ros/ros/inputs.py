@@ -1,50 +1,33 @@
-"""Coarse detections from either input type, checked, as seeds for the refiner.
+"""Coarse detections from every detection input type, checked, as seeds for the pipeline.
 
-``gcf_ros_msgs/CoarseDetectionArray`` and ``vision_msgs/Detection3DArray`` both become a list of
-:class:`Seed` (one per detection, in array order) plus the reasons of those refused. An empty
-``instance_id`` becomes the detection's index in the array (it names the TF frame).
+Each input type is one row of :data:`DETECTION_INPUTS`: its message type and a parser that turns
+a message into a list of :class:`Seed` (one per detection, in array order) plus the detections
+refused. An empty ``instance_id`` becomes the detection's index in the array (it names the TF
+frame). The parsers read messages duck-typed, so they are tested without a running graph.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+from vision_msgs.msg import Detection3DArray
 
+from gcf_ros.pipeline.types import Refused, Seed
 from gcf_ros.ros.conversions import BadInputError, pose_to_matrix
+from gcf_ros_msgs.msg import CoarseDetectionArray
 
-
-@dataclass(frozen=True)
-class Seed:
-    """An instance to refine: coarse ``T_cam_obj`` (4, 4), or None when the detection had no pose
-    (the node then falls back to the instance's track, or rejects it)."""
-
-    model_id: str
-    instance_id: str
-    score: float
-    T_cam_obj: np.ndarray | None
-    note: str = ""  # e.g. "non-unit quaternion normalised"
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A detection that cannot be refined: counter ``kind`` and a readable ``reason``; ``T``
-    (4, 4) is the coarse pose when it was readable (reported back as the initial pose)."""
-
-    model_id: str
-    instance_id: str
-    kind: str
-    reason: str
-    T_cam_obj: np.ndarray | None = None
+# (message, known model ids, min depth (m), class id -> model id) -> (seeds, refused)
+Parser = Callable[[Any, set[str], float, dict[str, str]], tuple[list[Seed], list[Refused]]]
 
 
 def parse_coarse(
-    msg: Any, known_models: set[str], min_depth_m: float
+    msg: Any, known_models: set[str], min_depth_m: float, class_map: dict[str, str] | None = None
 ) -> tuple[list[Seed], list[Refused]]:
-    """gcf_ros_msgs/CoarseDetectionArray -> seeds and refusals."""
+    """gcf_ros_msgs/CoarseDetectionArray -> seeds and refusals (its detections carry model ids:
+    ``class_map`` is not used)."""
     raw = [
-        (d.model_id, d.instance_id or str(i), float(d.score), d.pose if d.has_pose else None)
+        (d.model_id, d.instance_id or str(i), d.pose if d.has_pose else None)
         for i, d in enumerate(msg.detections)
     ]
     return _check(raw, known_models, min_depth_m)
@@ -64,15 +47,22 @@ def parse_detection3d(
         best = max(d.results, key=lambda r: r.hypothesis.score)
         class_id = best.hypothesis.class_id
         model_id = class_map.get(class_id, class_id)
-        raw.append((model_id, instance_id, float(best.hypothesis.score), best.pose.pose))
+        raw.append((model_id, instance_id, best.pose.pose))
     seeds, more = _check(raw, known_models, min_depth_m)
     return seeds, refused + more
+
+
+#: name (the ``detections_type`` parameter) -> (message type on ``detections``, its parser)
+DETECTION_INPUTS: dict[str, tuple[type, Parser]] = {
+    "gcf": (CoarseDetectionArray, parse_coarse),
+    "vision_msgs": (Detection3DArray, parse_detection3d),
+}
 
 
 def _check(raw, known_models: set[str], min_depth_m: float) -> tuple[list[Seed], list[Refused]]:
     seeds, refused = [], []
     seen: set[tuple[str, str]] = set()
-    for model_id, instance_id, score, pose in raw:
+    for model_id, instance_id, pose in raw:
         if model_id not in known_models:
             reason = f"unknown model id {model_id!r}"
             refused.append(Refused(model_id, instance_id, "unknown_model", reason))
@@ -83,12 +73,12 @@ def _check(raw, known_models: set[str], min_depth_m: float) -> tuple[list[Seed],
             continue
         seen.add((model_id, instance_id))
         if pose is None:
-            seeds.append(Seed(model_id, instance_id, score, None))
+            seeds.append(Seed(model_id, instance_id, None))
             continue
         try:
             reading = pose_to_matrix(pose, min_depth_m)
         except BadInputError as err:
             refused.append(Refused(model_id, instance_id, err.kind, str(err)))
             continue
-        seeds.append(Seed(model_id, instance_id, score, reading.T, reading.note))
+        seeds.append(Seed(model_id, instance_id, reading.T, reading.note))
     return seeds, refused

@@ -6,7 +6,7 @@ downstream consumers see one consistent instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from geometry_msgs.msg import TransformStamped
@@ -14,7 +14,7 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker, MarkerArray
 
-from gcf_ros.gcf.refiner import REJECTED
+from gcf_ros.pipeline.types import InstanceOutput
 from gcf_ros.ros.conversions import fill_pose
 from gcf_ros_msgs.msg import RefinedPose, RefinedPoseArray
 
@@ -22,38 +22,7 @@ ACCEPTED_RGBA = (0.1, 0.85, 0.3, 0.8)
 MARKER_NS = "gcf_ros"
 
 
-@dataclass(frozen=True)
-class InstanceOutput:
-    """One refined (or rejected) instance of a frame.
-
-    ``T_cam_obj``/``T_init`` (4, 4) in the image's optical frame, metres; ``mesh_uri`` and
-    ``mesh_scale`` describe the marker mesh (mesh units -> metres); ``bbox_obj`` (2, 3) the model's
-    axis-aligned box (min, max) in its own frame, metres.
-    """
-
-    model_id: str
-    instance_id: str
-    child_frame: str
-    T_cam_obj: np.ndarray
-    T_init: np.ndarray
-    confidence: float
-    iterations: int
-    status: int
-    reason: str
-    mesh_uri: str = ""
-    mesh_scale: float = 1.0
-    bbox_obj: np.ndarray | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.status != REJECTED
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.model_id, self.instance_id)
-
-
-def tf_message(header, instances: list[InstanceOutput]) -> TFMessage:
+def tf_message(header, instances: Sequence[InstanceOutput]) -> TFMessage:
     """One transform parent = image optical frame -> child frame per accepted instance."""
     msg = TFMessage()
     for inst in instances:
@@ -67,7 +36,7 @@ def tf_message(header, instances: list[InstanceOutput]) -> TFMessage:
     return msg
 
 
-def refined_pose_array(header, instances: list[InstanceOutput]) -> RefinedPoseArray:
+def refined_pose_array(header, instances: Sequence[InstanceOutput]) -> RefinedPoseArray:
     """All instances, rejected ones included with their reason."""
     msg = RefinedPoseArray(header=header)
     for inst in instances:
@@ -85,7 +54,7 @@ def refined_pose_array(header, instances: list[InstanceOutput]) -> RefinedPoseAr
     return msg
 
 
-def detection3d_array(header, instances: list[InstanceOutput]) -> Detection3DArray:
+def detection3d_array(header, instances: Sequence[InstanceOutput]) -> Detection3DArray:
     """vision_msgs view of the accepted instances: class id = model id, score = confidence, box =
     the model's box at the refined pose."""
     msg = Detection3DArray(header=header)
@@ -115,7 +84,7 @@ class MarkerBook:
         self._ids: dict[tuple[str, str], int] = {}
         self._shown: set[tuple[str, str]] = set()
 
-    def markers(self, header, instances: list[InstanceOutput]) -> MarkerArray:
+    def markers(self, header, instances: Sequence[InstanceOutput]) -> MarkerArray:
         msg = MarkerArray()
         shown = set()
         for inst in instances:

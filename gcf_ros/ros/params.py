@@ -12,8 +12,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from gcf_ros.gcf.weights_meta import DEFAULT_WINDOW_SIZE, MIN_CONFIDENCE
+from gcf_ros.ros.inputs import DETECTION_INPUTS
 
-DETECTION_TYPES = ("gcf", "vision_msgs")
+DETECTION_TYPES = tuple(DETECTION_INPUTS)
 # The solver terms a node can run (gcf_ros.gcf.terms; "contour" needs per-detection masks, which
 # the detection messages do not carry).
 NODE_TERMS = ("field", "mask", "region")

@@ -1,4 +1,4 @@
-"""A player node for the bundled LM-O sequence (gcf_ros.tools.sequence): publishes frames and
+"""A player node for the bundled LM-O sequence (gcf_ros.eval.sequence): publishes frames and
 coarse detections, collects what the refiner publishes. Used by ``gcf-demo`` and the node's
 end-to-end tests.
 
@@ -22,9 +22,9 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
+from gcf_ros.eval.sequence import CoarseInstance, SequenceFrame
 from gcf_ros.ros.conversions import fill_pose
 from gcf_ros.ros.image_codec import image_to_rgb
-from gcf_ros.tools.sequence import CoarseInstance, SequenceFrame
 from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPoseArray
 
 OPTICAL_FRAME = "camera_color_optical_frame"

@@ -3,6 +3,8 @@
     gcf-refiner                                  # packaged config/gcf.yaml, models, weights
     gcf-refiner --ros-args --params-file my.yaml -r image:=/camera/color/image_raw
 
+The node turns messages into observations for the frame pipeline (:mod:`gcf_ros.pipeline`: seeds,
+tracks, refinement) and publishes what it returns.
 Threads: the executor thread runs the subscription callbacks, which only check and buffer their
 messages (never refine); a worker thread refines the newest matched frame and publishes the
 results. Every refused input is counted (``/diagnostics``) and logged at most once per
@@ -37,9 +39,10 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
-from gcf_ros.core.draw import draw_axes, draw_outline, outline_contours
 from gcf_ros.core.models import ModelRegistry
-from gcf_ros.gcf.refiner import REJECTED, Detection, Refiner, RefinerConfig, RefineResult
+from gcf_ros.gcf.refiner import Refiner, RefinerConfig
+from gcf_ros.pipeline import Detections, FramePipeline, FrameResult, Observation
+from gcf_ros.pipeline.stats import Health, NodeStats
 from gcf_ros.resources import default_models_yaml, share_dir
 from gcf_ros.ros import outputs
 from gcf_ros.ros.conversions import (
@@ -50,13 +53,11 @@ from gcf_ros.ros.conversions import (
     stamp_to_s,
 )
 from gcf_ros.ros.image_codec import ENCODINGS, ImageDecodeError, fill_image, image_to_rgb
-from gcf_ros.ros.inputs import Refused, Seed, parse_coarse, parse_detection3d
+from gcf_ros.ros.inputs import DETECTION_INPUTS
 from gcf_ros.ros.params import NodeParams
-from gcf_ros.ros.stats import NodeStats
 from gcf_ros.ros.sync import FrameSync
-from gcf_ros.ros.tracking import Track, TrackTable
 from gcf_ros.ros.worker import LatestQueueWorker
-from gcf_ros_msgs.msg import CoarseDetectionArray, RefinedPoseArray
+from gcf_ros_msgs.msg import RefinedPoseArray
 
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
@@ -64,7 +65,7 @@ CAMERA_BUFFER = 30  # camera_info messages kept for matching by stamp
 MIN_DEPTH_M = RefinerConfig.min_depth_m  # closer coarse poses are refused: "behind the camera"
 # ROS types of the parameters that are unset by default (NodeParams annotations)
 _UNSET_TYPES = {"int | None": Parameter.Type.INTEGER, "float | None": Parameter.Type.DOUBLE}
-REFINED_RGB, REJECTED_RGB = (40, 230, 90), (240, 60, 40)
+LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
 
 
 def default_params_yaml() -> Path:
@@ -86,7 +87,7 @@ class _Job:
     """One frame to refine; ``detections`` is None for a tracking-only frame."""
 
     image: _ImageItem
-    detections: Any | None
+    detections: Detections | None
 
     @property
     def tracking_only(self) -> bool:
@@ -100,21 +101,16 @@ class GcfRefinerNode(Node):
         super().__init__(node_name, **kwargs)
         self.params = self._declare_parameters()
         self.stats = NodeStats()
+        self._health = Health()
         self._warned: dict[str, float] = {}
-        self._lock = threading.Lock()  # camera, sync, last stamps
+        self._lock = threading.Lock()  # cameras, sync
         self._cameras: deque[tuple[float, CameraModel]] = deque(maxlen=CAMERA_BUFFER)
-        self._last_image_stamp: float | None = None
-        self._last_done_stamp = -np.inf
-        self._epoch = 0  # incremented when image stamps jump back (bag loop, clock reset)
         self._distortion_warned = False
 
         self.registry = ModelRegistry.from_yaml(Path(self.params.models or default_models_yaml()))
         self._known_models = set(self.registry.ids)
         for model_id in self.registry.ids:  # load now: errors at start-up, no first-frame stall
             self.registry.render_model(model_id)
-        self._mesh_uris = {
-            m: Path(self.registry.spec(m).mesh_path).resolve().as_uri() for m in self.registry.ids
-        }
         self._class_map = self.params.class_map()
         device = self.params.device
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -132,14 +128,18 @@ class GcfRefinerNode(Node):
                 f"{trained} px: expect worse poses (unset, it uses the weights' size)"
             )
         self.device = device
+        # tf_child_frame_format and track_timeout are read-only parameters
+        self.pipeline = FramePipeline(
+            self.refiner, self.params.child_frame, self.params.track_timeout, self._refuse
+        )
+        self.tracks = self.pipeline.tracks
 
-        self.sync: FrameSync[_ImageItem, Any] = FrameSync(
+        self.sync: FrameSync[_ImageItem, Detections] = FrameSync(
             self.params.sync_slop,
             self.params.image_buffer_size,
             self.params.pending_queue_size,
             self.params.max_stamp_age,
         )
-        self.tracks = TrackTable(self.params.track_timeout)
         self._markers = outputs.MarkerBook()
         self._create_interfaces()
         self.worker: LatestQueueWorker[_Job] = LatestQueueWorker(
@@ -194,7 +194,7 @@ class GcfRefinerNode(Node):
         )
         self.create_subscription(Image, "image", self._on_image, sensor_qos)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, sensor_qos)
-        det_type = CoarseDetectionArray if p.detections_type == "gcf" else Detection3DArray
+        det_type = DETECTION_INPUTS[p.detections_type][0]
         self.create_subscription(det_type, "detections", self._on_detections, 10)
         self._tf_pub = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
         self._poses_pub = self.create_publisher(RefinedPoseArray, "refined_poses", 10)
@@ -212,7 +212,6 @@ class GcfRefinerNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
-        self._diag_last: dict[str, float] = {}
 
     def destroy_node(self) -> None:
         self.worker.stop()
@@ -262,18 +261,15 @@ class GcfRefinerNode(Node):
             self._refuse(err.kind, f"image refused: {err}")
             return
         with self._lock:
-            if self._last_image_stamp is not None and stamp < self._last_image_stamp - 1.0:
+            epoch, jump = self.pipeline.stamp_image(stamp)  # a jump clears the tracks
+            if jump:
                 dropped = self.sync.clear()
-                self.tracks.clear()
-                self._last_done_stamp = -np.inf
-                self._epoch += 1
                 self.get_logger().warning(
-                    f"image stamps jumped back {self._last_image_stamp - stamp:.1f} s "
+                    f"image stamps jumped back {jump:.1f} s "
                     f"(bag loop or clock reset): buffers and tracks cleared"
                 )
                 self.stats.count("no_image", len(dropped))
-            self._last_image_stamp = stamp
-            item = dataclasses.replace(item, epoch=self._epoch)
+            item = dataclasses.replace(item, epoch=epoch)
             result = self.sync.add_image(stamp, item)
         for _, reason in result.dropped:
             self._refuse(reason, f"detection array dropped: {reason.replace('_', ' ')}")
@@ -302,8 +298,11 @@ class GcfRefinerNode(Node):
         stamp = stamp_to_s(msg.header.stamp)
         if not msg.detections:
             self._refuse("empty_detections", "empty detection array (nothing to refine)")
+        parse = DETECTION_INPUTS[self.params.detections_type][1]
+        seeds, refused = parse(msg, self._known_models, MIN_DEPTH_M, self._class_map)
+        detections = Detections(msg.header.frame_id, tuple(seeds), tuple(refused))
         with self._lock:
-            result = self.sync.add_detections(stamp, msg)
+            result = self.sync.add_detections(stamp, detections)
         for _, reason in result.dropped:
             why = reason.replace("_", " ")
             self._refuse(reason, f"detection array ({stamp:.3f}) dropped: {why}")
@@ -337,10 +336,20 @@ class GcfRefinerNode(Node):
 
     # ---------------------------------------------------------------------- the worker
     def _process(self, job: _Job) -> None:
-        if job.tracking_only and job.image.stamp <= self._last_done_stamp:
+        if job.tracking_only and self.pipeline.superseded(job.image.stamp):
             return  # a newer frame was refined meanwhile
-        camera = self._camera_for(job.image.stamp)
-        msg = job.image.msg
+        obs = self._observation(job)
+        if obs is None:
+            return
+        result = self.pipeline.process(obs, tracking=self.params.tracking)
+        if result.rejected:
+            self.stats.count("rejected", result.rejected)
+        self._publish(job, obs, result)
+
+    def _observation(self, job: _Job) -> Observation | None:
+        """The job's image decoded, with its camera's K; None (counted) when refused."""
+        image, msg = job.image, job.image.msg
+        camera = self._camera_for(image.stamp)
         try:
             if camera is None:
                 raise BadInputError("no_camera_info", "no valid camera_info received yet")
@@ -348,109 +357,14 @@ class GcfRefinerNode(Node):
             rgb = image_to_rgb(msg)
         except (BadInputError, ImageDecodeError) as err:
             kind = err.kind if isinstance(err, BadInputError) else "bad_image"
-            self._refuse(kind, f"frame at {job.image.stamp:.3f} refused: {err}")
-            return
-        frame_id = job.image.msg.header.frame_id
-        seeds, refused = self._seeds(job, frame_id)
-        detections = [Detection(s.model_id, s.T_cam_obj, s.instance_id) for s in seeds]
-        results = self.refiner.refine(rgb, camera.K, detections)
-        instances = [self._output(s, r) for s, r in zip(seeds, results, strict=True)]
-        instances += [self._refused_output(r) for r in refused]
-        with self._lock:
-            # A frame from before a jump back in time (refined while the loop began) must not
-            # re-seed the tracks nor hold back the tracking-only frames of the new pass.
-            if job.image.epoch == self._epoch:
-                self._update_tracks(instances, job.image.stamp, frame_id)
-                self._last_done_stamp = max(self._last_done_stamp, job.image.stamp)
-        self._publish(job, rgb, camera.K, instances)
+            self._refuse(kind, f"frame at {image.stamp:.3f} refused: {err}")
+            return None
+        frame_id = msg.header.frame_id
+        return Observation(image.stamp, frame_id, rgb, camera.K, job.detections, image.epoch)
 
-    def _seeds(self, job: _Job, frame_id: str) -> tuple[list[Seed], list[Refused]]:
-        """Seeds of a frame: its detections (a missing pose falls back to the track) and, in
-        tracking mode, the tracked instances those detections do not cover."""
-        seeds: list[Seed] = []
-        refused: list[Refused] = []
-        if job.detections is not None:
-            det_frame = job.detections.header.frame_id
-            if det_frame and det_frame != frame_id:
-                self._refuse(
-                    "frame_mismatch",
-                    f"detections in frame {det_frame!r} but the image is in {frame_id!r}: "
-                    "poses must be in the image's optical frame",
-                )
-                return [], []
-            seeds, refused = self._parse(job.detections)
-        for r in refused:
-            self._refuse(r.kind, f"detection {r.model_id}/{r.instance_id} refused: {r.reason}")
-        tracking = self.params.tracking
-        out = []
-        for s in seeds:
-            if s.note:
-                self._refuse("non_unit_quaternion", f"{s.model_id}/{s.instance_id}: {s.note}")
-            if s.T_cam_obj is not None:
-                out.append(s)
-                continue
-            track = self.tracks.get(s.model_id, s.instance_id) if tracking else None
-            if track is not None:
-                out.append(dataclasses.replace(s, T_cam_obj=track.T_cam_obj))
-            else:
-                reason = "detection has no pose and no track"
-                refused.append(Refused(s.model_id, s.instance_id, "no_pose", reason))
-                self._refuse("no_pose", f"{s.model_id}/{s.instance_id}: {reason}")
-        if tracking:
-            covered = {(s.model_id, s.instance_id) for s in out} | {
-                (r.model_id, r.instance_id) for r in refused
-            }
-            for t in self.tracks.active(job.image.stamp, frame_id):
-                if (t.model_id, t.instance_id) not in covered:
-                    out.append(Seed(t.model_id, t.instance_id, 1.0, t.T_cam_obj))
-        return out, refused
-
-    def _parse(self, msg: Any) -> tuple[list[Seed], list[Refused]]:
-        if self.params.detections_type == "gcf":
-            return parse_coarse(msg, self._known_models, MIN_DEPTH_M)
-        return parse_detection3d(msg, self._known_models, MIN_DEPTH_M, self._class_map)
-
-    def _output(self, seed: Seed, r: RefineResult) -> outputs.InstanceOutput:
-        spec = self.registry.spec(seed.model_id)
-        model = self.registry.get(seed.model_id)
-        if r.status == REJECTED:
-            self.stats.count("rejected")
-        return outputs.InstanceOutput(
-            model_id=seed.model_id,
-            instance_id=seed.instance_id,
-            child_frame=self.params.child_frame(
-                seed.model_id, seed.instance_id, spec.tf_name or seed.model_id
-            ),
-            T_cam_obj=r.T_cam_obj,
-            T_init=r.T_init,
-            confidence=r.confidence,
-            iterations=r.iterations,
-            status=r.status,
-            reason=r.status_reason,
-            mesh_uri=self._mesh_uris[seed.model_id],
-            mesh_scale=spec.scale,
-            bbox_obj=np.stack([model.bbox_min, model.bbox_max]).astype(np.float64),
-        )
-
-    def _refused_output(self, r: Refused) -> outputs.InstanceOutput:
-        T = r.T_cam_obj if r.T_cam_obj is not None else np.eye(4)
-        return outputs.InstanceOutput(
-            r.model_id, r.instance_id, "", T, T, 0.0, 0, REJECTED, r.reason
-        )
-
-    def _update_tracks(self, instances, stamp: float, frame_id: str) -> None:
-        if not self.params.tracking:
-            return
-        for inst in instances:
-            if inst.accepted:
-                self.tracks.update(
-                    Track(inst.model_id, inst.instance_id, inst.T_cam_obj, stamp, frame_id)
-                )
-            else:
-                self.tracks.remove(inst.model_id, inst.instance_id)
-
-    def _publish(self, job: _Job, rgb: np.ndarray, K: np.ndarray, instances) -> None:
+    def _publish(self, job: _Job, obs: Observation, result: FrameResult) -> None:
         header = job.image.msg.header
+        instances = result.instances
         p = self.params
         if p.publish_tf:
             tf = outputs.tf_message(header, instances)
@@ -462,26 +376,11 @@ class GcfRefinerNode(Node):
         if self._markers_pub is not None:
             self._markers_pub.publish(self._markers.markers(header, instances))
         if self._overlay_pub is not None and self._overlay_pub.get_subscription_count() > 0:
-            overlay = self._draw_overlay(rgb, K, instances)
+            overlay = self.pipeline.overlay(obs, result)
             self._overlay_pub.publish(fill_image(Image(header=header), overlay))
         self.stats.tick("output")
         self.stats.count("frames_refined")
         self.stats.latency(1e3 * (time.monotonic() - job.image.received))
-
-    def _draw_overlay(self, rgb: np.ndarray, K: np.ndarray, instances) -> np.ndarray:
-        """Refined outlines (green) and axes; rejected instances outlined in red."""
-        h, w = rgb.shape[:2]
-        out = rgb
-        for inst in instances:
-            if inst.model_id not in self._known_models or not inst.iterations:
-                continue
-            model = self.registry.get(inst.model_id)
-            color = REFINED_RGB if inst.accepted else REJECTED_RGB
-            contours = outline_contours(model, K, inst.T_cam_obj, (w, h), self.refiner.renderer)
-            out = draw_outline(out, contours, color)
-            if inst.accepted:
-                out = draw_axes(out, K, inst.T_cam_obj, 0.5 * model.diameter)
-        return out
 
     # ----------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
@@ -494,31 +393,13 @@ class GcfRefinerNode(Node):
         snap["queued_frames"] = float(self.worker.queued())
         snap["pending_detections"] = float(self.sync.pending_count())
         snap["tracks"] = float(len(self.tracks))
-        problems = [
-            k
-            for k, v in snap.items()
-            if k not in _NOT_PROBLEMS
-            and not k.endswith(("_hz", "_ms"))
-            and v > self._diag_last.get(k, 0.0)
-        ]
-        self._diag_last = snap
-        status = DiagnosticStatus(name=f"{self.get_name()}: refinement", hardware_id=self.device)
-        if not self.worker.is_alive():
-            status.level, status.message = DiagnosticStatus.ERROR, "refinement worker stopped"
-        elif problems:
-            status.level = DiagnosticStatus.WARN
-            status.message = "new: " + ", ".join(sorted(problems))
-        else:
-            status.level, status.message = DiagnosticStatus.OK, "ok"
+        level, message = self._health.assess(snap, self.worker.is_alive())
+        status = DiagnosticStatus(name=f"{self.get_name()}: refinement", hardware_id=self.device,
+                                  level=LEVELS[level], message=message)  # fmt: skip
         status.values = [KeyValue(key=k, value=f"{v:.6g}") for k, v in sorted(snap.items())]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = now.to_msg()
         self._diag_pub.publish(msg)
-
-
-_NOT_PROBLEMS = {
-    "frames_refined", "queued_frames", "pending_detections", "tracks", "empty_detections",
-}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

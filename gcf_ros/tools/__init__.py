@@ -1,1 +1,1 @@
-"""Command-line tools of gcf_ros (console scripts), thin wrappers over gcf_ros.core."""
+"""Command-line tools of gcf_ros without ROS (``gcf-render``), thin wrappers over gcf_ros.core."""

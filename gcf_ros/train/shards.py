@@ -4,6 +4,7 @@ Shards are written by ``gcf_ros.train.synth.write_shards``; ``manifest.json`` li
 ``shard_*.npz`` is globbed). All samples are loaded at construction and kept in their compact
 dtypes (image uint8, render / field float16, mask bool: ~115 kB per sample at S = 64); batches are
 converted to float32 tensors on demand by slicing the stacked arrays, without per-item Python work.
+``validation_windows`` gives samples as the refiner's input (the image window as the whole image).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from gcf_ros.gcf.inputs import image_input
 KEYS = ("image", "render", "field", "mask")
 # Loaded when every shard has them (the pose loss needs them).
 GEOMETRY_KEYS = ("T_init", "T_true", "K_window", "model_idx")
-OPTIONAL_KEYS = ("visible",)  # loaded when every shard has them (SYNTH_VERSION >= 2)
+# Loaded when every shard has them (visible: SYNTH_VERSION >= 2).
+OPTIONAL_KEYS = ("visible", "level")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class ShardBatch:
         The last four are None for shards written without them.
         visible: (B, S, S) bool, where the object is visible in the image window (at T*, minus
             occluders): the target of the visible-mask head; None for older shards.
+        level: (B,) noise level of T_init, an index into ``ShardDataset.level_names``; None for
+            shards without it.
     """
 
     image: torch.Tensor
@@ -53,6 +57,7 @@ class ShardBatch:
     K_window: torch.Tensor | None = None
     model_idx: torch.Tensor | None = None
     visible: torch.Tensor | None = None
+    level: torch.Tensor | None = None
 
     @property
     def has_geometry(self) -> bool:
@@ -71,7 +76,8 @@ class ShardDataset(Dataset):
     ``len(ds)`` samples; ``ds[i]`` is a dict of float32 tensors image (3, S, S), render (10, S, S),
     field (2, S, S) and mask (S, S) bool; ``ds.batch(indices)`` and ``ds.batches(...)`` give
     ``ShardBatch`` es. ``ds.manifest`` is the manifest dict ({} when there is none);
-    ``ds.model_ids`` the model ids that ``ShardBatch.model_idx`` indexes (empty without geometry).
+    ``ds.model_ids`` the model ids that ``ShardBatch.model_idx`` indexes (empty without geometry);
+    ``ds.level_names`` the noise levels that ``ShardBatch.level`` indexes (the manifest's).
     """
 
     def __init__(self, root: str | Path, max_samples: int | None = None) -> None:
@@ -84,6 +90,17 @@ class ShardDataset(Dataset):
         self.shard_names = tuple(p.name for p in paths)
         self.arrays, self.model_ids = _load_stacked(paths, sizes)
         self.size = int(self.arrays["image"].shape[1])
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(self.manifest.get("level_names", ()))
+
+    def level_indices(self, name: str) -> np.ndarray:
+        """The indices of the samples whose initial pose was drawn at noise level ``name``."""
+        if "level" not in self.arrays or name not in self.level_names:
+            raise ValueError(f"{self.root}: no level {name!r} recorded ({self.level_names})")
+        level = torch.as_tensor(self.arrays["level"]).cpu().numpy()
+        return np.flatnonzero(level == self.level_names.index(name))
 
     def __len__(self) -> int:
         return int(self.arrays["image"].shape[0])
@@ -122,6 +139,50 @@ class ShardDataset(Dataset):
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             yield self.batch(order[start : start + batch_size])
+
+
+@dataclass(frozen=True)
+class RefinerWindow:
+    """One synthetic sample as the refiner's input: its S x S image window is the whole image.
+
+    Attributes:
+        image: (S, S, 3) uint8 RGB window, showing the object at ``T_true``.
+        K: (3, 3) float64 camera of the window.
+        model_id: the sample's model.
+        T_init: (4, 4) float64 camera-from-object pose to start from (T0), metres.
+        T_true: (4, 4) float64 true pose (T*), metres.
+        index: the sample's index in its ``ShardDataset``.
+    """
+
+    image: np.ndarray
+    K: np.ndarray
+    model_id: str
+    T_init: np.ndarray
+    T_true: np.ndarray
+    index: int
+
+
+def validation_windows(
+    data: ShardDataset | str | Path, n: int | None = None, level: str | None = None
+) -> list[RefinerWindow]:
+    """The first ``n`` samples (None: all) of a shard folder or dataset, of noise level ``level``
+    (None: any), in order: refine ``w.image`` with camera ``w.K`` from ``w.T_init``, compare with
+    ``w.T_true``."""
+    ds = data if isinstance(data, ShardDataset) else ShardDataset(data, None if level else n)
+    if not ds.model_ids:
+        raise ValueError(f"{ds.root}: the shards record no poses (written without geometry)")
+    idx = (ds.level_indices(level) if level else np.arange(len(ds)))[:n]
+    keys = ("image", "T_init", "T_true", "K_window", "model_idx")
+    image, T0, T, K, model = (_rows(ds, key, idx) for key in keys)
+    ids = [ds.model_ids[int(m)] for m in model]
+    poses = (K.astype(np.float64), ids, T0.astype(np.float64), T.astype(np.float64))
+    return [RefinerWindow(*row, int(i)) for *row, i in zip(image, *poses, idx, strict=True)]
+
+
+def _rows(ds: ShardDataset, key: str, idx: np.ndarray) -> np.ndarray:
+    """``ds``'s stacked array ``key`` at ``idx``, on the host (the arrays may be on a device)."""
+    stacked = torch.as_tensor(ds.arrays[key])
+    return stacked[torch.from_numpy(idx).to(stacked.device)].cpu().numpy()
 
 
 def _shard_paths(root: Path) -> tuple[dict, list[Path]]:

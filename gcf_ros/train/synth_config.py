@@ -18,7 +18,7 @@ __all__ = ["DEFAULT_NOISE_MIX", "SYNTH_LEVELS", "TINY", "XLARGE", "SynthConfig",
 
 XLARGE = NoiseLevel("xlarge", 40.0, 0.05, 0.2)
 # Near-aligned starts: the refiner ends every run there, and a network that has seen none keeps
-# pushing an aligned pose away (scripts/fixed_point_study.py; docs/results.md, session 6).
+# pushing an aligned pose away (experiments/fixed_point_study.py; docs/results.md, session 6).
 TINY = NoiseLevel("tiny", 1.0, 0.002, 0.005)
 SYNTH_LEVELS: dict[str, NoiseLevel] = {"tiny": TINY, **NOISE_LEVELS, "xlarge": XLARGE}
 DEFAULT_NOISE_MIX: dict[str, float] = {"small": 0.25, "medium": 0.35, "large": 0.3, "xlarge": 0.1}

@@ -117,7 +117,8 @@ def test_stored_baseline_must_hold_the_same_instances(tmp_path):
 
 def test_node_stream_case_reports_rates_latency_and_drops():
     """The node part with real rclpy nodes: a short 30 Hz stream with 2 detections per frame."""
-    from gcf_ros.bench.node import NodeBenchConfig, bench_node, format_node_table
+    from gcf_ros.bench.report import format_node_table
+    from gcf_ros.ros.bench_node import NodeBenchConfig, bench_node
 
     node = bench_node(NodeBenchConfig(detections=(2,), duration_s=1.5), progress=lambda s: None)
     case = node["cases"]["2"]

@@ -1,8 +1,6 @@
-"""Projection, its Jacobians (finite differences) and crop windows."""
+"""Projection, its Jacobians (finite differences), the camera-info check and crop windows."""
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 import pytest
@@ -11,17 +9,16 @@ import torch
 from gcf_ros.core import geometry as g
 from gcf_ros.core.camera import (
     CropWindow,
-    Intrinsics,
     backproject,
+    checked_camera_matrix,
     crop_window_around,
     crop_window_for_box,
-    pose_jacobian,
     project,
     projection_jacobian,
 )
 from gcf_ros.core.pose_update import apply_update, update_jacobian
 
-CAM = Intrinsics(fx=572.4114, fy=573.57043, cx=325.2611, cy=242.04899, width=640, height=480)
+K_LMO = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])  # 640 x 480
 
 
 def _points(n: int, seed: int = 0) -> torch.Tensor:
@@ -32,14 +29,14 @@ def _points(n: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_project_backproject_roundtrip():
-    K = torch.as_tensor(CAM.K)
+    K = torch.as_tensor(K_LMO)
     X = _points(100)
     uv = project(K, X)
     torch.testing.assert_close(backproject(K, uv, X[:, 2]), X)
 
 
 def test_projection_jacobian_matches_finite_differences():
-    K = torch.as_tensor(CAM.K)
+    K = torch.as_tensor(K_LMO)
     X = _points(20, 1)
     J = projection_jacobian(K, X)
     eps = 1e-7
@@ -50,26 +47,11 @@ def test_projection_jacobian_matches_finite_differences():
         torch.testing.assert_close(J[..., k], fd, atol=1e-4, rtol=1e-6)
 
 
-def test_pose_jacobian_matches_finite_differences_of_left_perturbation():
-    K = torch.as_tensor(CAM.K)
-    X_obj = _points(20, 2) - torch.tensor([0.0, 0.0, 0.7], dtype=torch.float64)
-    T = g.make_se3(g.so3_exp(torch.tensor([0.2, -0.4, 0.1], dtype=torch.float64)),
-                   torch.tensor([0.02, -0.03, 0.8], dtype=torch.float64))  # fmt: skip
-    J = pose_jacobian(K, g.se3_apply(T, X_obj))
-    eps = 1e-6
-    for k in range(6):
-        xi = torch.zeros(6, dtype=torch.float64)
-        xi[k] = eps
-        plus = project(K, g.se3_apply(g.se3_exp(xi) @ T, X_obj))
-        minus = project(K, g.se3_apply(g.se3_exp(-xi) @ T, X_obj))
-        torch.testing.assert_close(J[..., k], (plus - minus) / (2 * eps), atol=1e-3, rtol=1e-5)
-
-
 def test_update_jacobian_matches_finite_differences_of_apply_update():
     """The pose parametrisation every refiner uses (core/pose_update.py): d(u, v)/dxi of the
     projected points under ``apply_update`` (rotation about the object's origin), against central
     differences of ``apply_update`` itself -- so a sign or axis error in either shows here."""
-    K = torch.as_tensor(CAM.K)
+    K = torch.as_tensor(K_LMO)
     X_obj = _points(20, 5) - torch.tensor([0.0, 0.0, 0.7], dtype=torch.float64)
     T = g.make_se3(g.so3_exp(torch.tensor([-0.3, 0.5, 0.2], dtype=torch.float64)),
                    torch.tensor([0.05, 0.02, 0.75], dtype=torch.float64))  # fmt: skip
@@ -91,9 +73,9 @@ def test_update_jacobian_matches_finite_differences_of_apply_update():
 
 def test_window_K_equals_cropping_the_full_projection():
     X = _points(50, 3)
-    uv_full = project(torch.as_tensor(CAM.K), X).numpy()
+    uv_full = project(torch.as_tensor(K_LMO), X).numpy()
     window = crop_window_around(uv_full, size=128, padding=1.4)
-    uv_via_window_K = project(torch.as_tensor(window.K_window(CAM.K)), X).numpy()
+    uv_via_window_K = project(torch.as_tensor(window.K_window(K_LMO)), X).numpy()
     np.testing.assert_allclose(uv_via_window_K, window.to_window(uv_full), atol=1e-9)
     np.testing.assert_allclose(window.to_image(window.to_window(uv_full)), uv_full, atol=1e-9)
     # The window covers the points with the requested padding.
@@ -125,31 +107,28 @@ def test_crop_window_for_box_rejects_points_behind_the_camera():
     T = np.eye(4)
     T[2, 3] = 0.02  # box straddles the camera plane
     with pytest.raises(ValueError, match="behind the camera"):
-        crop_window_for_box(CAM.K, T, corners, size=64)
+        crop_window_for_box(K_LMO, T, corners, size=64)
     T[2, 3] = 0.8
-    window = crop_window_for_box(CAM.K, T, corners, size=64, padding=1.5)
-    assert window.side == pytest.approx(1.5 * 2 * 0.05 / 0.75 * CAM.fy, rel=1e-6)
+    window = crop_window_for_box(K_LMO, T, corners, size=64, padding=1.5)
+    assert window.side == pytest.approx(1.5 * 2 * 0.05 / 0.75 * K_LMO[1, 1], rel=1e-6)
 
 
-def test_intrinsics_from_camera_info_and_distortion_warning(caplog):
-    info = {"k": CAM.K.ravel().tolist(), "width": 640, "height": 480, "d": [0.0] * 5,
-            "distortion_model": "plumb_bob"}  # fmt: skip
-    with caplog.at_level(logging.WARNING):
-        assert Intrinsics.from_camera_info(info) == CAM
-    assert not caplog.records
-    info["d"] = [0.1, 0, 0, 0, 0]
-    with caplog.at_level(logging.WARNING):
-        Intrinsics.from_camera_info(info)
-    assert "treated as rectified" in caplog.text
-    with pytest.raises(ValueError, match="9-element"):
-        Intrinsics.from_camera_info({"k": [1, 2, 3], "width": 1, "height": 1})
-    with pytest.raises(ValueError, match="positive"):
-        Intrinsics(0.0, 1.0, 0.0, 0.0, 10, 10)
-
-
-def test_scaled_intrinsics_preserve_pixel_centres():
-    X = _points(10, 4)
-    half = CAM.scaled(0.5)
-    uv = project(torch.as_tensor(CAM.K), X).numpy()
-    uv_half = project(torch.as_tensor(half.K), X).numpy()
-    np.testing.assert_allclose(uv_half, (uv + 0.5) * 0.5 - 0.5, atol=1e-9)
+def test_camera_matrix_check_accepts_real_cameras_and_names_each_broken_rule():
+    k = K_LMO.ravel().tolist()
+    np.testing.assert_array_equal(checked_camera_matrix(k, 640, 480), K_LMO)
+    checked_camera_matrix(k, 0, 0)  # size unknown
+    checked_camera_matrix(k, 320, 240)  # principal point outside, less than half the image
+    bad = {
+        "9 values": (k[:8], 640, 480),
+        "NaN": ([float("nan"), *k[1:]], 640, 480),
+        "focal": ([0.0] * 9, 640, 480),
+        "focal length": ([572.4, 0, 325.3, 0, -573.6, 242.0, 0, 0, 1], 640, 480),
+        r"must be \[\[fx, 0, cx\]": ([572.4, 2.0, 325.3, 0, 573.6, 242.0, 0, 0, 1], 640, 480),
+        r"\[0, 0, 1\]\]": ([572.4, 0, 325.3, 0, 573.6, 242.0, 0, 0, 0.5], 640, 480),
+        "both 0": (k, 640, 0),
+        "far outside": (k, 160, 120),
+        "far outside the 640": ([572.4, 0, 325.3, 0, 573.6, -300.0, 0, 0, 1], 640, 480),
+    }
+    for message, args in bad.items():
+        with pytest.raises(ValueError, match=message):
+            checked_camera_matrix(*args)

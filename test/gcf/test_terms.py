@@ -17,7 +17,7 @@ from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.eval.metrics import rotation_error_deg
 from gcf_ros.gcf.predictor import TrueFieldPredictor
 from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig
-from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms, solve_update
+from gcf_ros.gcf.solver import TermWeight, solve_terms
 from gcf_ros.gcf.terms import (
     ContourTerm,
     FieldTerm,
@@ -145,7 +145,7 @@ def test_line_posterior_finds_a_step_edge():
     assert occluded[2][0] < 0.06  # 1 - P(end) = 0.05 / 0.95 with p clipped at 0.05
 
 
-def test_solve_terms_matches_the_single_system_solver_and_adds_terms():
+def test_solve_terms_is_the_damped_step_of_one_term_and_adds_terms():
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(1, 50, 3, generator=gen, dtype=torch.float64) * 0.03
     T = torch.eye(4, dtype=torch.float64)[None].clone()
@@ -155,9 +155,12 @@ def test_solve_terms_matches_the_single_system_solver_and_adds_terms():
     w = torch.rand(1, 50, generator=gen, dtype=torch.float64)
     res = point_residuals(Kw, T, X, r, w)
     H, g, _ = res.normal_equations()
-    for kind in ("gauss_newton", "gradient"):
+    diag = torch.diagonal(H, dim1=-2, dim2=-1)
+    damping = torch.tensor([0.1, 0.1, 0.1, 5.1, 5.1, 5.1], dtype=torch.float64)  # LM + rotation
+    gauss_newton = torch.linalg.solve(H + torch.diag_embed(damping * diag), g[..., None])[..., 0]
+    gradient = 0.3 * g / ((1 + damping - 0.1) * diag)  # Jacobi: rotation damped, no LM
+    for kind, ref in (("gauss_newton", gauss_newton), ("gradient", gradient)):
         one = solve_terms([(res, TermWeight(1.0, 0.1, 5.0))], kind, 0.3)
-        ref = solve_update(H, g, SolverConfig(kind, 0.1, 0.3, 5.0))
         torch.testing.assert_close(one, ref, rtol=1e-6, atol=1e-12)
     # Two copies of one term at half scale each give the same step; a second, disagreeing term
     # moves the step towards its own solution in proportion to its scale.

@@ -30,10 +30,10 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import add_or_adds, projection_error_px, rotation_error_deg
+from gcf_ros.eval.sequence import coarse_instances, load_sequence
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.ros.conversions import fill_pose, pose_to_matrix
 from gcf_ros.ros.player import Player, camera_info_msg, detections_msg, image_msg, stamp_msg
-from gcf_ros.tools.sequence import coarse_instances, load_sequence
 from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPose, RefinedPoseArray
 
 FAST = {"input_reliability": "reliable", "iterations": 2, "diagnostics_period": 0.5}

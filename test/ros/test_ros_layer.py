@@ -16,6 +16,8 @@ from scipy.spatial.transform import Rotation
 
 from gcf_ros.gcf.refiner import RefinerConfig, resolve_checkpoint
 from gcf_ros.gcf.weights_meta import read_weights_meta
+from gcf_ros.pipeline.stats import NodeStats
+from gcf_ros.pipeline.tracking import Track, TrackTable
 from gcf_ros.resources import share_dir
 from gcf_ros.ros import image_codec
 from gcf_ros.ros.conversions import (
@@ -27,9 +29,7 @@ from gcf_ros.ros.conversions import (
 )
 from gcf_ros.ros.inputs import parse_coarse
 from gcf_ros.ros.params import NodeParams
-from gcf_ros.ros.stats import NodeStats
 from gcf_ros.ros.sync import FrameSync
-from gcf_ros.ros.tracking import Track, TrackTable
 from gcf_ros.ros.worker import LatestQueueWorker
 
 
@@ -128,6 +128,9 @@ def test_camera_info_checks():
         camera_info_to_model(_info([0.0] * 9))
     with pytest.raises(BadInputError, match="NaN"):
         camera_info_to_model(_info([float("nan"), *K[1:]]))
+    with pytest.raises(BadInputError, match="far outside") as err:  # every rule of the core check
+        camera_info_to_model(_info(K, w=160, h=120))
+    assert err.value.kind == "bad_camera_info"
     with pytest.raises(BadInputError, match="320 x 240"):
         check_image_size(cam, 320, 240)
     check_image_size(camera_info_to_model(_info(K, w=0, h=0)), 320, 240)  # size unknown: ok

@@ -2,25 +2,25 @@
 predicts a zero field there and stays; what it does instead is its fixed-point bias, the floor of
 its accuracy. Analysis only: nothing is fitted or chosen here.
 
-    python scripts/fixed_point_study.py [--weights W] [--n 60] [SETTING ...] [--flip-average]
-    python scripts/fixed_point_study.py --baseline rgb --n 60   # the RGB baseline, real frames
+    python experiments/fixed_point_study.py [--weights W] [--n 60] [SETTING ...] [--flip-average]
+    python experiments/fixed_point_study.py --baseline rgb --n 60   # the RGB baseline, real frames
 
 Two sets of windows, the same refiner:
 
 - ``synthetic``: validation windows (``--val``, camera-resolution ones by default) with the window
-  as the whole image, as ``tune_refiner.py`` uses them;
+  as the whole image, as ``scripts/tune_refiner.py`` uses them;
 - ``real``: the first ``--n`` LM-O instances of the gcf-eval selection (ground-truth poses of
   ../shared/data/lmo), refined in the full image.
 
-Per setting (``key=value,...`` as in ``tune_refiner.py``; "" = the weights file's own settings) it
-prints the median drift after refinement: rotation (deg), translation (cm) split into depth |dz|
-and lateral |dxy|, 2D projection error (px), and the median signed shift (du, dv) of the projected
-object centre (px, full image for real frames, window for synthetic ones). ``--flip-average``
-averages the network's field over the window and its mirror image (both branches flipped, the
-field flipped back): if that halves the drift, the drift is the network's variance; if not, it is
-a bias. ``--baseline rgb`` runs the soft-rasterizer RGB baseline of gcf-eval from the true poses
-instead (real frames only; ~10 s per instance): where photometric agreement with the image lies,
-a reference for the network's drift that does not depend on it.
+Per setting (``key=value,...`` of RefinerConfig fields as in ``scripts/tune_refiner.py``; "" = the
+weights file's own settings) it prints the median drift after refinement: rotation (deg),
+translation (cm) split into depth |dz| and lateral |dxy|, 2D projection error (px), and the median
+signed shift (du, dv) of the projected object centre (px, full image for real frames, window for
+synthetic ones). ``--flip-average`` averages the network's field over the window and its mirror
+image (both branches flipped, the field flipped back): if that halves the drift, the drift is the
+network's variance; if not, it is a bias. ``--baseline rgb`` runs the soft-rasterizer RGB baseline
+of gcf-eval from the true poses instead (real frames only; ~10 s per instance): where photometric
+agreement with the image lies, a reference for the network's drift that does not depend on it.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tune_refiner import _parse, validation_windows
 
 from gcf_ros.core.bop import BopDataset
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.eval.cli import parse_overrides
 from gcf_ros.eval.harness import EvalConfig, evaluate, select_instances
 from gcf_ros.eval.methods import EvalFrame, Method, MethodOutput
 from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
@@ -42,6 +42,7 @@ from gcf_ros.gcf.inputs import image_input, render_input
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint
 from gcf_ros.resources import default_models_yaml
+from gcf_ros.train.shards import validation_windows
 
 
 class FlipAveragedPredictor(NetworkPredictor):
@@ -91,9 +92,9 @@ def _drift(registry, model_id, K, T_rest, T_true) -> list[float]:
 
 def synthetic_drift(refiner: Refiner, registry, val: Path, n: int) -> np.ndarray:
     rows = []
-    for image, K, model_id, _T0, T in validation_windows(val, n):
-        (res,) = refiner.refine_poses(image, K, [model_id], T[None])
-        rows.append(_drift(registry, model_id, K, res.T_cam_obj, T))
+    for w in validation_windows(val, n):
+        (res,) = refiner.refine_poses(w.image, w.K, [w.model_id], w.T_true[None])
+        rows.append(_drift(registry, w.model_id, w.K, res.T_cam_obj, w.T_true))
     return np.array(rows)
 
 
@@ -166,8 +167,13 @@ def main() -> None:
     predictor_cls = FlipAveragedPredictor if args.flip_average else NetworkPredictor
     predictor = predictor_cls.from_weights(args.weights)
     for setting in args.settings:
-        config = RefinerConfig.resolve(predictor.weights, **_parse(setting))
-        refiner = Refiner(registry, predictor, config)
+        refiner = Refiner(
+            registry,
+            predictor,
+            RefinerConfig.resolve(
+                predictor.weights, **parse_overrides([kv for kv in setting.split(",") if kv])
+            ),
+        )
         for name, study in (("synthetic", synthetic_drift), ("real", real_drift)):
             if args.skip == name:
                 continue

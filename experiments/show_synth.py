@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Visual check of a synthetic training shard: one row per sample.
+"""Visual check of synthetic training samples: one row per sample.
 
-    python scripts/show_synth.py data/synthetic/train/shard_00000.npz --out out/synth_check.png
+    python experiments/show_synth.py data/synthetic/train --out out/synth_check.png [--start 0]
 
 Columns: the image window (T*), the rendering at T0 (shaded rgb channels of the network input),
 the true field as an HSV flow image (hue: direction, value: length, normalised per row), and the
 image with the T0 mask outline (green) and field arrows from rendered pixels p to p + F_p (yellow).
+test/train/test_synth.py checks the same numerically (the field is the exact warp of the rendered
+points).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from gcf_ros.train.shards import ShardBatch, ShardDataset
 
 TILE = 256
 
@@ -52,33 +56,36 @@ def arrows(image: np.ndarray, field: np.ndarray, mask: np.ndarray, step: int = 8
     return out
 
 
-def row(data, i: int) -> np.ndarray:
-    """One row of four tiles for sample i, with its model id and noise level written on it."""
-    image, render = data["image"][i], data["render"][i].astype(np.float32)
-    field, mask = data["field"][i].astype(np.float32), data["mask"][i]
+def row(ds: ShardDataset, b: ShardBatch, k: int, i: int) -> np.ndarray:
+    """One row of four tiles for sample k of batch b (sample i of ds), with its model id and noise
+    level written on it."""
+    image = (b.image[k].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    render, field, mask = b.render[k].numpy(), b.field[k].numpy(), b.mask[k].numpy()
     rgb = (np.clip(render[6:9].transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
     tiles = [_up(image), _up(rgb), _up(flow_to_rgb(field, mask)), arrows(image, field, mask)]
     out = np.concatenate(tiles, axis=1)
-    name = str(data["model_ids"][int(data["model_idx"][i])])
-    label = f"{i}: {name} level {int(data['level'][i])} |F|max {np.abs(field).max():.1f}px"
+    name = ds.model_ids[int(b.model_idx[k])]
+    level = ds.level_names[int(b.level[k])] if b.level is not None else "?"
+    label = f"{i}: {name} level {level} |F|max {np.abs(field).max():.1f}px"
     cv2.putText(out, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("shard", type=Path, help="a shard_XXXXX.npz written by gcf-synth")
+    parser.add_argument("shards", type=Path, help="a folder of shards written by gcf-synth")
     parser.add_argument("--out", type=Path, default=Path("synth.png"), help="output PNG")
     parser.add_argument("--num", type=int, default=8, help="number of samples (rows)")
     parser.add_argument("--start", type=int, default=0, help="first sample")
     args = parser.parse_args(argv)
-    with np.load(args.shard) as data:
-        n = len(data["image"])
-        rows = [row(data, i) for i in range(args.start, min(n, args.start + args.num))]
+    ds = ShardDataset(args.shards, max_samples=args.start + args.num)
+    indices = np.arange(args.start, len(ds))
+    b = ds.batch(indices)
+    rows = [row(ds, b, k, int(i)) for k, i in enumerate(indices)]
     grid = np.concatenate(rows, axis=0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    print(f"wrote {args.out} ({len(rows)} samples of {args.shard})")
+    print(f"wrote {args.out} ({len(rows)} samples of {args.shards})")
     return 0
 
 

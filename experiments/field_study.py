@@ -1,11 +1,12 @@
 """Sim-to-real study: the predicted field against the true one, on real LM-O crops and on
 synthetic validation windows, for one weights file. Analysis only: nothing is fitted here.
 
-    python scripts/field_study.py [--weights W] [--n 100] [--noise medium] [--picture P.png]
+    python experiments/field_study.py [--weights W] [--n 100] [--noise medium] [--picture P.png]
 
-For each evaluated LM-O instance (the gcf-eval selection and initial poses) the refiner's first
-iteration is replayed: the window at T0, the raycast rendering, the network's field and weights;
-the true field is computed from the ground-truth pose. Rows:
+For each evaluated LM-O instance (the gcf-eval selection and initial poses) the refiner runs one
+iteration (the field term alone) and reports it (``Refiner.on_iteration``): the window at T0, the
+raycast rendering, the network's field and weights; the true field is computed from the
+ground-truth pose. Rows:
 
 - EPE (px): mean end-point error over the rendered pixels; "visible" keeps the pixels whose true
   target lands on the instance's visible mask (LM-O is heavily occluded); "zero" is the EPE of
@@ -15,7 +16,8 @@ the true field is computed from the ground-truth pose. Rows:
 - 1-step: median rotation (deg) and reprojection (px) errors after one damped Gauss–Newton step
   on the predicted field (``gcf_ros.train.pose_loss``), next to their values at T0.
 
-Synthetic rows use the validation shards' samples of the same noise level.
+Synthetic rows use the validation shards' samples of the same noise level. The answer is in
+docs/results.md, "Why rotation does not improve on real frames".
 """
 
 from __future__ import annotations
@@ -28,31 +30,32 @@ import numpy as np
 import torch
 
 from gcf_ros.core.bop import BopDataset
-from gcf_ros.core.camera import crop_window_for_box
 from gcf_ros.core.geometry import rotation_angle
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.visibility import render_scene_masks
 from gcf_ros.eval.harness import EvalConfig, select_instances
 from gcf_ros.gcf.field import pixel_grid, true_field
-from gcf_ros.gcf.inputs import image_input, render_input
+from gcf_ros.gcf.inputs import render_input
 from gcf_ros.gcf.predictor import NetworkPredictor
-from gcf_ros.gcf.refiner import RefinerConfig, default_checkpoint
-from gcf_ros.gcf.weights_meta import DAMPING
+from gcf_ros.gcf.refiner import IterationRecord, Refiner, RefinerConfig, default_checkpoint
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.train.pose_loss import one_step_error
 from gcf_ros.train.shards import ShardDataset
 
 LEVELS = ("small", "medium", "large", "xlarge")
+DAMPING = 0.1  # the one-step rows' Levenberg-Marquardt lambda (the refiner's default when run)
 
 
-def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int, S: int):
-    renderer = RaycastRenderer(nthreads=1)
+def real_rows(predictor, registry, dataset: Path, noise: str, n: int, keep: int):
+    config = RefinerConfig.resolve(predictor.weights, iterations=1, terms=("field",))
+    refiner = Refiner(registry, predictor, config, RaycastRenderer(nthreads=1))
+    first: list[IterationRecord] = []
+    refiner.on_iteration = first.append
     selected = select_instances(BopDataset(dataset), registry, EvalConfig(dataset, noise, 0, n))
     rows, shown = [], []
     frame_key, image, visible_all = None, None, None  # per frame: image, visible masks (N, H, W)
     for frame, inst, _visib, T0 in selected:  # in frame order
-        model = registry.render_model(inst.model_id)
         if frame_key != (frame.scene_id, frame.im_id):
             frame_key = (frame.scene_id, frame.im_id)
             models = [registry.get(i.model_id) for i in frame.instances]
@@ -60,18 +63,14 @@ def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int, S: in
             visible_all = render_scene_masks(models, T_all, frame.K, frame.width,
                                              frame.height).visible  # fmt: skip
             image = frame.load_rgb()
-        visible = visible_all[inst.inst_idx]
-        win = crop_window_for_box(frame.K, T0, model.bbox_corners_obj, S,
-                                  RefinerConfig.padding)  # fmt: skip
-        K_win = torch.from_numpy(win.K_window(frame.K))[None]
-        crop = torch.from_numpy(win.resample(image))[None]
-        render = renderer.render([model], torch.from_numpy(T0)[None], K_win, S)
-        true = true_field(render, torch.from_numpy(inst.T_cam_obj)[None], K_win)[0]
-        diam = torch.tensor([model.diameter], dtype=torch.float32)
-        rend = render_input(render, diam)
-        with torch.inference_mode():
-            out = net(image_input(crop), rend)
-        field = out.field[0].permute(1, 2, 0)
+        first.clear()
+        refiner.refine_poses(image, frame.K, [inst.model_id], T0[None])
+        (rec,) = first
+        win, render, K_win, S = rec.windows[0], rec.render, rec.K_window, rec.crops.shape[1]
+        T_true = torch.from_numpy(inst.T_cam_obj)[None]
+        true = true_field(render, T_true, K_win)[0]
+        diam = torch.tensor([registry.get(inst.model_id).diameter], dtype=torch.float32)
+        field, weight = rec.network.field[0], rec.network.weight[0]
         m = render.mask[0]
         # Where each rendered point truly is, in full-image pixels -> on the visible mask?
         target = (pixel_grid(S) + true + 0.5) / win.scale - 0.5
@@ -79,27 +78,25 @@ def real_rows(net, registry, dataset: Path, noise: str, n: int, keep: int, S: in
         col, row = target[..., 0].round().long(), target[..., 1].round().long()
         inside = (col >= 0) & (col < frame.width) & (row >= 0) & (row < frame.height)
         vis = torch.zeros_like(m)
-        vis[inside] = torch.from_numpy(visible)[row[inside], col[inside]]
+        vis[inside] = torch.from_numpy(visible_all[inst.inst_idx])[row[inside], col[inside]]
         vis &= m
         step = one_step_error(
-            out.field, out.weight, rend, render.mask, torch.from_numpy(T0)[None].float(),
-            torch.from_numpy(inst.T_cam_obj)[None].float(), K_win.float(), diam, DAMPING,
+            field.permute(2, 0, 1)[None], weight[None], render_input(render, diam), render.mask,
+            torch.from_numpy(T0)[None].float(), T_true.float(), K_win.float(), diam, DAMPING,
         )  # fmt: skip
         epe = (field - true).norm(dim=-1)
         rot0 = torch.rad2deg(rotation_angle(torch.from_numpy(T0[:3, :3]),
                                             torch.from_numpy(inst.T_cam_obj[:3, :3])))  # fmt: skip
-        rows.append(_row(epe, m, vis, true, out.weight[0, 0], step, float(rot0)))
+        rows.append(_row(epe, m, vis, true, weight, step, float(rot0)))
         if len(shown) < keep and int(vis.sum()) > 200:
-            shown.append((crop[0].numpy(), render.rgb[0].numpy(), m.numpy(),
+            shown.append((rec.crops[0].numpy(), render.rgb[0].numpy(), m.numpy(),
                           true.numpy(), field.numpy()))  # fmt: skip
     return rows, shown
 
 
 def synthetic_rows(net, val_dir: Path, level: str, diameters: dict[str, float]):
     ds = ShardDataset(val_dir)
-    levels = np.concatenate([np.load(val_dir / name)["level"] for name in ds.shard_names])
-    names = ds.manifest.get("level_names", list(LEVELS))
-    idx = np.flatnonzero(levels == names.index(level))
+    idx = ds.level_indices(level)
     table = torch.tensor([diameters[i] for i in ds.model_ids])
     rows = []
     for start in range(0, len(idx), 64):
@@ -182,17 +179,20 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     predictor = NetworkPredictor.from_weights(args.weights or default_checkpoint())
-    net, S = predictor.net, predictor.window_size  # S: the network's training size
     registry = ModelRegistry.from_yaml(default_models_yaml())
     diameters = {i: float(registry.get(i).diameter) for i in registry.ids}
-    real, shown = real_rows(net, registry, args.dataset, args.noise, args.n, keep=4, S=S)
+    real, shown = real_rows(predictor, registry, args.dataset, args.noise, args.n, keep=4)
     print(f"weights: {args.weights or default_checkpoint()}; noise {args.noise}")
     print("| data | n | EPE px | EPE visible px | zero-field EPE px | conf at T0 "
           "| 1-step rot deg | 1-step reproj px |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     print(_summary("LM-O real crops", real))
     if args.val.is_dir():
-        print(_summary("synthetic val", synthetic_rows(net, args.val, args.noise, diameters)))
+        print(
+            _summary(
+                "synthetic val", synthetic_rows(predictor.net, args.val, args.noise, diameters)
+            )
+        )
     if args.picture:
         picture(shown, args.picture)
         print(f"wrote {args.picture}")

@@ -30,10 +30,10 @@ from rclpy.executors import SingleThreadedExecutor
 
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import projection_error_px, rotation_error_deg, translation_error_cm
+from gcf_ros.eval.sequence import coarse_instances, load_sequence
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.ros.conversions import pose_to_matrix
 from gcf_ros.ros.player import Player
-from gcf_ros.tools.sequence import coarse_instances, load_sequence
 
 STATUS = {0: "converged", 1: "max_iter", 2: "REJECTED"}
 

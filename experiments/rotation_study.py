@@ -2,7 +2,7 @@
 S, and what one solver step makes of exact and predicted fields. SYNTHETIC validation windows only
 (never LM-O frames); analysis, nothing is fitted here.
 
-    python scripts/rotation_study.py [--weights W ...] [--val DIR] [--n 200] [--json OUT]
+    python experiments/rotation_study.py [--weights W ...] [--val DIR] [--n 200] [--json OUT]
 
 Part 1, observability. Each validation window's true pose T* is rotated by delta about a random
 axis through the model origin; at each rotated pose the model is rendered into the sample's window
@@ -15,7 +15,8 @@ network's mean predicted field length there (at delta = 0 its floor: the exact f
 Part 2, one Gauss–Newton step from the samples' initial poses T0 (the training pose loss,
 ``gcf_ros.train.pose_loss.one_step_error``) at several Levenberg–Marquardt dampings, with the exact
 field (weights = mask) and with each network's field and weights: median rotation error (deg) and
-reprojection error (window px) after the step.
+reprojection error (window px) after the step. The answer is in docs/results.md, "Why even
+synthetic rotation barely moves" and "Session 5".
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from gcf_ros.core.geometry import rotation_angle
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.gcf.field import true_field
-from gcf_ros.gcf.inputs import image_input
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import default_checkpoint
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.train.pose_loss import one_step_error
+from gcf_ros.train.shards import ShardDataset, validation_windows
 
 DELTAS_DEG = (0.0, 2.5, 5.0, 10.0, 15.0)
 DAMPINGS = (0.1, 0.01, 0.001)
@@ -48,27 +49,25 @@ def _mean_length(field: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     return ((field.norm(dim=-1) * m).sum((1, 2)) / m.sum((1, 2)).clamp_min(1.0)).numpy()
 
 
-def observability(predictors, registry, shard, n: int, seed: int = 0) -> dict:
+def observability(predictors, registry, ds: ShardDataset, seed: int = 0) -> dict:
     """Part 1: {name: (n, len(DELTAS_DEG)) mean field lengths}, name 'true' or a weights name."""
     renderer = RaycastRenderer(nthreads=1)
-    ids = [str(s) for s in shard["model_ids"]]
     rng = np.random.default_rng(seed)
-    out = {name: np.zeros((n, len(DELTAS_DEG))) for name in ["true", *predictors]}
-    D = len(DELTAS_DEG)
-    for i in range(n):
-        model = registry.render_model(ids[int(shard["model_idx"][i])])
-        T_true = shard["T_true"][i].astype(np.float64)
+    out = {name: np.zeros((len(ds), len(DELTAS_DEG))) for name in ["true", *predictors]}
+    D, S = len(DELTAS_DEG), ds.size
+    for i, w in enumerate(validation_windows(ds)):
+        model = registry.render_model(w.model_id)
+        T_true = w.T_true
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
         T = np.repeat(T_true[None], D, axis=0)
         for j, delta in enumerate(DELTAS_DEG):
             T[j, :3, :3] = cv2.Rodrigues(axis * np.deg2rad(delta))[0] @ T_true[:3, :3]
-        K = torch.from_numpy(shard["K_window"][i].astype(np.float64))[None].expand(D, 3, 3)
-        S = shard["image"].shape[1]
+        K = torch.from_numpy(w.K)[None].expand(D, 3, 3)
         render = renderer.render([model] * D, torch.from_numpy(T), K.contiguous(), S)
         exact = true_field(render, torch.from_numpy(T_true)[None].expand(D, 4, 4), K)
         out["true"][i] = _mean_length(exact, render.mask)
-        image = torch.from_numpy(shard["image"][i])[None].expand(D, S, S, 3).contiguous()
+        image = torch.from_numpy(w.image)[None].expand(D, S, S, 3).contiguous()
         diameters = torch.full((D,), model.diameter)
         for name, predictor in predictors.items():
             field, _ = predictor.predict(image, render, diameters, K, np.arange(D))
@@ -76,19 +75,15 @@ def observability(predictors, registry, shard, n: int, seed: int = 0) -> dict:
     return out
 
 
-def one_step(nets, registry, shard, n: int) -> list[dict]:
+def one_step(nets, registry, ds: ShardDataset) -> list[dict]:
     """Part 2 rows: solver damping, field source, median rotation / reprojection after one step."""
-    ids = [str(s) for s in shard["model_ids"]]
+    n, b = len(ds), ds.batch(np.arange(len(ds)))
     diameter = torch.tensor(
-        [registry.get(ids[int(k)]).diameter for k in shard["model_idx"][:n]], dtype=torch.float64
+        [registry.get(ds.model_ids[int(k)]).diameter for k in b.model_idx], dtype=torch.float64
     )
-    image = image_input(torch.from_numpy(shard["image"][:n]))
-    render = torch.from_numpy(shard["render"][:n]).float()
-    mask = torch.from_numpy(shard["mask"][:n])
-    T0 = torch.from_numpy(shard["T_init"][:n]).double()
-    Tt = torch.from_numpy(shard["T_true"][:n]).double()
-    K = torch.from_numpy(shard["K_window"][:n]).double()
-    fields = {"exact": (torch.from_numpy(shard["field"][:n]).float(), mask[:, None].float())}
+    image, render, mask = b.image, b.render, b.mask
+    T0, Tt, K = b.T_init.double(), b.T_true.double(), b.K_window.double()
+    fields = {"exact": (b.field, mask[:, None].float())}
     for name, net in nets.items():
         with torch.inference_mode():
             outs = [net(image[i : i + 50], render[i : i + 50]) for i in range(0, n, 50)]
@@ -109,19 +104,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, nargs="+", default=[default_checkpoint()])
     p.add_argument("--val", type=Path, default=Path("data/synthetic/val"))
-    p.add_argument("--n", type=int, default=200, help="validation windows (first shard)")
+    p.add_argument("--n", type=int, default=200, help="the first N validation windows")
     p.add_argument("--json", type=Path, default=None, help="write both parts here")
     args = p.parse_args()
     torch.set_num_threads(1)
-    shard = np.load(sorted(args.val.glob("shard_*.npz"))[0])
-    n = min(args.n, len(shard["image"]))
+    ds = ShardDataset(args.val, max_samples=args.n)
+    n, S = len(ds), ds.size
     registry = ModelRegistry.from_yaml(default_models_yaml())
     names = [str(w) for w in args.weights]
     predictors = {name: NetworkPredictor.from_weights(name) for name in names}
     nets = {name: predictor.net for name, predictor in predictors.items()}
 
-    lengths = observability(predictors, registry, shard, n)
-    S = shard["image"].shape[1]
+    lengths = observability(predictors, registry, ds)
     print(f"\nPart 1: rotation about a random axis at T*, {n} windows, S = {S} (median, window px)")
     print("| delta ° | true |F| | " + " | ".join(f"{k} pred |F| | P(up)" for k in names) + " |")
     print("|---|---|" + "---|---|" * len(names))
@@ -132,7 +126,7 @@ def main() -> None:
             cells += [f"{np.median(lengths[k][:, j]):.2f}", f"{up:.2f}"]
         print(f"| {delta:g} | " + " | ".join(cells) + " |")
 
-    rows = one_step(nets, registry, shard, n)
+    rows = one_step(nets, registry, ds)
     print(f"\nPart 2: one Gauss–Newton step from T0, {n} windows (median)")
     print("| damping | field | rotation ° | reprojection px |")
     print("|---|---|---|---|")

@@ -1,7 +1,7 @@
-"""Counters, rates and latency percentiles of the node, reported on /diagnostics (no ROS).
+"""Counters, rates and latency percentiles of the node, and the health verdict on them (no ROS).
 
 Thread-safe: the subscription callbacks count inputs and drops, the worker thread records
-outputs and latencies, the diagnostics timer reads a snapshot.
+outputs and latencies, the diagnostics timer reads a snapshot and judges it (:class:`Health`).
 """
 
 from __future__ import annotations
@@ -65,3 +65,34 @@ class NodeStats:
                 out[f"latency_p{p}_ms"] = float(np.percentile(lat, p)) if lat.size else 0.0
             out.update({k: float(v) for k, v in sorted(self.counters.items())})
         return out
+
+
+class Health:
+    """The /diagnostics verdict on successive snapshots: ``error`` when the refinement worker has
+    stopped, ``warn`` naming every problem counter that grew since the previous snapshot, else
+    ``ok``. Rates (``*_hz``), latencies (``*_ms``) and the counters in ``NOT_PROBLEMS`` never warn.
+    """
+
+    NOT_PROBLEMS = frozenset({
+        "frames_refined", "queued_frames", "pending_detections", "tracks", "empty_detections",
+    })  # fmt: skip
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def assess(self, snapshot: dict[str, float], worker_alive: bool) -> tuple[str, str]:
+        """(level: ``ok``, ``warn`` or ``error``; message) of ``snapshot``, which becomes the
+        reference of the next call."""
+        problems = [
+            k
+            for k, v in snapshot.items()
+            if k not in self.NOT_PROBLEMS
+            and not k.endswith(("_hz", "_ms"))
+            and v > self._last.get(k, 0.0)
+        ]
+        self._last = dict(snapshot)
+        if not worker_alive:
+            return "error", "refinement worker stopped"
+        if problems:
+            return "warn", "new: " + ", ".join(sorted(problems))
+        return "ok", "ok"

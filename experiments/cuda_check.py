@@ -1,6 +1,6 @@
 """CUDA check of the training loop and the network: what runs on a GPU machine, with timings.
 
-    python scripts/cuda_check.py --train DIR --val DIR [--diameters JSON] [--iterations 300]
+    python experiments/cuda_check.py --train DIR --val DIR [--diameters JSON] [--iterations 300]
 
 1. Parity: the same network and batch give the same loss (field + pose loss) and gradients on
    CUDA as on the CPU.

@@ -1,11 +1,12 @@
 """Sweep settings of the soft-rasterizer baselines on SYNTHETIC data (never on LM-O frames).
 
-    python scripts/tune_baselines.py mask "lr_rot=0.01,lr_trans=0.004"
-    python scripts/tune_baselines.py rgb "lr_rot=0.005,lr_trans=0.002"
+    python experiments/tune_baselines.py mask "lr_rot=0.01,lr_trans=0.004"
+    python experiments/tune_baselines.py rgb "lr_rot=0.005,lr_trans=0.002"
 
 The eight registry models are rendered with the raycast renderer at random poses (seed 123), over
 noise backgrounds for rgb; initial poses follow the `medium` protocol (seed 7). Prints rotation and
-translation errors before and after refinement, and the time per iteration and instance.
+translation errors before and after refinement, and the time per iteration and instance. The
+chosen settings and how: docs/baselines.md, "Defaults and how they were chosen".
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ per-model caches), then the median of ``--repeats`` timed calls is reported. Als
 PyTorch3D soft silhouette (forward, and forward + backward to the pose) on a 2k-face decimated
 mesh at S = 64. Timings only, no asserts: they depend on the machine and its load.
 
-    python scripts/bench_render.py [--sizes 64 128 256] [--repeats 3] [--models obj_000001 ...]
+    python experiments/render_backends.py [--sizes 64 128 256] [--repeats 3] [--models ...]
         [--config config/models.yaml] [--lmo ../shared/data/lmo] [--device cpu]
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
 import sys
 import time
@@ -26,39 +25,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from gcf_ros.core.camera import crop_window_for_box  # noqa: E402
-from gcf_ros.core.geometry import make_se3  # noqa: E402
-from gcf_ros.core.models import ModelRegistry, ObjectModel  # noqa: E402
-from gcf_ros.core.render import make_renderer  # noqa: E402
-from gcf_ros.core.render.pytorch3d_backend import soft_sigma  # noqa: E402
+from gcf_ros.core.bop import BopDataset
+from gcf_ros.core.camera import crop_window_for_box
+from gcf_ros.core.geometry import make_se3
+from gcf_ros.core.models import ModelRegistry, ObjectModel
+from gcf_ros.core.render import make_renderer
+from gcf_ros.core.render.pytorch3d_backend import soft_sigma
+from gcf_ros.resources import default_models_yaml
 
 SOFT_FACES = 2000
 SOFT_SIZE = 64
 
 
-def first_views(lmo: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """obj_id -> (K (3, 3), T_cam_obj (4, 4), metres) of its first appearance in lmo/test."""
-    default_K = None
-    if (lmo / "camera.json").is_file():
-        cam = json.loads((lmo / "camera.json").read_text())
-        default_K = np.array([[cam["fx"], 0, cam["cx"]], [0, cam["fy"], cam["cy"]], [0, 0, 1.0]])
-    views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for scene in sorted(p for p in (lmo / "test").iterdir() if (p / "scene_gt.json").is_file()):
-        gt = json.loads((scene / "scene_gt.json").read_text())
-        cams_path = scene / "scene_camera.json"
-        cams = json.loads(cams_path.read_text()) if cams_path.is_file() else {}
-        for im in sorted(gt, key=int):
-            K = np.reshape(cams[im]["cam_K"], (3, 3)) if im in cams else default_K
-            for inst in gt[im]:
-                if inst["obj_id"] in views or K is None:
-                    continue
-                T = np.eye(4)
-                T[:3, :3] = np.reshape(inst["cam_R_m2c"], (3, 3))
-                T[:3, 3] = np.asarray(inst["cam_t_m2c"], dtype=float) / 1000.0
-                views[inst["obj_id"]] = (np.asarray(K, dtype=float), T)
+def first_views(lmo: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """model id -> (K (3, 3), T_cam_obj (4, 4), metres) of its first appearance in lmo/test."""
+    views: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for frame, inst in BopDataset(lmo).instances():
+        views.setdefault(inst.model_id, (frame.K, inst.T_cam_obj))
     return views
 
 
@@ -160,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=None, help="model ids (default: all)")
-    parser.add_argument("--config", type=Path, default=ROOT / "config" / "models.yaml")
-    parser.add_argument("--lmo", type=Path, default=ROOT.parent / "shared" / "data" / "lmo")
+    parser.add_argument("--config", type=Path, default=default_models_yaml())
+    parser.add_argument("--lmo", type=Path, default=Path("../shared/data/lmo"))
     parser.add_argument("--device", default="cpu", help="PyTorch3D device (raycast is CPU)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -170,11 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     views = first_views(args.lmo)
     models = []
     for model_id in args.models or registry.ids:
-        obj_id = int(model_id.rsplit("_", 1)[-1])
-        if obj_id not in views:
+        if model_id not in views:
             print(f"# {model_id}: not in any ground-truth frame, skipped", file=sys.stderr)
             continue
-        models.append((model_id, registry.get(model_id), views[obj_id]))
+        models.append((model_id, registry.get(model_id), views[model_id]))
     if not models:
         parser.error("no model with a ground-truth pose")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")

@@ -18,8 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 
 from gcf_ros.bench.timing import PeakRss
+from gcf_ros.eval.sequence import CoarseInstance, coarse_instances, load_sequence
+from gcf_ros.ros.player import Player
+from gcf_ros.ros.refiner_node import GcfRefinerNode
 
 DOMAIN_NOTE = "ROS_DOMAIN_ID and discovery range come from the environment"
 
@@ -40,15 +47,11 @@ class NodeBenchConfig:
 
 def bench_node(config: NodeBenchConfig, progress: Callable[[str], None] = print) -> dict:
     """``{"rate_hz", "duration_s", "cases": {"<n>": {...}}}`` (see the module docstring)."""
-    import rclpy  # the ROS part of the benchmark only: the rest runs without ROS
-
-    from gcf_ros.tools.sequence import load_sequence
-
     frame = load_sequence()[0]
     cases = {}
     for n in config.detections:
         progress(f"node: {n} detection(s) per frame at {config.rate_hz:.0f} Hz")
-        cases[str(n)] = _one_case(rclpy, frame, n, config)
+        cases[str(n)] = _one_case(frame, n, config)
     return {
         "rate_hz": config.rate_hz,
         "duration_s": config.duration_s,
@@ -58,13 +61,11 @@ def bench_node(config: NodeBenchConfig, progress: Callable[[str], None] = print)
     }
 
 
-def _one_case(rclpy, frame, n: int, config: NodeBenchConfig) -> dict:
-    from gcf_ros.tools.sequence import CoarseInstance, coarse_instances
-
+def _one_case(frame, n: int, config: NodeBenchConfig) -> dict:
     base = [coarse_instances(frame, "medium", seed=0)[k % 7] for k in range(n)]
     instances = [CoarseInstance(b.model_id, str(k), b.T_init, b.T_gt) for k, b in enumerate(base)]
     with PeakRss() as probe:
-        graph = _Graph(rclpy, config.threads)
+        graph = _Graph(config.threads)
         try:
             graph.connect()
             graph.warm_up(frame, instances)
@@ -94,14 +95,7 @@ def _one_case(rclpy, frame, n: int, config: NodeBenchConfig) -> dict:
 class _Graph:
     """A refiner node on its own executor thread, and the stream node driven by the caller."""
 
-    def __init__(self, rclpy, threads: int) -> None:
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-
-        from gcf_ros.ros.player import Player
-        from gcf_ros.ros.refiner_node import GcfRefinerNode
-
+    def __init__(self, threads: int) -> None:
         self.ctx_node, self.ctx_stream = Context(), Context()
         rclpy.init(context=self.ctx_node)
         rclpy.init(context=self.ctx_stream)
@@ -168,22 +162,3 @@ class _Graph:
 def _spin(executor) -> None:
     with contextlib.suppress(Exception):  # shut down under us at the end of a case
         executor.spin()
-
-
-def format_node_table(node: dict) -> list[str]:
-    """Lines of the node table of ``gcf-bench``'s output."""
-    lines = [
-        f"node end to end: {node['rate_hz']:.0f} Hz stream for {node['duration_s']:.0f} s, "
-        f"real rclpy nodes over Fast DDS, torch threads {node['threads']}",
-        f"{'detections':>10}{'in Hz':>8}{'out Hz':>8}{'sent':>6}{'refined':>8}{'dropped':>8}"
-        f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'RSS MB':>8}",
-    ]
-    for c in node["cases"].values():
-        lat = c["latency_ms"] or {"p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
-        lines.append(
-            f"{c['detections']:>10}{c['input_hz']:>8.1f}{c['output_hz']:>8.1f}"
-            f"{c['frames_sent']:>6}{c['frames_refined']:>8}{c['dropped_by_queue']:>8}"
-            f"{lat['p50']:>9.0f}{lat['p90']:>9.0f}{lat['p99']:>9.0f}"
-            f"{c['memory_mb']['peak_rss']:>8.0f}"
-        )
-    return lines

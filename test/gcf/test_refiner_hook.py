@@ -1,0 +1,60 @@
+"""The refiner's per-iteration hook for studies: what it reports is what the loop used, and it
+changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from gcf_ros.core.pose_update import apply_update
+from gcf_ros.eval.perturb import perturb_instances
+from gcf_ros.gcf.field import true_field
+from gcf_ros.gcf.predictor import TrueFieldPredictor
+from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig
+
+K = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])
+IDS = ("obj_000005", "obj_000012")
+
+
+def _refine(registry, hook=None):
+    T_true = np.tile(np.eye(4), (len(IDS), 1, 1))
+    T_true[:, :3, :3] = Rotation.random(len(IDS), random_state=3).as_matrix()
+    T_true[:, :3, 3] = [[-0.05, 0.02, 0.7], [0.06, -0.03, 0.8]]
+    T_init = np.stack(perturb_instances(list(T_true), "medium", seed=4))
+    predictor = TrueFieldPredictor(torch.from_numpy(T_true))
+    config = RefinerConfig.resolve(
+        predictor.weights, terms=("field",), iterations=3, damping=1e-3, rotation_damping=0.0
+    )
+    refiner = Refiner(registry, predictor, config)
+    refiner.on_iteration = hook
+    image = np.zeros((480, 640, 3), np.uint8)
+    dets = [Detection(i, T) for i, T in zip(IDS, T_init, strict=True)]
+    return T_true, T_init, refiner.refine(image, K, dets)
+
+
+def test_on_iteration_reports_the_poses_fields_and_steps_of_every_iteration(registry):
+    records = []
+    T_true, T_init, results = _refine(registry, records.append)
+    _, _, plain = _refine(registry)
+    for res, ref in zip(results, plain, strict=True):  # the hook changes nothing
+        assert np.array_equal(res.T_cam_obj, ref.T_cam_obj) and res.status == ref.status
+
+    seen = [(r.iteration, int(b)) for r in records for b in r.index]
+    want = [(it, b) for it in range(3) for b, res in enumerate(results) if it < res.iterations]
+    assert seen == want and len(seen) > len(IDS)
+    for r in records:
+        for k, b in enumerate(r.index):
+            before = T_init[b] if r.iteration == 0 else results[b].history[r.iteration - 1]
+            assert np.array_equal(r.T_cam_obj[k], before)  # the pose it rendered at
+        exact = true_field(r.render, torch.from_numpy(T_true[r.index]), r.K_window)
+        mask = r.render.mask
+        assert torch.equal(r.network.field[mask], exact[mask])
+        mean = (exact.norm(dim=-1) * mask).flatten(1).sum(1) / mask.flatten(1).sum(1)
+        got = [s["field_residual_px"] for s in r.scores]
+        np.testing.assert_allclose(got, mean.numpy(), rtol=1e-5)
+        assert r.crops.shape == (len(r.index), *mask.shape[1:], 3) and len(r.windows) == len(got)
+    first = records[0]  # the first step is always taken, unscaled
+    for k, b in enumerate(first.index):
+        step = apply_update(torch.from_numpy(T_init[b]), torch.from_numpy(first.step[k]))
+        np.testing.assert_allclose(results[b].history[0], step.numpy(), atol=1e-12)
