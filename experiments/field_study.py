@@ -48,7 +48,7 @@ DAMPING = 0.1  # the one-step rows' Levenberg-Marquardt lambda (the refiner's de
 
 
 def real_rows(predictor, registry, dataset: Path, noise: str, n: int, keep: int):
-    config = RefinerConfig(iterations=1, terms=("field",))
+    config = RefinerConfig.resolve(predictor.weights, iterations=1, terms=("field",))
     refiner = Refiner(registry, predictor, config, RaycastRenderer(nthreads=1))
     first: list[IterationRecord] = []
     refiner.on_iteration = first.append

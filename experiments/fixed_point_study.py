@@ -170,7 +170,9 @@ def main() -> None:
         refiner = Refiner(
             registry,
             predictor,
-            RefinerConfig(**parse_overrides([kv for kv in setting.split(",") if kv])),
+            RefinerConfig.resolve(
+                predictor.weights, **parse_overrides([kv for kv in setting.split(",") if kv])
+            ),
         )
         for name, study in (("synthetic", synthetic_drift), ("real", real_drift)):
             if args.skip == name:

@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.configs:
         terms, _, kv = spec.partition("|")
         overrides = parse_overrides([x for x in kv.split(",") if x]) if kv else {}
-        config = RefinerConfig(terms=tuple(terms.split(",")), **overrides)
+        overrides["terms"] = tuple(terms.split(","))
+        config = RefinerConfig.resolve(predictor.weights, **overrides)
         refiner = Refiner(registry, predictor, config)
         rows[spec] = {}
         for model_id, items in cases.items():

@@ -32,7 +32,10 @@ def main() -> None:
     predictor = NetworkPredictor.from_weights(default_checkpoint())
     dets = [Detection(frame.model_ids[i], frame.T_init[i]) for i in frame.evaluated]
     configs = {"field": ("field",), "field+region": ("field", "region")}
-    refiners = {k: Refiner(registry, predictor, RefinerConfig(terms=t)) for k, t in configs.items()}
+    refiners = {
+        k: Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, terms=t))
+        for k, t in configs.items()
+    }
     times: dict[str, list[float]] = {k: [] for k in configs}
     phases: dict[str, dict[str, list[float]]] = {k: {} for k in configs}
     for refiner in refiners.values():  # warm-up

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from gcf_ros.gcf.network import GcfNet, NetConfig, load_gcf_weights, save_gcf_weights
+from gcf_ros.gcf.network import GcfNet, NetConfig, save_gcf_weights
+from gcf_ros.gcf.weights_meta import WeightsMeta, read_weights_meta
 from gcf_ros.train.shards import ShardDataset
 
 
@@ -31,16 +32,16 @@ def main() -> None:
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     net = GcfNet(NetConfig.from_dict(state["config"]["net"]))
     net.load_state_dict(state["model"])
-    meta = {
+    training = {
         "source": str(args.checkpoint),
         "iteration": int(state["iteration"]),
         "best": {k: float(v) for k, v in state["best"].items()},
         "train_config": state["config"],
-        "window_size": args.window_size or _trained_window_size(state["config"]["train_dir"]),
     }
-    save_gcf_weights(args.out, net, meta)
-    load_gcf_weights(args.out)
-    print(f"{args.checkpoint} (iteration {meta['iteration']}) -> {args.out}")
+    size = args.window_size or _trained_window_size(state["config"]["train_dir"])
+    save_gcf_weights(args.out, net, WeightsMeta(window_size=size, training=training).to_dict())
+    read_weights_meta(args.out)
+    print(f"{args.checkpoint} (iteration {training['iteration']}) -> {args.out}")
 
 
 def _trained_window_size(train_dir: str) -> int:

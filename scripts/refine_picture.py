@@ -19,7 +19,7 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import projection_error_px
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.eval.sequence import load_sequence
-from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig
+from gcf_ros.gcf.refiner import Detection, Refiner
 from gcf_ros.resources import default_models_yaml
 
 
@@ -36,8 +36,8 @@ def main() -> None:
     registry = ModelRegistry.from_yaml(default_models_yaml())
     T_gt = [frame.T_gt[i] for i in keep]
     T0 = perturb_instances(T_gt, args.noise, args.seed)
-    config = RefinerConfig(terms=tuple(args.terms.split(","))) if args.terms else None
-    refiner = Refiner.from_checkpoint(registry, config=config)
+    overrides = {"terms": tuple(args.terms.split(","))} if args.terms else None
+    refiner = Refiner.from_checkpoint(registry, overrides=overrides)
     ids = [frame.model_ids[i] for i in keep]
     results = refiner.refine(image, K, [Detection(m, T) for m, T in zip(ids, T0, strict=True)])
     out = image

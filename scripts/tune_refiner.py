@@ -42,9 +42,10 @@ def main() -> None:
     windows = validation_windows(args.val, args.n)
     n = len(windows)
     for setting in args.settings:
-        config = RefinerConfig(**parse_overrides([kv for kv in setting.split(",") if kv]))
+        settings = parse_overrides([kv for kv in setting.split(",") if kv])
+        config = RefinerConfig.resolve(TrueFieldPredictor.weights, **settings)
         if not args.oracle:
-            refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", config)
+            refiner = Refiner.from_checkpoint(registry, args.weights, "cpu", settings)
         errs, conf, rejected = [], [], 0
         for w in windows:
             image, K, model_id, T = w.image, w.K, w.model_id, w.T_true

@@ -110,15 +110,16 @@ def time_gcf(
     frame: BenchFrame,
     registry: ModelRegistry,
     predictor: FieldPredictor,
-    config: RefinerConfig,
+    settings: dict,
     batches: Sequence[Batch],
     repeats: int,
     sync=None,
 ) -> CaseTiming:
-    """GCF refinement of each batch (all its objects in one frame of the pipeline)."""
+    """GCF refinement of each batch (all its objects in one frame of the pipeline), with the
+    settings the weights record and ``settings`` (RefinerConfig fields) on top."""
     rec = _Recorder(GCF_PHASES)
     with PeakRss() as probe:
-        refiner = Refiner(registry, predictor, config)
+        refiner = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, **settings))
         pipeline = FramePipeline(refiner)
         for ids, T_init in batches:
             obs = Observation(0.0, "", frame.image_rgb, frame.K, Detections.of_poses(ids, T_init))

@@ -1,7 +1,7 @@
 """The speed benchmark's plan: which cases ``gcf-bench`` runs, and with how many repeats.
 
 Methods (same frame, same instances, one object per refinement): ``gcf_gauss_newton`` and
-``gcf_gradient`` (the learned refiner with its default settings, window 64 px, at most 8
+``gcf_gradient`` (the learned refiner with its weights' settings and window, at most 8
 iterations) and the PyTorch3D soft-rasterizer baselines ``mask`` and ``rgb`` (their tuned defaults:
 40 Adam iterations, 48 px window, 500-face meshes). Scaling, GCF with Gauss-Newton only (the
 baselines' CPU rasterizer grows with window area x faces, far past any budget here): objects per
@@ -18,7 +18,7 @@ from gcf_ros.bench.frame import SCALING_MODEL, BenchFrame, VariantRegistry, mesh
 from gcf_ros.bench.timing import sync_for
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.gcf.predictor import NetworkPredictor
-from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint
+from gcf_ros.gcf.refiner import Refiner, default_checkpoint
 
 METHODS = ("gcf_gauss_newton", "gcf_gradient", "mask", "rgb")
 
@@ -101,7 +101,7 @@ def run_speed(
     for solver in ("gauss_newton", "gradient"):
         progress(f"gcf ({solver}) on {len(idx)} instances")
         out.methods[f"gcf_{solver}"] = time_gcf(
-            frame, registry, predictor, RefinerConfig(solver=solver), singles, config.repeats, sync
+            frame, registry, predictor, {"solver": solver}, singles, config.repeats, sync
         )
     for space in ("mask", "rgb"):
         progress(f"{space} baseline ({config.baseline_iterations} iterations) on {len(idx)}")
@@ -114,19 +114,19 @@ def run_speed(
 
 
 def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
-    def gcf(reg, cfg, batch) -> CaseTiming:
-        return time_gcf(frame, reg, predictor, cfg, [batch], config.repeats, sync)
+    def gcf(reg, settings, batch) -> CaseTiming:
+        return time_gcf(frame, reg, predictor, settings, [batch], config.repeats, sync)
 
     i = frame.model_ids.index(SCALING_MODEL)
     single = ([SCALING_MODEL], frame.T_init[i : i + 1])
     scaling: dict[str, list[ScalingPoint]] = {"objects": [], "window_px": [], "mesh_faces": []}
     for n in config.objects:
         progress(f"scaling: {n} objects per frame")
-        point = gcf(registry, RefinerConfig(), frame.batch(n))
+        point = gcf(registry, {}, frame.batch(n))
         scaling["objects"].append(ScalingPoint(n, n, point))
     for size in config.windows:
         progress(f"scaling: window {size} px")
-        point = gcf(registry, RefinerConfig(window_size=size), single)
+        point = gcf(registry, {"window_size": size}, single)
         scaling["window_px"].append(ScalingPoint(size, size, point))
     full = registry.get(SCALING_MODEL)
     for faces in config.faces:
@@ -134,7 +134,7 @@ def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
         how = _variant_note(full.num_faces, model.num_faces)
         progress(f"scaling: {SCALING_MODEL} with {model.num_faces} faces ({how})")
         notes.append(f"mesh_faces {faces}: {SCALING_MODEL} {how}, {model.num_faces} faces")
-        point = gcf(VariantRegistry(registry, {SCALING_MODEL: model}), RefinerConfig(), single)
+        point = gcf(VariantRegistry(registry, {SCALING_MODEL: model}), {}, single)
         scaling["mesh_faces"].append(ScalingPoint(faces, model.num_faces, point))
     return scaling
 

@@ -81,18 +81,18 @@ def make_method(args, registry):
 
 def parse_overrides(items: list[str]) -> dict:
     """``["key=value", ...]`` -> RefinerConfig overrides, values typed by the field's default
-    (tuples as comma-separated lists; ``none`` for None)."""
+    (tuples as comma-separated lists; ``none`` for None where a field may be None)."""
     from gcf_ros.gcf.refiner import RefinerConfig
 
     fields = {f.name: f for f in dataclasses.fields(RefinerConfig)}
-    defaults = RefinerConfig()
+    defaults = RefinerConfig.resolve(None)
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
             raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY a RefinerConfig field")
         default = getattr(defaults, key)
-        if value.lower() == "none":
+        if value.lower() == "none" and "None" in str(fields[key].type):
             out[key] = None
         elif dataclasses.is_dataclass(default):
             sub = {}

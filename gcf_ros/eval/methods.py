@@ -129,18 +129,13 @@ class GcfMethod:
     ) -> None:
         from gcf_ros.gcf.refiner import Refiner, RefinerConfig, resolve_checkpoint
 
-        settings = dict(overrides or {})
+        settings = {"solver": solver, **(overrides or {})}
         if iterations:
             settings["iterations"] = iterations
         if terms:
             settings["terms"] = tuple(terms)
-        config = RefinerConfig(solver=solver, **settings)
-        self.label = f"gcf ({solver})"
-        if config.terms != ("field",):
-            self.label = f"gcf ({solver}; {'+'.join(config.terms)})"
-        self.config = config
         predictor = None
-        if "field" in config.terms:
+        if "field" in settings.get("terms", RefinerConfig.terms):
             path = resolve_checkpoint(checkpoint)
             if not path.is_file():
                 raise FileNotFoundError(
@@ -148,7 +143,12 @@ class GcfMethod:
                     "(gcf-train --config config/train.yaml, or --checkpoint PATH)"
                 )
             predictor = NetworkPredictor.from_weights(path, device)
-        self._refiner = Refiner(registry, predictor, config)
+        weights = None if predictor is None else predictor.weights
+        self.config = RefinerConfig.resolve(weights, **settings)
+        self.label = f"gcf ({self.config.solver})"
+        if self.config.terms != ("field",):
+            self.label = f"gcf ({self.config.solver}; {'+'.join(self.config.terms)})"
+        self._refiner = Refiner(registry, predictor, self.config)
         self._raycast = None
 
     def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:

@@ -11,10 +11,14 @@ import torch
 from gcf_ros.core.render.types import RenderOutput
 from gcf_ros.gcf.field import true_field
 from gcf_ros.gcf.inputs import image_input, render_input
+from gcf_ros.gcf.weights_meta import WeightsMeta
 
 
 class FieldPredictor(Protocol):
-    """Predicts the field (B, S, S, 2) in window pixels and weights (B, S, S) in [0, 1]."""
+    """Predicts the field (B, S, S, 2) in window pixels and weights (B, S, S) in [0, 1];
+    ``weights``: what its weights file records (the refiner's settings for it)."""
+
+    weights: WeightsMeta
 
     def predict(
         self,
@@ -28,36 +32,31 @@ class FieldPredictor(Protocol):
         ...
 
 
-DEFAULT_WINDOW_SIZE = 64  # S of weights files that do not record theirs (all before stage 4)
-
-
 class NetworkPredictor:
-    """The trained two-branch network (``gcf_ros.gcf.network.GcfNet``).
-
-    ``window_size``: the window side S (px) the network was trained at, from the weights file's
-    ``meta["window_size"]`` (``DEFAULT_WINDOW_SIZE`` when it records none); the refiner crops at
-    that size unless told otherwise.
-    """
+    """The trained two-branch network (``gcf_ros.gcf.network.GcfNet``) and what its weights file
+    records (``weights``: the window size it was trained at, the refiner settings chosen for it)."""
 
     def __init__(
         self,
         net: torch.nn.Module,
         device: str | torch.device = "cpu",
-        window_size: int = DEFAULT_WINDOW_SIZE,
+        weights: WeightsMeta | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
-        self.window_size = int(window_size)
-        self.meta: dict = {}
+        self.weights = weights or WeightsMeta()
+
+    @property
+    def window_size(self) -> int:
+        """The window side S (px) the network was trained at."""
+        return self.weights.window_size
 
     @classmethod
     def from_weights(cls, path: Path, device: str | torch.device = "cpu") -> NetworkPredictor:
         from gcf_ros.gcf.network import load_gcf_weights
 
         net, meta = load_gcf_weights(path, device)
-        predictor = cls(net, device, int(meta.get("window_size", DEFAULT_WINDOW_SIZE)))
-        predictor.meta = meta
-        return predictor
+        return cls(net, device, WeightsMeta.from_dict(meta))
 
     def predict(self, image_windows, render, diameters, K_window, instance_idx):
         field, weight, _ = self.predict_with_mask(
@@ -82,7 +81,10 @@ class NetworkPredictor:
 
 
 class TrueFieldPredictor:
-    """The exact field towards known poses ``T_true`` (B, 4, 4): an oracle for tests."""
+    """The exact field towards known poses ``T_true`` (B, 4, 4): an oracle for tests (``weights``:
+    it has no file, so the defaults)."""
+
+    weights = WeightsMeta()
 
     def __init__(self, T_true: torch.Tensor) -> None:
         self.T_true = torch.as_tensor(T_true, dtype=torch.float64)

@@ -12,6 +12,9 @@ silhouettes) for residuals at the current poses and takes one damped step on all
 and is REJECTED, with a reason, when that is too low or when the pose left the image or went
 behind the camera.
 
+Settings come from ``RefinerConfig.resolve`` alone: the defaults, then what the network's weights
+file records (:mod:`gcf_ros.gcf.weights_meta`), then the caller's overrides.
+
 Benchmarks attach a :class:`~gcf_ros.core.phase_timer.PhaseTimer` as ``refiner.timer``: every
 iteration then records ``iteration`` (the whole of it) and its phases ``crop``, ``render``,
 ``network``, ``solve`` (normal equations, solver, trust region) and ``update`` (step acceptance
@@ -23,7 +26,7 @@ poses, windows, rendering, network output, read-outs and step) at the end of eve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,48 +39,37 @@ from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import RenderOutput
-from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE, FieldPredictor, NetworkPredictor
+from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
 from gcf_ros.gcf.terms import TERMS, LineConfig, NetworkEvidence, RegionConfig, TermInputs
+from gcf_ros.gcf.weights_meta import DEFAULT_WINDOW_SIZE, WeightsMeta
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
 
 
-# Solver settings for weights files that record none in meta["refiner"] (the S = 64 stage-3 file):
-# median rotation error on 96 synthetic validation windows (initial 5.71 deg),
-# python scripts/tune_refiner.py, rotation damping 0 / 2 / 5 / 20 at damping 0.1: Gauss-Newton
-# 8.18 / 5.14 / 5.15 / 5.51 deg (5: lowest 2D error); gradient (20 iterations) - / 8.87 / 6.26 /
-# 5.60 deg. Weights tuned later carry their own (scripts/set_refiner_defaults.py).
-DAMPING = 0.1
-MIN_CONFIDENCE = 0.2  # stage 3 on its synthetic validation windows: 1.7 % below (p10 0.30)
-ROTATION_DAMPING = {"gauss_newton": 5.0, "gradient": 20.0}
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RefinerConfig:
-    """Settings of the refinement loop (see ``config/gcf.yaml`` for the node's defaults)."""
+    """Settings of the refinement loop, made by :meth:`resolve`: those a weights file records
+    (window size, damping, rotation damping, confidence threshold) have no default here."""
 
-    # Window side S, px. None: the size the network was trained at (the weights file records it;
-    # 64 for files that do not). A network run at another size than its training size is worse.
-    window_size: int | None = None
+    # Window side S, px. A network run at another size than its training size is worse.
+    window_size: int
     padding: float = 1.3
     iterations: int = 8
     solver: str = "gauss_newton"
-    # LM lambda, relative to diag(H), and the extra damping of the rotation block (solver.py).
-    # None: the values the weights file records in meta["refiner"] (chosen for that network on
-    # synthetic validation data), else DAMPING / ROTATION_DAMPING[solver].
-    damping: float | None = None
-    rotation_damping: float | None = None
+    # The field term's LM lambda, relative to diag(H), and the extra damping of the rotation
+    # block (solver.py).
+    damping: float
+    rotation_damping: float
     gradient_step: float = 0.3
     converge_rot_deg: float = 0.05
     converge_trans_m: float = 2e-4
-    # Results with a lower mean predicted weight are REJECTED. None: the weights file's
-    # meta["refiner"]["min_confidence"] (the weight's scale depends on the network), else
-    # MIN_CONFIDENCE.
-    min_confidence: float | None = None
+    # Results with a lower confidence (mean predicted weight; without the field, the silhouette
+    # terms' own) are REJECTED.
+    min_confidence: float
     min_pixels: int = 25
-    min_depth_m: float = 0.05
+    min_depth_m: float = 0.05  # closer to the camera plane: "behind the camera"
     max_step_rot_deg: float = 10.0  # trust region: largest rotation of one update
     max_step_trans_rel: float = 0.1  # trust region: largest translation, fraction of the depth
     # The solver's terms (gcf_ros.gcf.terms.TERMS): "field" (the network), "region" (colour
@@ -103,6 +95,20 @@ class RefinerConfig:
                 f"terms must be a non-empty subset of {sorted(TERMS)}, got {self.terms}"
             )
         TermWeight(self.silhouette_scale, self.silhouette_damping, self.silhouette_rotation_damping)
+        SolverConfig(self.solver, self.damping, self.gradient_step, self.rotation_damping)
+
+    @classmethod
+    def resolve(cls, weights: WeightsMeta | None, **overrides) -> RefinerConfig:
+        """The defaults, then what ``weights`` records for the chosen solver (None: no network,
+        the silhouette terms alone), then ``overrides`` (RefinerConfig fields)."""
+        recorded, solver = weights or WeightsMeta(), overrides.get("solver", cls.solver)
+        window = NO_NETWORK_WINDOW_SIZE if weights is None else weights.window_size
+        if weights is not None and "field" not in overrides.get("terms", cls.terms):
+            window = DEFAULT_WINDOW_SIZE  # the network's size is the field's (as before typing)
+        resolved = {"window_size": window, "min_confidence": recorded.min_confidence,
+                    "damping": recorded.damping.get(solver, 0.0),  # unknown: SolverConfig refuses
+                    "rotation_damping": recorded.rotation_damping.get(solver, 0.0)}  # fmt: skip
+        return cls(**{**resolved, **overrides})
 
     def term_active(self, name: str, iteration: int) -> bool:
         """Whether term ``name`` contributes at ``iteration`` (0-based)."""
@@ -111,26 +117,6 @@ class RefinerConfig:
         if name == "field":
             return self.field_stop is None or iteration < self.field_stop
         return iteration >= self.silhouette_start
-
-    def solver_config(self, recorded: dict | None = None) -> SolverConfig:
-        """The solver's settings: this config's, else ``recorded`` (a weights file's
-        ``meta["refiner"]``: ``damping``, ``rotation_damping`` per solver), else the defaults."""
-        recorded = recorded or {}
-        damping = self.damping
-        if damping is None:
-            damping = float(recorded.get("damping", DAMPING))
-        rot = self.rotation_damping
-        if rot is None:
-            per_solver = recorded.get("rotation_damping", ROTATION_DAMPING)
-            rot = float(per_solver.get(self.solver, ROTATION_DAMPING.get(self.solver, 0.0)))
-        return SolverConfig(self.solver, damping, self.gradient_step, rot)
-
-    def confidence_threshold(self, recorded: dict | None = None) -> float:
-        """``min_confidence``: this config's, else ``recorded`` (a weights file's
-        ``meta["refiner"]``), else MIN_CONFIDENCE."""
-        if self.min_confidence is not None:
-            return self.min_confidence
-        return float((recorded or {}).get("min_confidence", MIN_CONFIDENCE))
 
 
 @dataclass(frozen=True)
@@ -227,9 +213,8 @@ class Refiner:
     ) -> None:
         self.registry = registry
         self.predictor = predictor
-        self.config = config or RefinerConfig()
+        self.config = config or RefinerConfig.resolve(getattr(predictor, "weights", None))
         self.renderer = renderer or RaycastRenderer()
-        self.solver_config  # noqa: B018 - bad solver settings fail here, not in the first refine
         self._check_terms(self.config)
         self.timer: PhaseTimer | None = None
         self.on_iteration: Callable[[IterationRecord], None] | None = None
@@ -252,35 +237,10 @@ class Refiner:
     def _term_weight(self, name: str) -> TermWeight:
         cfg = self.config
         if name == "field":
-            sc = self.solver_config
-            return TermWeight(1.0, sc.damping, sc.rotation_damping)
+            return TermWeight(1.0, cfg.damping, cfg.rotation_damping)
         return TermWeight(
             cfg.silhouette_scale, cfg.silhouette_damping, cfg.silhouette_rotation_damping
         )
-
-    @property
-    def _recorded(self) -> dict:
-        """The settings the weights file records for this network (``meta["refiner"]``)."""
-        meta = getattr(self.predictor, "meta", None) or {}
-        return meta.get("refiner") or {}
-
-    @property
-    def solver_config(self) -> SolverConfig:
-        """The solver settings in use: the config's, else those the weights file records."""
-        return self.config.solver_config(self._recorded)
-
-    @property
-    def min_confidence(self) -> float:
-        """The confidence below which results are REJECTED: the config's, else the weights'."""
-        return self.config.confidence_threshold(self._recorded)
-
-    @property
-    def window_size(self) -> int:
-        """The window side S (px) in use: the config's, else the network's training size."""
-        trained = getattr(self.predictor, "window_size", None)
-        if "field" not in self.config.terms or trained is None:
-            trained = NO_NETWORK_WINDOW_SIZE if self.predictor is None else DEFAULT_WINDOW_SIZE
-        return self.config.window_size or trained
 
     @classmethod
     def from_checkpoint(
@@ -288,10 +248,13 @@ class Refiner:
         registry: ModelRegistry,
         checkpoint: Path | None = None,
         device: str = "cpu",
-        config: RefinerConfig | None = None,
+        overrides: Mapping | None = None,
     ) -> Refiner:
-        path = resolve_checkpoint(checkpoint)
-        return cls(registry, NetworkPredictor.from_weights(path, device), config)
+        """The network of ``checkpoint`` (see ``resolve_checkpoint``), with the settings its file
+        records and ``overrides`` (RefinerConfig fields) on top."""
+        predictor = NetworkPredictor.from_weights(resolve_checkpoint(checkpoint), device)
+        config = RefinerConfig.resolve(predictor.weights, **(overrides or {}))
+        return cls(registry, predictor, config)
 
     def refine(
         self, image_rgb: np.ndarray, K: np.ndarray, detections: Sequence[Detection]
@@ -318,7 +281,7 @@ class Refiner:
         return self.refine(image_rgb, K, dets)
 
     def _iterate(self, image_rgb, K, models, masks, terms, state, active, it) -> None:
-        cfg, S = self.config, self.window_size
+        cfg, S = self.config, self.config.window_size
         with timed(self.timer, "crop"):
             windows, ok = [], []
             for b in active:
@@ -398,8 +361,8 @@ class Refiner:
             return "object centre left the image"
         if state.pixels[b] < cfg.min_pixels:
             return f"only {state.pixels[b]} rendered pixels"
-        if state.confidence[b] < self.min_confidence:
-            return f"confidence {state.confidence[b]:.3f} < {self.min_confidence:.3f}"
+        if state.confidence[b] < cfg.min_confidence:
+            return f"confidence {state.confidence[b]:.3f} < {cfg.min_confidence:.3f}"
         return ""
 
 

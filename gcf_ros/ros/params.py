@@ -1,7 +1,9 @@
 """The parameters of the ``gcf_refiner`` node: names, defaults, descriptions (one table).
 
-``config/gcf.yaml`` carries the same defaults (a test keeps the two equal); the node declares every
-parameter with its description, so ``ros2 param describe`` documents them.
+``config/gcf.yaml`` and the README's table carry the same defaults (a test keeps them equal); the
+node declares every parameter with its description, so ``ros2 param describe`` documents them.
+Parameters whose default is None are declared unset: the refiner then takes the value the weights
+file records (``RefinerConfig.resolve``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from gcf_ros.gcf.weights_meta import DEFAULT_WINDOW_SIZE, MIN_CONFIDENCE
 from gcf_ros.ros.inputs import DETECTION_INPUTS
 
 DETECTION_TYPES = tuple(DETECTION_INPUTS)
@@ -52,13 +55,15 @@ class NodeParams:
         "network's visible-mask head: the silhouette), region (colour statistics, no training); "
         "'' = the refiner's defaults",
     )
-    window_size: int = _p(
-        0, "side of the square network window, pixels; 0 = the size the weights were trained at"
+    window_size: int | None = _p(
+        None,
+        "side of the square network window, pixels; unset = the size the weights were trained at "
+        f"({DEFAULT_WINDOW_SIZE} for files that record none)",
     )
-    min_confidence: float = _p(
-        -1.0,
-        "results with a lower mean predicted weight are REJECTED; negative = the value the "
-        "weights file records (0.2 for files that record none)",
+    min_confidence: float | None = _p(
+        None,
+        "results with a lower mean predicted weight are REJECTED; unset = the value the weights "
+        f"file records ({MIN_CONFIDENCE} for files that record none)",
         dynamic=True,
     )
     tf_child_frame_format: str = _p(
@@ -112,11 +117,9 @@ class NodeParams:
             raise ValueError(f"detections_type must be one of {DETECTION_TYPES}")
         if self.input_reliability not in ("best_effort", "reliable"):
             raise ValueError("input_reliability must be best_effort or reliable")
-        if self.iterations < 1 or 0 < self.window_size < 16 or self.work_queue_size < 1:
-            raise ValueError(
-                "iterations >= 1, window_size 0 (the weights') or >= 16, work_queue_size >= 1 "
-                "required"
-            )
+        small_window = self.window_size is not None and self.window_size < 16
+        if self.iterations < 1 or small_window or self.work_queue_size < 1:
+            raise ValueError("iterations >= 1, window_size >= 16, work_queue_size >= 1 required")
         if self.sync_slop < 0 or self.max_stamp_age <= 0 or self.track_timeout <= 0:
             raise ValueError("sync_slop >= 0, max_stamp_age > 0 and track_timeout > 0 required")
         unknown = [t for t in self.term_list() if t not in NODE_TERMS]

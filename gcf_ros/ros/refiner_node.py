@@ -31,6 +31,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -61,7 +62,9 @@ from gcf_ros_msgs.msg import RefinedPoseArray
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
 CAMERA_BUFFER = 30  # camera_info messages kept for matching by stamp
-MIN_DEPTH_M = 0.05  # coarse poses closer to the camera plane are refused as "behind the camera"
+MIN_DEPTH_M = RefinerConfig.min_depth_m  # closer coarse poses are refused: "behind the camera"
+# ROS types of the parameters that are unset by default (NodeParams annotations)
+_UNSET_TYPES = {"int | None": Parameter.Type.INTEGER, "float | None": Parameter.Type.DOUBLE}
 LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
 
 
@@ -122,7 +125,7 @@ class GcfRefinerNode(Node):
         if self.params.window_size and self.params.window_size != trained:
             self.get_logger().warning(
                 f"window_size {self.params.window_size} px, but the weights were trained at "
-                f"{trained} px: expect worse poses (0 uses the weights' size)"
+                f"{trained} px: expect worse poses (unset, it uses the weights' size)"
             )
         self.device = device
         # tf_child_frame_format and track_timeout are read-only parameters
@@ -156,7 +159,8 @@ class GcfRefinerNode(Node):
             descriptor = ParameterDescriptor(
                 description=f.metadata["description"], read_only=not f.metadata["dynamic"]
             )
-            values[f.name] = self.declare_parameter(f.name, f.default, descriptor).value
+            default = f.default if f.default is not None else _UNSET_TYPES[f.type]
+            values[f.name] = self.declare_parameter(f.name, default, descriptor).value
         params = NodeParams(**values)  # ValueError with the offending setting
         self.add_on_set_parameters_callback(self._on_set_parameters)
         return params
@@ -169,19 +173,16 @@ class GcfRefinerNode(Node):
             return SetParametersResult(successful=False, reason=str(err))
         if hasattr(self, "refiner"):
             self.params = params
-            self.refiner.config = self._refiner_config()
+            weights = self.refiner.predictor.weights
+            self.refiner.config = RefinerConfig.resolve(weights, **self._refiner_config())
         return SetParametersResult(successful=True)
 
-    def _refiner_config(self) -> RefinerConfig:
+    def _refiner_config(self) -> dict:
+        """The parameters' RefinerConfig fields; unset ones are the weights' (``resolve``)."""
         p = self.params
-        return RefinerConfig(
-            window_size=p.window_size or None,
-            iterations=p.iterations,
-            solver=p.solver,
-            **({"terms": p.term_list()} if p.term_list() else {}),
-            min_confidence=p.min_confidence if p.min_confidence >= 0 else None,
-            min_depth_m=MIN_DEPTH_M,
-        )
+        given = {"iterations": p.iterations, "solver": p.solver, "terms": p.term_list() or None,
+                 "window_size": p.window_size, "min_confidence": p.min_confidence}  # fmt: skip
+        return {k: v for k, v in given.items() if v is not None}
 
     def _create_interfaces(self) -> None:
         p = self.params

@@ -33,6 +33,7 @@ from gcf_ros.gcf.network import (
     load_gcf_weights,
     save_gcf_weights,
 )
+from gcf_ros.gcf.weights_meta import WeightsMeta
 from gcf_ros.train.augment import augment_images
 from gcf_ros.train.pose_loss import one_step_error, saturate
 from gcf_ros.train.shards import ShardBatch, ShardDataset
@@ -460,7 +461,7 @@ class Trainer:
             net = GcfNet(self.config.net)
             state = torch.load(best_path, map_location="cpu", weights_only=True)
             net.load_state_dict(state["model"])
-        meta = {
+        training = {
             "train_config": self.config.to_dict(),
             "iteration": self.iteration,
             "best_iteration": int(self.best["iteration"]),
@@ -473,9 +474,9 @@ class Trainer:
                 "val": _manifest_summary(self.val_set),
             },
             "torch": str(torch.__version__),
-            "window_size": int(self.train_set.size),  # S the network was trained at
         }
-        save_gcf_weights(path, net, meta)
+        meta = WeightsMeta(window_size=int(self.train_set.size), training=training)
+        save_gcf_weights(path, net, meta.to_dict())
         load_gcf_weights(path)  # fail here, not in the refiner, if the file does not load
         return path
 

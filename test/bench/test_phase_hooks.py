@@ -18,7 +18,7 @@ def frame():
 
 def test_refiner_hook_records_phases_and_keeps_results(registry, frame):
     predictor = NetworkPredictor.from_weights(default_checkpoint())
-    refiner = Refiner(registry, predictor, RefinerConfig(iterations=3))
+    refiner = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, iterations=3))
     dets = [Detection(frame.model_ids[i], frame.T_init[i]) for i in frame.evaluated[:2]]
     plain = refiner.refine(frame.image_rgb, frame.K, dets)
     refiner.timer = PhaseTimer()

@@ -233,12 +233,15 @@ def test_set_overrides_are_typed_by_the_refiner_config():
 
     out = parse_overrides(
         ["field_stop=3", "window_size=96", "silhouette_scale=2", "terms=field,region",
-         "lines=samples:4;steps_px:2,1", "min_confidence=none"]
+         "lines=samples:4;steps_px:2,1", "min_confidence=0.1"]
     )  # fmt: skip
     assert out["field_stop"] == 3 and isinstance(out["field_stop"], int)
     assert out["window_size"] == 96 and isinstance(out["window_size"], int)
     assert out["silhouette_scale"] == 2.0 and out["terms"] == ("field", "region")
     assert out["lines"].samples == 4 and out["lines"].steps_px == (2.0, 1.0)
-    assert out["min_confidence"] is None
+    assert out["min_confidence"] == 0.1
+    assert parse_overrides(["field_stop=none"])["field_stop"] is None
+    with pytest.raises(ValueError):  # None only where a field may be None
+        parse_overrides(["min_confidence=none"])
     with pytest.raises(ValueError, match="RefinerConfig field"):
         parse_overrides(["no_such_setting=1"])

@@ -1,5 +1,6 @@
 """GcfNet: shapes, size, input checks, weights files (seeded, CPU)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,16 +12,18 @@ from gcf_ros.gcf.network import (
     load_gcf_weights,
     save_gcf_weights,
 )
-from gcf_ros.gcf.predictor import DEFAULT_WINDOW_SIZE, NetworkPredictor
+from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import (
-    DAMPING,
-    MIN_CONFIDENCE,
-    ROTATION_DAMPING,
+    NO_NETWORK_WINDOW_SIZE,
+    REJECTED,
+    Detection,
     Refiner,
     RefinerConfig,
 )
+from gcf_ros.gcf.weights_meta import DAMPING, DEFAULT_WINDOW_SIZE, MIN_CONFIDENCE, ROTATION_DAMPING
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+K_TEST = np.array([[600.0, 0, 320], [0, 600, 240], [0, 0, 1]])
 
 
 def _inputs(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,9 +132,11 @@ def test_predictor_window_size_comes_from_the_weights(tmp_path, registry):
     save_gcf_weights(tmp_path / "old.pt", net, {})  # written before the size was recorded
     assert NetworkPredictor.from_weights(tmp_path / "s48.pt").window_size == 48
     assert NetworkPredictor.from_weights(tmp_path / "old.pt").window_size == DEFAULT_WINDOW_SIZE
-    assert Refiner.from_checkpoint(registry, tmp_path / "s48.pt").window_size == 48
-    config = RefinerConfig(window_size=96)  # an explicit size wins
-    assert Refiner.from_checkpoint(registry, tmp_path / "s48.pt", config=config).window_size == 96
+    assert Refiner.from_checkpoint(registry, tmp_path / "s48.pt").config.window_size == 48
+    explicit = Refiner.from_checkpoint(registry, tmp_path / "s48.pt", overrides={"window_size": 96})
+    assert explicit.config.window_size == 96  # the caller's size wins
+    silhouettes = RefinerConfig.resolve(None, terms=("region",))  # no network
+    assert Refiner(registry, None, silhouettes).config.window_size == NO_NETWORK_WINDOW_SIZE
 
 
 def test_solver_settings_and_threshold_come_from_the_weights_unless_set(tmp_path, registry):
@@ -140,21 +145,46 @@ def test_solver_settings_and_threshold_come_from_the_weights_unless_set(tmp_path
     save_gcf_weights(tmp_path / "tuned.pt", net, {"refiner": recorded})
     save_gcf_weights(tmp_path / "old.pt", net, {})  # written before solver settings were recorded
     tuned = Refiner.from_checkpoint(registry, tmp_path / "tuned.pt")
-    assert (tuned.solver_config.damping, tuned.solver_config.rotation_damping) == (0.01, 1.0)
-    old = Refiner.from_checkpoint(registry, tmp_path / "old.pt").solver_config
+    assert (tuned.config.damping, tuned.config.rotation_damping) == (0.01, 1.0)
+    old = Refiner.from_checkpoint(registry, tmp_path / "old.pt").config
     assert (old.damping, old.rotation_damping) == (DAMPING, ROTATION_DAMPING["gauss_newton"])
-    assert tuned.min_confidence == 0.01
-    assert Refiner.from_checkpoint(registry, tmp_path / "old.pt").min_confidence == MIN_CONFIDENCE
-    # A solver the file records nothing for falls back to its default; explicit values win, also
-    # when the node swaps the config at run time.
-    tuned.config = RefinerConfig(solver="gradient")
-    assert tuned.solver_config.rotation_damping == ROTATION_DAMPING["gradient"]
-    assert tuned.solver_config.damping == 0.01
-    tuned.config = RefinerConfig(damping=0.5, rotation_damping=0.0, min_confidence=0.3)
-    assert (tuned.solver_config.damping, tuned.solver_config.rotation_damping) == (0.5, 0.0)
-    assert tuned.min_confidence == 0.3
+    assert tuned.config.min_confidence == 0.01 and old.min_confidence == MIN_CONFIDENCE
+    # A solver the file records nothing for falls back to its default; explicit values win.
+    weights = tuned.predictor.weights
+    gradient = RefinerConfig.resolve(weights, solver="gradient")
+    assert (gradient.damping, gradient.rotation_damping) == (0.01, ROTATION_DAMPING["gradient"])
+    mine = RefinerConfig.resolve(weights, damping=0.5, rotation_damping=0.0, min_confidence=0.3)
+    assert (mine.damping, mine.rotation_damping, mine.min_confidence) == (0.5, 0.0, 0.3)
     with pytest.raises(ValueError, match="solver must be one of"):
-        Refiner.from_checkpoint(registry, tmp_path / "tuned.pt", config=RefinerConfig(solver="x"))
+        Refiner.from_checkpoint(registry, tmp_path / "tuned.pt", overrides={"solver": "x"})
+    with pytest.raises(ValueError, match="damping"):
+        RefinerConfig.resolve(weights, damping=-1.0)
+
+
+def test_the_recorded_settings_are_the_ones_the_loop_uses(tmp_path, registry):
+    """Break the loop's use of a recorded setting and this fails: the threshold rejects, the
+    window size sets the crop the network sees, the damping changes the step."""
+    net = GcfNet(NetConfig(widths=(8, 8, 8, 8)))
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    T = np.eye(4)
+    T[:3, 3] = (0.0, 0.0, 0.6)
+    det = [Detection("obj_000005", T)]
+    runs = {}
+    for name, refiner_meta in {
+        "lenient": {"min_confidence": 0.0},
+        "strict": {"min_confidence": 1.0},
+        "damped": {"min_confidence": 0.0, "damping": 1e3},
+    }.items():
+        path = tmp_path / f"{name}.pt"
+        save_gcf_weights(path, net, {"window_size": 32, "refiner": refiner_meta})
+        refiner = Refiner.from_checkpoint(registry, path, "cpu", {"iterations": 1})
+        seen, predict = [], refiner.predictor.predict_with_mask
+        refiner.predictor.predict_with_mask = lambda *a, s=seen, p=predict: s.append(a[0]) or p(*a)
+        (runs[name],) = refiner.refine(image, K_TEST, det)
+        assert seen[0].shape[1:3] == (32, 32)
+    assert runs["lenient"].status != REJECTED and runs["strict"].status == REJECTED
+    step = lambda r: np.abs(r.T_cam_obj - T).max()  # noqa: E731
+    assert step(runs["damped"]) < 0.1 * step(runs["lenient"])
 
 
 def test_weights_errors(tmp_path):

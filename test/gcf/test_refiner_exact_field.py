@@ -32,6 +32,11 @@ def _true_poses() -> np.ndarray:
     return Ts
 
 
+def _config(**overrides) -> RefinerConfig:
+    """The settings of a network whose file records none (the exact field has no file)."""
+    return RefinerConfig.resolve(TrueFieldPredictor.weights, **overrides)
+
+
 def _refine_exact(registry, config: RefinerConfig):
     T_true = _true_poses()
     T_init = np.stack(perturb_instances(list(T_true), "medium", seed=11))
@@ -44,7 +49,7 @@ def _refine_exact(registry, config: RefinerConfig):
 def test_gauss_newton_with_the_exact_field_converges_to_the_true_pose(registry):
     T_true, _, results = _refine_exact(
         registry,
-        RefinerConfig(solver="gauss_newton", iterations=6, damping=1e-3, rotation_damping=0.0),
+        _config(solver="gauss_newton", iterations=6, damping=1e-3, rotation_damping=0.0),
     )
     for res, T in zip(results, T_true, strict=True):
         rot = rotation_error_deg(res.T_cam_obj[:3, :3], T[:3, :3])
@@ -57,9 +62,7 @@ def test_gauss_newton_with_the_exact_field_converges_to_the_true_pose(registry):
 def test_gradient_steps_with_the_exact_field_reduce_the_reprojection_error(registry):
     """First-order steps descend, but slowly (the depth direction is weakly conditioned): the
     reason Gauss-Newton is the default."""
-    config = RefinerConfig(
-        solver="gradient", gradient_step=0.3, iterations=40, rotation_damping=0.0
-    )
+    config = _config(solver="gradient", gradient_step=0.3, iterations=40, rotation_damping=0.0)
     T_true, T_init, results = _refine_exact(registry, config)
     for res, T, T0 in zip(results, T_true, T_init, strict=True):
         verts = registry.get(res.model_id).verts_obj
@@ -88,7 +91,7 @@ def test_gauss_newton_step_from_exact_field_is_exact_for_small_motions(registry)
 def test_rejects_poses_behind_the_camera(registry):
     T = _true_poses()[:1].copy()
     T[0, 2, 3] = -0.5
-    refiner = Refiner(registry, TrueFieldPredictor(torch.from_numpy(T)), RefinerConfig())
+    refiner = Refiner(registry, TrueFieldPredictor(torch.from_numpy(T)))
     (res,) = refiner.refine(np.zeros((480, 640, 3), np.uint8), K, [Detection(IDS[0], T[0])])
     assert res.status == REJECTED and "behind the camera" in res.status_reason
     np.testing.assert_array_equal(res.T_cam_obj, T[0])
@@ -101,7 +104,7 @@ def test_rejects_low_confidence(registry):
             return field, 0.05 * weight
 
     T = _true_poses()[:1]
-    refiner = Refiner(registry, Unsure(torch.from_numpy(T)), RefinerConfig(iterations=2))
+    refiner = Refiner(registry, Unsure(torch.from_numpy(T)), _config(iterations=2))
     (res,) = refiner.refine(np.zeros((480, 640, 3), np.uint8), K, [Detection(IDS[0], T[0])])
     assert res.status == REJECTED and "confidence" in res.status_reason
 

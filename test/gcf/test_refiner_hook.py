@@ -22,8 +22,11 @@ def _refine(registry, hook=None):
     T_true[:, :3, :3] = Rotation.random(len(IDS), random_state=3).as_matrix()
     T_true[:, :3, 3] = [[-0.05, 0.02, 0.7], [0.06, -0.03, 0.8]]
     T_init = np.stack(perturb_instances(list(T_true), "medium", seed=4))
-    config = RefinerConfig(terms=("field",), iterations=3, damping=1e-3, rotation_damping=0.0)
-    refiner = Refiner(registry, TrueFieldPredictor(torch.from_numpy(T_true)), config)
+    predictor = TrueFieldPredictor(torch.from_numpy(T_true))
+    config = RefinerConfig.resolve(
+        predictor.weights, terms=("field",), iterations=3, damping=1e-3, rotation_damping=0.0
+    )
+    refiner = Refiner(registry, predictor, config)
     refiner.on_iteration = hook
     image = np.zeros((480, 640, 3), np.uint8)
     dets = [Detection(i, T) for i, T in zip(IDS, T_init, strict=True)]

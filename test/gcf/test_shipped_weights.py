@@ -15,7 +15,7 @@ import torch
 
 from gcf_ros.eval.metrics import projection_error_px
 from gcf_ros.gcf.predictor import NetworkPredictor
-from gcf_ros.gcf.refiner import Refiner, RefinerConfig, default_checkpoint, resolve_checkpoint
+from gcf_ros.gcf.refiner import Refiner, default_checkpoint, resolve_checkpoint
 from gcf_ros.resources import share_dir
 from gcf_ros.train.synth import generate_shard
 from gcf_ros.train.synth_config import load_synth_yaml
@@ -59,7 +59,7 @@ def test_refines_held_out_synthetic_samples(registry, checkpoint, one_torch_thre
     config, registry_yaml = load_synth_yaml(share_dir() / "config" / SYNTH_CONFIG[size])
     shard = generate_shard(config, registry_yaml, HELD_OUT_SEED, 24)
     ids = [str(s) for s in shard["model_ids"]]
-    refiner = Refiner.from_checkpoint(registry, checkpoint, "cpu", RefinerConfig())
+    refiner = Refiner.from_checkpoint(registry, checkpoint, "cpu")
     before, after = [], []
     for i in range(len(shard["image"])):
         model_id = ids[int(shard["model_idx"][i])]

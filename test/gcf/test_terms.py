@@ -199,8 +199,8 @@ def test_silhouette_term_converges_on_an_untrained_mesh(novel_registry, term):
     T = _true_pose()
     image, mask = _synthetic_image(model, T, seed=3)
     T0 = _perturbed(T, 10.0, 2.0, seed=4)
-    config = RefinerConfig(
-        terms=(term,), iterations=15, silhouette_damping=0.05, silhouette_rotation_damping=0.0
+    config = RefinerConfig.resolve(
+        None, terms=(term,), iterations=15, silhouette_damping=0.05, silhouette_rotation_damping=0.0
     )
     refiner = Refiner(novel_registry, None, config)
     det = Detection("novel", T0, mask=mask.astype(np.float32) if term == "contour" else None)
@@ -230,7 +230,8 @@ def test_silhouette_corrects_a_biased_field(novel_registry):
     }  # fmt: skip
     errors = {}
     for terms in (("field",), ("field", "region")):
-        refiner = Refiner(novel_registry, predictor, RefinerConfig(terms=terms, **common))
+        config = RefinerConfig.resolve(predictor.weights, terms=terms, **common)
+        refiner = Refiner(novel_registry, predictor, config)
         (res,) = refiner.refine(image, K, [Detection("novel", T0)])
         errors[terms] = rotation_error_deg(res.T_cam_obj[:3, :3], T[:3, :3])
     assert errors[("field", "region")] < 0.6 * errors[("field",)], errors
@@ -240,9 +241,9 @@ def test_line_config_validation():
     with pytest.raises(ValueError):
         LineConfig(steps_px=())
     with pytest.raises(ValueError):
-        RefinerConfig(terms=("field", "nope"))
+        RefinerConfig.resolve(None, terms=("field", "nope"))
     with pytest.raises(ValueError, match="need a field predictor"):
-        Refiner(ModelRegistry({}), None, RefinerConfig(terms=("field",)))
+        Refiner(ModelRegistry({}), None, RefinerConfig.resolve(None, terms=("field",)))
 
 
 def test_silhouette_terms_without_a_contour_give_no_rows(novel_registry):

@@ -7,6 +7,7 @@ collects every output. The end-to-end test starts the real console script in a s
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 
@@ -284,13 +285,17 @@ def test_vision_msgs_in_and_out_device_fallback_and_runtime_parameters(ros, fram
     # parameters over the parameter services: dynamic ones apply, read-only ones are refused
     params = AsyncParameterClient(client.node, "gcf_refiner")
     assert params.wait_for_services(10.0)
+    shipped = running.node.refiner.config  # unset window_size, min_confidence: the weights'
+    assert (shipped.window_size, shipped.min_confidence) == (128, 0.003)
     future = params.set_parameters([Parameter("iterations", value=3),
-                                    Parameter("solver", value="gradient")])  # fmt: skip
+                                    Parameter("solver", value="gradient"),
+                                    Parameter("min_confidence", value=0.5)])  # fmt: skip
     assert ros.spin_until(future.done, 10.0)
     ok = [r.successful for r in future.result().results]
-    assert ok == [True, False]
-    assert running.node.refiner.config.iterations == 3
-    assert running.node.refiner.config.solver == "gauss_newton"
+    assert ok == [True, False, True]
+    config = running.node.refiner.config
+    assert (config.iterations, config.min_confidence, config.solver) == (3, 0.5, "gauss_newton")
+    assert config == dataclasses.replace(shipped, iterations=3, min_confidence=0.5)
     future = params.set_parameters([Parameter("iterations", value=0)])
     assert ros.spin_until(future.done, 10.0)
     assert not future.result().results[0].successful  # validated

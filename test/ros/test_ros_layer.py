@@ -3,8 +3,10 @@ input parsing, stamp matching, the newest-frame worker, tracks, parameters, stat
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,6 +14,8 @@ import pytest
 import yaml
 from scipy.spatial.transform import Rotation
 
+from gcf_ros.gcf.refiner import RefinerConfig, resolve_checkpoint
+from gcf_ros.gcf.weights_meta import read_weights_meta
 from gcf_ros.pipeline.stats import NodeStats
 from gcf_ros.pipeline.tracking import Track, TrackTable
 from gcf_ros.resources import share_dir
@@ -216,23 +220,60 @@ def test_track_table_expiry_and_frames():
     assert len(table) == 1 and table.clear() == 1 and len(table) == 0
 
 
+def _shipped_configs() -> dict:
+    """The refiner's settings for each shipped weights file, as the node resolves them."""
+    return {
+        name: RefinerConfig.resolve(read_weights_meta(resolve_checkpoint(name)))
+        for name in ("gcf_lmo.pt", "gcf_lmo_s64.pt")
+    }
+
+
+UNSET = [f.name for f in NodeParams.fields() if f.default is None]  # the weights' values
+
+
 def test_packaged_gcf_yaml_matches_the_declared_defaults():
-    doc = yaml.safe_load((share_dir() / "config" / "gcf.yaml").read_text())
-    values = doc["/**"]["ros__parameters"]
-    defaults = {f.name: f.default for f in NodeParams.fields()}
+    text = (share_dir() / "config" / "gcf.yaml").read_text()
+    values = yaml.safe_load(text)["/**"]["ros__parameters"]
+    defaults = {f.name: f.default for f in NodeParams.fields() if f.default is not None}
     assert values == defaults
     for f in NodeParams.fields():
-        assert type(values[f.name]) is type(f.default), f.name  # ROS parameter types are strict
+        assert f.default is None or type(values[f.name]) is type(f.default), f.name  # strict types
         assert len(f.metadata["description"]) > 15, f.name
+    # the unset ones are there commented out, with the values of the shipped weights
+    commented = dict(re.findall(r"^ {4}# (\w+): (\S+)", text, re.MULTILINE))
+    shipped = _shipped_configs()["gcf_lmo.pt"]
+    assert {k: yaml.safe_load(v) for k, v in commented.items()} == {
+        k: getattr(shipped, k) for k in UNSET
+    }
+
+
+def test_readme_parameter_table_matches_the_declared_defaults():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("**Parameters**", 1)[1].split("\n\n")[1].splitlines()[2:]
+    rows = {}
+    for line in table:
+        names, default, meaning = (c.strip() for c in line.strip("|").split("|"))
+        rows.update((name, (default, meaning)) for name in re.findall(r"`(\w+)`", names))
+    assert set(rows) == {f.name for f in NodeParams.fields()}
+    for f in NodeParams.fields():
+        value = '""' if f.default == "" else str(f.default)
+        value = value.lower() if isinstance(f.default, bool) else value
+        default = "unset" if f.default is None else f"`{value}`"
+        assert rows[f.name][0] == default, f.name
+    for name, config in _shipped_configs().items():  # "(`gcf_lmo.pt`: 128, ...)"
+        for key in UNSET:
+            stated = re.search(rf"`{re.escape(name)}`: ([\d.]+)", rows[key][1])
+            assert stated and float(stated[1]) == getattr(config, key), (name, key)
 
 
 def test_params_validation():
     NodeParams()
-    assert NodeParams().window_size == 0  # the size the weights were trained at
-    assert NodeParams().min_confidence < 0  # the threshold the weights file records
+    assert NodeParams().window_size is None  # the size the weights were trained at
+    assert NodeParams().min_confidence is None  # the threshold the weights file records
     NodeParams(window_size=96)
-    with pytest.raises(ValueError, match="window_size"):
-        NodeParams(window_size=8)
+    for small in (0, 8):
+        with pytest.raises(ValueError, match="window_size"):
+            NodeParams(window_size=small)
     with pytest.raises(ValueError, match="tf_child_frame_format"):
         NodeParams(tf_child_frame_format="{model}_{nope}")
     with pytest.raises(ValueError, match="detections_type"):

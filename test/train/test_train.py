@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from gcf_ros.gcf.network import NetConfig, load_gcf_weights
+from gcf_ros.gcf.weights_meta import WeightsMeta, read_weights_meta
 from gcf_ros.train.shards import ShardDataset
 from gcf_ros.train.train import TrainConfig, Trainer
 from gcf_ros.train.train_cli import main
@@ -140,14 +141,18 @@ def test_export_round_trip(data_root, tmp_path):
     path = trainer.export(command="gcf-train --iterations 4")
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"state_dict", "net_config", "meta"}
-    net, meta = load_gcf_weights(path)
-    assert meta["command"] == "gcf-train --iterations 4"
-    assert meta["data"]["train"]["seed"] == 1 and meta["data"]["train"]["shard_seeds"] == [
+    net, _ = load_gcf_weights(path)
+    meta = read_weights_meta(path)
+    training = meta.training
+    assert training["command"] == "gcf-train --iterations 4"
+    assert training["data"]["train"]["seed"] == 1 and training["data"]["train"]["shard_seeds"] == [
         100003,
         100004,
     ]
-    assert meta["best_iteration"] in (2, 4) and meta["train_config"]["batch_size"] == 8
-    assert meta["window_size"] == S  # the refiner crops at the size the network was trained at
+    assert training["best_iteration"] in (2, 4) and training["train_config"]["batch_size"] == 8
+    assert meta.window_size == S  # the refiner crops at the size the network was trained at
+    untuned = WeightsMeta()
+    assert (meta.damping, meta.rotation_damping) == (untuned.damping, untuned.rotation_damping)
     best = torch.load(tmp_path / "run/best.pt", weights_only=True)["model"]
     for key, value in net.state_dict().items():
         assert torch.equal(value, best[key])

@@ -1,0 +1,91 @@
+"""WeightsMeta: what weights files record, old and new, and the editor."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from gcf_ros.gcf.network import GcfNet, NetConfig, load_gcf_weights, save_gcf_weights
+from gcf_ros.gcf.refiner import RefinerConfig, default_checkpoint, resolve_checkpoint
+from gcf_ros.gcf.weights_meta import (
+    DAMPING,
+    DEFAULT_WINDOW_SIZE,
+    MIN_CONFIDENCE,
+    ROTATION_DAMPING,
+    WeightsMeta,
+    edit_weights_meta,
+    main,
+    read_weights_meta,
+)
+
+
+def _settings(meta: WeightsMeta) -> dict:
+    return {s: (meta.damping[s], meta.rotation_damping[s]) for s in ROTATION_DAMPING}
+
+
+def test_shipped_files():
+    """gcf_lmo.pt records its settings (tuned, docs/results.md session 5); gcf_lmo_s64.pt records
+    none: the defaults, chosen on its own validation windows, apply."""
+    shipped = read_weights_meta(default_checkpoint())
+    assert shipped.window_size == 128 and shipped.min_confidence == 0.003
+    assert _settings(shipped) == {"gauss_newton": (0.1, 5.0), "gradient": (0.1, 20.0)}
+    assert "tune_refiner.py" in shipped.note and "command" in shipped.training
+    s64 = read_weights_meta(resolve_checkpoint("gcf_lmo_s64.pt"))
+    assert (DEFAULT_WINDOW_SIZE, MIN_CONFIDENCE) == (64, 0.2)
+    assert (s64.window_size, s64.min_confidence) == (DEFAULT_WINDOW_SIZE, MIN_CONFIDENCE)
+    assert _settings(s64) == {s: (DAMPING, ROTATION_DAMPING[s]) for s in ROTATION_DAMPING}
+    assert "command" in s64.training
+    config = RefinerConfig.resolve(shipped, solver="gradient", iterations=3)
+    assert (config.window_size, config.damping, config.rotation_damping) == (128, 0.1, 20.0)
+    assert config.min_confidence == 0.003 and config.iterations == 3
+
+
+def test_old_layouts_and_round_trip():
+    # one damping for every solver, rotation damping for one: the other keeps its default
+    old = {"command": "x", "refiner": {"damping": 0.01, "rotation_damping": {"gauss_newton": 1.0}}}
+    meta = WeightsMeta.from_dict(old)
+    assert _settings(meta) == {"gauss_newton": (0.01, 1.0), "gradient": (0.01, 20.0)}
+    assert meta.training == {"command": "x"} and meta.min_confidence == MIN_CONFIDENCE
+    assert WeightsMeta.from_dict(meta.to_dict()) == meta
+    assert WeightsMeta.from_dict({}) == WeightsMeta()
+    with pytest.raises(ValueError, match="settings >= 0"):
+        WeightsMeta(damping={"gauss_newton": -1.0, "gradient": 0.1})
+    with pytest.raises(ValueError, match="each of"):
+        WeightsMeta(rotation_damping={"gauss_newton": 5.0})
+
+
+def test_editor_rewrites_only_the_settings(tmp_path):
+    path = tmp_path / "w.pt"
+    shutil.copy(resolve_checkpoint("gcf_lmo_s64.pt"), path)
+    before = torch.load(path, weights_only=True)
+    meta = edit_weights_meta(
+        path, ["rotation_damping.gradient=10", "damping.gauss_newton=0.05", "min_confidence=0.01"],
+        "tuned on synthetic validation",
+    )  # fmt: skip
+    assert _settings(meta) == {"gauss_newton": (0.05, 5.0), "gradient": (0.1, 10.0)}
+    assert (meta.min_confidence, meta.window_size) == (0.01, 64)
+    assert meta.note == "tuned on synthetic validation"
+    assert read_weights_meta(path) == meta
+    after = torch.load(path, weights_only=True)
+    assert NetConfig.from_dict(after["net_config"]) == NetConfig.from_dict(before["net_config"])
+    assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
+    assert after["meta"]["command"] == before["meta"]["command"]
+    assert WeightsMeta.from_dict(after["meta"]).training == read_weights_meta(path).training
+    with pytest.raises(ValueError, match=r"damping\.SOLVER"):
+        edit_weights_meta(path, ["damping.newton=1"], "x")
+    with pytest.raises(ValueError, match="settings >= 0"):
+        edit_weights_meta(path, ["damping.gradient=-1"], "x")
+    assert read_weights_meta(path) == meta  # a refused edit leaves the file
+
+
+def test_command_line(tmp_path, capsys):
+    path = tmp_path / "w.pt"
+    save_gcf_weights(path, GcfNet(NetConfig(widths=(8, 8, 8, 8))), {"window_size": 48})
+    assert main([str(path)]) == 0
+    assert '"window_size": 48' in capsys.readouterr().out
+    assert main([str(path), "--set", "min_confidence=0.05"]) == 2  # no --note
+    assert main([str(path), "--set", "min_confidence=0.05", "--note", "n"]) == 0
+    assert load_gcf_weights(path)[1]["refiner"]["min_confidence"] == 0.05
+    assert main([str(tmp_path / "absent.pt")]) == 2
