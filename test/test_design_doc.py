@@ -29,6 +29,7 @@ class Citation:
     line: int
     section: int
     part: str | None
+    old_form: bool = False  # "DESIGN §N": the design document outside the repository
 
     def __str__(self) -> str:
         part = f', "{self.part}"' if self.part else ""
@@ -58,7 +59,13 @@ def design_sections(text: str) -> dict[int, list[str]]:
 def citations(text: str, path: str) -> list[Citation]:
     """The design citations in ``text`` (a file at ``path``, for messages)."""
     return [
-        Citation(path, text.count("\n", 0, m.start()) + 1, int(m.group(1)), m.group(2))
+        Citation(
+            path,
+            text.count("\n", 0, m.start()) + 1,
+            int(m.group(1)),
+            m.group(2),
+            m.group(0).startswith("DESIGN"),
+        )
         for m in _CITATION.finditer(text)
     ]
 
@@ -98,6 +105,8 @@ def test_every_citation_has_its_section():
     assert cites, "no design citations found: is the scan looking in the right place?"
     bad = broken(cites, sections)
     assert not bad, "citations of missing design sections:\n" + "\n".join(map(str, bad))
+    old = [c for c in cites if c.old_form]
+    assert not old, "cite docs/design.md, not the outside DESIGN:\n" + "\n".join(map(str, old))
 
 
 def test_parser_catches_a_bad_citation():
@@ -109,6 +118,7 @@ def test_parser_catches_a_bad_citation():
         'DESIGN §3, "Training data" and DESIGN §2, "Nothing"\n'
     )
     cites = citations(text, "x.py")
+    assert [c.old_form for c in cites] == [False, True, False, False, True, True]
     assert [(c.line, c.section, c.part) for c in cites] == [
         (1, 2, None),
         (1, 3, None),

@@ -8,6 +8,6 @@ tables), :mod:`~gcf_ros.bench.accuracy` (ADD(-S) reached vs time per object, one
 benchmark (real rclpy nodes) is :mod:`gcf_ros.ros.bench_node`, imported by the CLI when asked for.
 
 Speed is measured on the packaged real LM-O frame (``data/demo``) with the ground truth perturbed
-at the medium level, seed 0 (DESIGN §4), and compared as ratios within one run: the machines are
-shared and noisy, absolute times only mean something on a quiet machine or a GPU.
+at the medium level, seed 0 (docs/design.md §4), and compared as ratios within one run: the
+machines are shared and noisy, absolute times only mean something on a quiet machine or a GPU.
 """

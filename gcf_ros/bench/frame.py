@@ -1,9 +1,9 @@
 """What ``gcf-bench`` refines: the packaged LM-O frame, seeded initial poses, mesh variants.
 
 The frame is ``data/demo/lmo_000002_000003.json`` (LM-O test scene 2, image 3: real Kinect RGB,
-eight annotated objects, ground truth in millimetres). Initial poses follow DESIGN §4 (medium level,
-seed 0, over the annotated instances in file order); instances with visible fraction >= 0.3 are
-benchmarked. Only timings are taken on it; nothing is tuned on it.
+eight annotated objects, ground truth in millimetres). Initial poses follow docs/design.md §4
+(medium level, seed 0, the annotated instances in file order); those with visible fraction >= 0.3
+are benchmarked. Only timings are taken on it; nothing is tuned on it.
 
 Mesh-size scaling uses one model at several face counts: below its own count, open3d's quadric
 decimation (:meth:`ObjectModel.simplified`); above, open3d's midpoint subdivision (each level
@@ -36,7 +36,7 @@ class BenchFrame:
         K: (3, 3) float64 intrinsics.
         model_ids: model id of each of the M annotated instances, file order.
         T_gt: (M, 4, 4) float64 ground-truth ``T_cam_obj``, metres.
-        T_init: (M, 4, 4) float64 initial poses: ``T_gt`` perturbed (DESIGN §4).
+        T_init: (M, 4, 4) float64 initial poses: ``T_gt`` perturbed (docs/design.md §4).
         visib_fract: (M,) visible fraction of each instance.
         source: the frame's JSON file.
     """

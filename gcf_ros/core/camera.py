@@ -48,15 +48,6 @@ def project(K: torch.Tensor, X_cam: torch.Tensor) -> torch.Tensor:
     return x[..., :2] / x[..., 2:3]
 
 
-def backproject(K: torch.Tensor, uv: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-    """Pixels (..., N, 2) at depths z (..., N) -> camera-frame points (..., N, 3)."""
-    fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
-    cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
-    x = (uv[..., 0] - cx) / fx * depth
-    y = (uv[..., 1] - cy) / fy * depth
-    return torch.stack([x, y, depth], dim=-1)
-
-
 def projection_jacobian(K: torch.Tensor, X_cam: torch.Tensor) -> torch.Tensor:
     """d(u, v)/dX_cam (..., N, 2, 3) = [[fx/Z, 0, -fx X/Z^2], [0, fy/Z, -fy Y/Z^2]]."""
     X, Y, Z = X_cam.unbind(-1)
@@ -162,8 +153,3 @@ def crop_window_for_box(
         raise ValueError("object box is (partly) behind the camera")
     uv = X_cam @ np.asarray(K, dtype=np.float64).T
     return crop_window_around(uv[:, :2] / uv[:, 2:], size, padding)
-
-
-def stack_K(Ks: Sequence[np.ndarray], dtype=torch.float32, device="cpu") -> torch.Tensor:
-    """List of (3, 3) arrays -> (B, 3, 3) tensor."""
-    return torch.as_tensor(np.stack(Ks), dtype=dtype, device=device)

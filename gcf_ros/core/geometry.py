@@ -81,20 +81,6 @@ def make_se3(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return T
 
 
-def se3_inverse(T_a_b: torch.Tensor) -> torch.Tensor:
-    """T_a_b (..., 4, 4) -> T_b_a, using the rigid structure (no general matrix inverse)."""
-    _check_last(T_a_b, (4, 4), "T")
-    R_t = T_a_b[..., :3, :3].transpose(-1, -2)
-    return make_se3(R_t, -(R_t @ T_a_b[..., :3, 3:])[..., 0])
-
-
-def se3_compose(T_a_b: torch.Tensor, T_b_c: torch.Tensor) -> torch.Tensor:
-    """T_a_b (..., 4, 4) and T_b_c (..., 4, 4) -> T_a_c."""
-    _check_last(T_a_b, (4, 4), "T_a_b")
-    _check_last(T_b_c, (4, 4), "T_b_c")
-    return T_a_b @ T_b_c
-
-
 def se3_apply(T_a_b: torch.Tensor, X_b: torch.Tensor) -> torch.Tensor:
     """Points X_b (..., N, 3) -> X_a (..., N, 3) with T_a_b (..., 4, 4)."""
     _check_last(T_a_b, (4, 4), "T_a_b")

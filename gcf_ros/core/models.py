@@ -172,15 +172,6 @@ class ObjectModel:
         mesh.vertex_normals = o3d.utility.Vector3dVector(self.vert_normals_obj.astype(np.float64))
         return mesh
 
-    def to_open3d_tensor(self) -> o3d.t.geometry.TriangleMesh:
-        """A new tensor open3d mesh on the CPU: float32 positions/colors/normals, int32 indices."""
-        mesh = o3d.t.geometry.TriangleMesh()
-        mesh.vertex.positions = o3d.core.Tensor(np.array(self.verts_obj))
-        mesh.vertex.colors = o3d.core.Tensor(np.array(self.vert_colors))
-        mesh.vertex.normals = o3d.core.Tensor(np.array(self.vert_normals_obj))
-        mesh.triangle.indices = o3d.core.Tensor(np.array(self.faces))
-        return mesh
-
 
 def load_model(spec: ModelSpec) -> ObjectModel:
     """Load, check and clean ``spec.mesh_path``; raise :class:`ModelLoadError` naming the file."""

@@ -1,4 +1,4 @@
-"""Evaluation: the initial-pose protocol and the pose-error metrics of DESIGN §4.
+"""Evaluation: the initial-pose protocol and the pose-error metrics of docs/design.md §4.
 
 Pure numpy (plus ``scipy.spatial`` for ADD-S), no torch and no ROS, so that the numbers any method
 reports are computed by the same small, dependency-light code. Conventions are those of

@@ -1,4 +1,4 @@
-"""gcf-eval: refine perturbed ground-truth poses on a BOP dataset and report DESIGN §4's metrics.
+"""gcf-eval: refine perturbed ground-truth poses on a BOP dataset; the metrics of docs/design.md §4.
 
     gcf-eval --dataset ../shared/data/lmo --method mask --noise medium --max-instances 40
 

@@ -1,4 +1,4 @@
-"""The evaluation loop of ``gcf-eval``: DESIGN §4's protocol on a BOP-layout dataset.
+"""The evaluation loop of ``gcf-eval``: docs/design.md §4's protocol on a BOP-layout dataset.
 
 Instances with visible fraction >= ``min_visib`` are taken in dataset order (scene, image,
 annotation index); their initial poses are the ground truth perturbed by

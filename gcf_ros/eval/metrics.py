@@ -1,4 +1,4 @@
-"""Pose-error metrics of DESIGN §4, per instance and summarised.
+"""Pose-error metrics of docs/design.md §4, per instance and summarised.
 
 Per instance: rotation error (geodesic, degrees), translation error (cm), 2D projection error
 (mean reprojection distance of the model vertices, px; BOP's "proj") and ADD or ADD-S (metres).

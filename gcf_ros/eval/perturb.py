@@ -1,4 +1,4 @@
-"""The initial-pose protocol of DESIGN §4: ground truth perturbed by seeded noise.
+"""The initial-pose protocol of docs/design.md §4: ground truth perturbed by seeded noise.
 
 Every method is started from the same initial poses, so the random draws are part of the protocol:
 one ``numpy.random.default_rng(seed)`` (default seed 0) consumed instance by instance, in the order
@@ -70,7 +70,7 @@ def perturb_pose(T_cam_obj: np.ndarray, level: NoiseLevel, rng: np.random.Genera
         t0_y = t*_y + dxy[1];
     (d) ``dz = rng.normal(0, level.sigma_z_rel)``: t0_z = t*_z · (1 + dz).
 
-    This order is the protocol (DESIGN §4) that makes numbers comparable across runs and methods.
+    This order is the protocol (docs/design.md §4): it makes numbers comparable across runs.
     """
     T = np.asarray(T_cam_obj, dtype=np.float64)
     if T.shape != (4, 4):

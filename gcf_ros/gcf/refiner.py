@@ -42,7 +42,7 @@ from gcf_ros.core.render.types import RenderOutput
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
 from gcf_ros.gcf.terms import TERMS, LineConfig, NetworkEvidence, RegionConfig, TermInputs
-from gcf_ros.gcf.weights_meta import DEFAULT_WINDOW_SIZE, WeightsMeta
+from gcf_ros.gcf.weights_meta import WeightsMeta
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
@@ -103,8 +103,6 @@ class RefinerConfig:
         the silhouette terms alone), then ``overrides`` (RefinerConfig fields)."""
         recorded, solver = weights or WeightsMeta(), overrides.get("solver", cls.solver)
         window = NO_NETWORK_WINDOW_SIZE if weights is None else weights.window_size
-        if weights is not None and "field" not in overrides.get("terms", cls.terms):
-            window = DEFAULT_WINDOW_SIZE  # the network's size is the field's (as before typing)
         resolved = {"window_size": window, "min_confidence": recorded.min_confidence,
                     "damping": recorded.damping.get(solver, 0.0),  # unknown: SolverConfig refuses
                     "rotation_damping": recorded.rotation_damping.get(solver, 0.0)}  # fmt: skip

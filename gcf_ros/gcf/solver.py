@@ -1,4 +1,4 @@
-"""From a correspondence field to a pose update: the learned backward pass (DESIGN §2, step 4-5).
+"""From correspondences to a pose update: the learned backward pass (docs/design.md §2, steps 4-5).
 
 Each foreground pixel p contributes its field vector F_p (window pixels) and weight w_p; its image
 motion under a pose update xi is J_p xi with J_p = d(u, v)/dxi (:func:`update_jacobian`). Two

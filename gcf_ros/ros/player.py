@@ -4,7 +4,7 @@ end-to-end tests.
 
 Each frame goes out as ``image`` (bgr8, like most camera drivers), ``camera_info`` and
 ``detections`` (gcf_ros_msgs/CoarseDetectionArray), all with the same stamp; the coarse poses are
-the ground truth perturbed with the evaluation protocol (DESIGN §4) at a chosen level and seed.
+the ground truth perturbed by the evaluation protocol (docs/design.md §4), at a level and seed.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Synthetic training samples for the correspondence network (DESIGN §2, "Training data").
+"""Synthetic training samples for the correspondence network (docs/design.md §2, "Training data").
 
 A sample is one CAD model of the registry at a random true pose T* and a perturbed initial pose T0,
 seen in the S x S window that the refiner would crop around the model's box projected at **T0**:

@@ -1,4 +1,4 @@
-"""Training of the correspondence network on synthetic shards (DESIGN §2, "Training data").
+"""Training of the correspondence network on synthetic shards (docs/design.md §2, "Training data").
 
 Loss on the rendering's foreground pixels: a Charbonnier end-point error sqrt(|F - F*|² + eps²)
 averaged over all foreground pixels of the batch, plus ``weight_loss_factor`` x the BCE of the

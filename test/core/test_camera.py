@@ -9,7 +9,6 @@ import torch
 from gcf_ros.core import geometry as g
 from gcf_ros.core.camera import (
     CropWindow,
-    backproject,
     checked_camera_matrix,
     crop_window_around,
     crop_window_for_box,
@@ -26,13 +25,6 @@ def _points(n: int, seed: int = 0) -> torch.Tensor:
     xy = (torch.rand(n, 2, generator=gen, dtype=torch.float64) - 0.5) * 0.6
     z = 0.4 + torch.rand(n, 1, generator=gen, dtype=torch.float64)
     return torch.cat([xy, z], -1)
-
-
-def test_project_backproject_roundtrip():
-    K = torch.as_tensor(K_LMO)
-    X = _points(100)
-    uv = project(K, X)
-    torch.testing.assert_close(backproject(K, uv, X[:, 2]), X)
 
 
 def test_projection_jacobian_matches_finite_differences():

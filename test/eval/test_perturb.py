@@ -1,4 +1,4 @@
-"""The initial-pose protocol of DESIGN §4 (gcf_ros.eval.perturb)."""
+"""The initial-pose protocol of docs/design.md §4 (gcf_ros.eval.perturb)."""
 
 from __future__ import annotations
 

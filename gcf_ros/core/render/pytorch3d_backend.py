@@ -111,11 +111,6 @@ class PyTorch3DRenderer:
         self._meshes: dict[int, _MeshTensors] = {}
         self._soft_faces = _SOFT_FACES_START
 
-    def clear_cache(self) -> None:
-        """Forget the cached mesh tensors (releasing their models) and the learnt soft K."""
-        self._meshes.clear()
-        self._soft_faces = _SOFT_FACES_START
-
     def render(
         self,
         models: Sequence[ObjectModel],

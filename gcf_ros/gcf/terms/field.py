@@ -1,4 +1,4 @@
-"""The learned correspondence field as a solver term (the GCF method, DESIGN §2 steps 3-5).
+"""The learned correspondence field as a solver term (the GCF method, docs/design.md §2 steps 3-5).
 
 Every rendered pixel contributes a 2D residual: its field vector F_p (where that surface point is in
 the image, minus where it is rendered, window pixels) with the network's weight w_p.
