@@ -33,7 +33,8 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer
 from gcf_ros.gcf.predictor import FieldPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
-from gcf_ros.pipeline import Detections, FramePipeline, Observation
+from gcf_ros.pipeline.pipeline import FramePipeline
+from gcf_ros.pipeline.types import Detections, Observation
 
 GCF_PHASES = ("crop", "render", "network", "region", "solve", "update")  # region: the term's own
 SOFT_PHASES = ("forward", "backward", "step")

@@ -306,10 +306,6 @@ def grow_state_dict(old: dict[str, torch.Tensor], net: GcfNet) -> tuple[dict, li
     return new, grown
 
 
-def count_parameters(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
-
-
 def save_gcf_weights(path: str | Path, net: GcfNet, meta: dict) -> None:
     """Write the weights-only file {"state_dict", "net_config", "meta"} (``meta``: plain values)."""
     _check_plain(meta, "meta")

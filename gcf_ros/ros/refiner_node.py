@@ -41,8 +41,9 @@ from visualization_msgs.msg import MarkerArray
 
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
-from gcf_ros.pipeline import Detections, FramePipeline, FrameResult, Observation
+from gcf_ros.pipeline.pipeline import FramePipeline
 from gcf_ros.pipeline.stats import Health, NodeStats
+from gcf_ros.pipeline.types import Detections, FrameResult, Observation
 from gcf_ros.resources import default_models_yaml, share_dir
 from gcf_ros.ros import outputs
 from gcf_ros.ros.conversions import (
@@ -62,7 +63,6 @@ from gcf_ros_msgs.msg import RefinedPoseArray
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
 CAMERA_BUFFER = 30  # camera_info messages kept for matching by stamp
-MIN_DEPTH_M = RefinerConfig.min_depth_m  # closer coarse poses are refused: "behind the camera"
 # ROS types of the parameters that are unset by default (NodeParams annotations)
 _UNSET_TYPES = {"int | None": Parameter.Type.INTEGER, "float | None": Parameter.Type.DOUBLE}
 LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
@@ -299,7 +299,8 @@ class GcfRefinerNode(Node):
         if not msg.detections:
             self._refuse("empty_detections", "empty detection array (nothing to refine)")
         parse = DETECTION_INPUTS[self.params.detections_type][1]
-        seeds, refused = parse(msg, self._known_models, MIN_DEPTH_M, self._class_map)
+        min_depth = self.refiner.config.min_depth_m  # closer: refused, "behind the camera"
+        seeds, refused = parse(msg, self._known_models, min_depth, self._class_map)
         detections = Detections(msg.header.frame_id, tuple(seeds), tuple(refused))
         with self._lock:
             result = self.sync.add_detections(stamp, detections)

@@ -8,7 +8,6 @@ from gcf_ros.gcf.inputs import IMAGE_CHANNELS, RENDER_CHANNELS
 from gcf_ros.gcf.network import (
     GcfNet,
     NetConfig,
-    count_parameters,
     load_gcf_weights,
     save_gcf_weights,
 )
@@ -24,6 +23,10 @@ from gcf_ros.gcf.weights_meta import DAMPING, DEFAULT_WINDOW_SIZE, MIN_CONFIDENC
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 K_TEST = np.array([[600.0, 0, 320], [0, 600, 240], [0, 0, 1]])
+
+
+def _count_parameters(net) -> int:
+    return sum(p.numel() for p in net.parameters())
 
 
 def _inputs(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +71,7 @@ def test_norms_and_sizes(norm):
 
 
 def test_parameter_budget():
-    n = count_parameters(GcfNet())
+    n = _count_parameters(GcfNet())
     print(f"GcfNet parameters: {n}")
     assert n <= 600_000
 
@@ -236,6 +239,6 @@ def test_grown_network_computes_what_the_old_one_did():
     with torch.no_grad():
         a, b = old(image, render), grown(image, render)
     assert torch.allclose(a.field, b.field, atol=1e-4) and torch.allclose(a.weight, b.weight)
-    assert count_parameters(grown) > count_parameters(old)
+    assert _count_parameters(grown) > _count_parameters(old)
     with pytest.raises(ValueError, match="cannot grow"):
         grow_state_dict(old.state_dict(), GcfNet(NetConfig(widths=(16, 16, 24, 40))))

@@ -10,17 +10,9 @@ import numpy as np
 import pytest
 
 from gcf_ros.gcf.refiner import CONVERGED, REJECTED, RefineResult
-from gcf_ros.pipeline import (
-    Detections,
-    FramePipeline,
-    FrameResult,
-    Observation,
-    Refused,
-    Seed,
-    draw_overlay,
-)
-from gcf_ros.pipeline.pipeline import REFINED_RGB, REJECTED_RGB
+from gcf_ros.pipeline.pipeline import REFINED_RGB, REJECTED_RGB, FramePipeline, draw_overlay
 from gcf_ros.pipeline.stats import Health
+from gcf_ros.pipeline.types import Detections, FrameResult, Observation, Refused, Seed
 
 MOVE_M = 0.01
 K = np.array([[572.4, 0.0, 320.0], [0.0, 573.6, 240.0], [0.0, 0.0, 1.0]])
