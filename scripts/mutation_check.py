@@ -247,7 +247,8 @@ def check_imports(copy: Path) -> None:
 
 
 def run_tests(copy: Path, tests: list[str], extra_env: dict, timeout: float):
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider", "-n", "0",
+           *tests]  # fmt: skip
     env = env_for(copy, extra_env)
     t0 = time.monotonic()
     try:
