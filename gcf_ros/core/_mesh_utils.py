@@ -1,4 +1,4 @@
-"""Private mesh helpers for :mod:`gcf_ros.core.models`: reading, checks, colours, diameter.
+"""Private mesh helpers for :mod:`gcf_ros.core.models`: reading, checks, colours, decimation.
 
 All functions work on open3d legacy meshes or numpy arrays in the mesh's own units unless stated.
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import open3d as o3d
-from scipy.spatial import ConvexHull, QhullError
+
+from gcf_ros.core._diameter import diameter  # noqa: F401 (re-exported for callers)
 
 _LOG = logging.getLogger("gcf_ros.core.models")
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".ply", ".obj", ".stl", ".glb", ".gltf")
@@ -250,42 +251,3 @@ def decimate(mesh: o3d.geometry.TriangleMesh, max_faces: int) -> o3d.geometry.Tr
         target = max(1, math.floor(target * 0.9))
     out.vertex_colors = o3d.utility.Vector3dVector(np.clip(np.asarray(out.vertex_colors), 0, 1))
     return out
-
-
-def diameter(points: np.ndarray) -> float:
-    """Exact largest distance between two of ``points`` (N, 3), via their convex hull."""
-    pts = np.asarray(points, dtype=np.float64)
-    pts = pts - pts.mean(axis=0)
-    return _max_pairwise_distance(_hull_points(pts))
-
-
-def _hull_points(pts: np.ndarray) -> np.ndarray:
-    """Vertices of the convex hull of centred ``pts``; handles flat and collinear sets."""
-    if len(pts) < 5:
-        return pts
-    try:
-        return pts[ConvexHull(pts).vertices]
-    except QhullError:  # coplanar (or worse): hull in the best-fit plane
-        _, sing, vt = np.linalg.svd(pts, full_matrices=False)
-        if sing[0] <= 0.0:
-            return pts[:1]
-        coords = pts @ vt[:2].T
-        if sing[1] > sing[0] * 1e-9:
-            try:
-                return pts[ConvexHull(coords).vertices]
-            except QhullError:
-                pass
-        return pts[[int(np.argmin(coords[:, 0])), int(np.argmax(coords[:, 0]))]]
-
-
-def _max_pairwise_distance(pts: np.ndarray, chunk: int = 2048) -> float:
-    """Largest pairwise distance, by blocks of squared distances (the best pair is re-measured)."""
-    sq = np.einsum("ij,ij->i", pts, pts)
-    best, pair = -np.inf, (0, 0)
-    for start in range(0, len(pts), chunk):
-        block = pts[start : start + chunk]
-        d2 = sq[start : start + chunk, None] + sq[None, :] - 2.0 * (block @ pts.T)
-        i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
-        if d2[i, j] > best:
-            best, pair = d2[i, j], (start + int(i), int(j))
-    return float(np.linalg.norm(pts[pair[0]] - pts[pair[1]]))
