@@ -95,8 +95,10 @@ def _pca_tree(pts: np.ndarray, depth: int) -> tuple[np.ndarray, list[np.ndarray]
         owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(pts))))
         data, major = _node_data(pts[order], starts, owner)
         levels.append(data)
-        if level < depth:
-            order = order[np.lexsort((major, owner))]
+        if level < depth:  # within each node, by the coordinate along its major axis
+            scale = np.maximum.reduceat(np.abs(major), starts)[owner]
+            key = owner + 0.25 * (major / np.where(scale > 0.0, scale, 1.0) + 2.0)
+            order = order[np.argsort(key)]
     return pts[order], levels
 
 

