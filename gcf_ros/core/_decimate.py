@@ -42,7 +42,9 @@ def cluster_to_limit(
     kept vertex moves by less than one cell along each axis, the bounding box shrinks by less
     than a cell per side and the diameter by less than 2 sqrt(3) cells (a cell whose every face
     collapses is dropped with them). The cell starts at sqrt(3 area / max_faces), about
-    ``max_faces`` triangles on a smooth closed surface, and grows until the limit is met.
+    ``max_faces`` triangles on a smooth closed surface, then grows while above the limit and is
+    bisected while below half of it. No faces when no cell size meets the limit (a 12-face cube
+    cannot be clustered to 10 faces).
     """
     verts = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.triangles, dtype=np.int64)
@@ -52,17 +54,46 @@ def cluster_to_limit(
     area = _surface_area(verts, faces)
     span = float(np.ptp(verts, axis=0).max())
     cell = max(math.sqrt(3.0 * area / max_faces), span / _MAX_CELLS_PER_AXIS)
-    for _ in range(_MAX_ROUNDS):
-        out_verts, out_faces, out_colors = _cluster(verts, faces, colors, cell)
-        if len(out_faces) <= max_faces:
-            break
-        cell *= max(1.1, math.sqrt(len(out_faces) / max_faces) * 1.02)
+    (out_verts, out_faces, out_colors), cell = _search_cell(verts, faces, colors, max_faces, cell)
     out = o3d.geometry.TriangleMesh(
         o3d.utility.Vector3dVector(out_verts), o3d.utility.Vector3iVector(out_faces)
     )
     out.vertex_colors = o3d.utility.Vector3dVector(np.clip(out_colors, 0.0, 1.0))
     out.compute_vertex_normals(normalized=True)
     return out, cell
+
+
+def _search_cell(
+    verts: np.ndarray, faces: np.ndarray, colors: np.ndarray, max_faces: int, cell: float
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
+    """The clustering with the most faces <= ``max_faces`` found from ``cell`` (grown while
+    above the limit, bisected back while below half of it), and its cell size. Empty when every
+    cell size tried leaves too many faces or none."""
+    lo, hi = 0.0, math.inf  # cell sizes known to give too many faces / few enough
+    best: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float] | None = None
+    for _ in range(_MAX_ROUNDS):
+        result = _cluster(verts, faces, colors, cell)
+        n_faces = len(result[1])
+        if n_faces > max_faces:
+            lo = cell
+        else:
+            hi = cell
+            if best is None or n_faces > len(best[0][1]):
+                best = result, cell
+            if n_faces >= max_faces // 2:
+                break
+        if hi / max(lo, 1e-300) < 1.02:
+            break
+        if lo > 0.0 and hi < math.inf:
+            cell = math.sqrt(lo * hi)
+        elif n_faces > max_faces:
+            cell *= max(1.2, math.sqrt(n_faces / max_faces) * 1.02)
+        else:
+            cell /= 2.0
+    if best is None:
+        empty = np.zeros((0, 3))
+        return (empty, np.zeros((0, 3), np.int32), empty), cell
+    return best
 
 
 def _surface_area(verts: np.ndarray, faces: np.ndarray, chunk: int = 1 << 20) -> float:

@@ -216,7 +216,10 @@ def _limit_faces(
     n_faces = len(mesh.triangles)
     out, cell = _decimate.cluster_to_limit(mesh, spec.max_faces)
     if len(out.triangles) == 0:
-        raise ModelLoadError(f"{path}: nothing left after decimating to {spec.max_faces} faces")
+        raise ModelLoadError(
+            f"{path}: {n_faces} faces cannot be clustered to max_faces {spec.max_faces} or "
+            "fewer (nothing would be left); raise max_faces"
+        )
     _LOG.warning(
         "%s: %d faces > max_faces %d: decimated to %d faces by vertex clustering (cell %.3g m; "
         "vertices move by less than a cell per axis). Decimate the file beforehand for a "

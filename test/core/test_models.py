@@ -13,6 +13,7 @@ import open3d as o3d
 import pytest
 
 from gcf_ros.core.models import (
+    DEFAULT_MAX_FACES,
     ModelLoadError,
     ModelRegistry,
     ModelSpec,
@@ -31,6 +32,12 @@ PLY_HEADER = (
     "ply\nformat ascii 1.0\nelement vertex {nv}\nproperty float x\nproperty float y\n"
     "property float z\nelement face {nf}\nproperty list uchar int vertex_indices\nend_header\n"
 )
+# Today's diameters, metres: they set the ADD(-S) thresholds and must not drift by a bit.
+LMO_DIAMETERS = {
+    1: 0.10209865754580173, 5: 0.20140358550687637, 6: 0.1545455188028307,
+    8: 0.2614717857804696, 9: 0.10899920120785483, 10: 0.1646275878389147,
+    11: 0.1758893320422593, 12: 0.14554287508439118,
+}  # fmt: skip
 CUBE_V = [(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)]
 CUBE_F = [  # outward, counter-clockwise, 1-based like OBJ
     (1, 2, 4), (1, 4, 3), (5, 7, 8), (5, 8, 6), (1, 5, 6), (1, 6, 2),
@@ -91,6 +98,7 @@ def test_registry_lists_the_eight_lmo_models(lmo_registry: ModelRegistry):
     for obj_id, name in TF_NAMES.items():
         spec = lmo_registry.spec(f"obj_{obj_id:06d}")
         assert spec.scale == 0.001 and spec.tf_name == name and spec.face_budget is None
+        assert spec.max_faces == DEFAULT_MAX_FACES
         assert spec.mesh_path == LMO_MODELS / f"obj_{obj_id:06d}.ply"
         assert spec.symmetric == (obj_id in (10, 11))
 
@@ -103,6 +111,7 @@ def test_shipped_models_load_with_exact_geometry(lmo_registry: ModelRegistry, mo
         assert model.verts_obj.dtype == np.float32 and np.isfinite(model.verts_obj).all()
         assert model.faces.dtype == np.int32 and model.faces.max() < len(model.verts_obj)
         assert model.diameter == pytest.approx(info["diameter"] * 1e-3, rel=5e-3)
+        assert model.diameter == LMO_DIAMETERS[obj_id]
         bbox_min_mm = np.array([info["min_x"], info["min_y"], info["min_z"]])
         size_mm = np.array([info["size_x"], info["size_y"], info["size_z"]])
         np.testing.assert_allclose(model.bbox_min * 1e3, bbox_min_mm, atol=0.5)
@@ -152,6 +161,28 @@ def test_render_model_applies_face_budget():
     assert render.num_faces <= 1500 and registry.get("obj_000009").num_faces == 15820
     assert registry.render_model("obj_000009") is render
     assert registry.get("obj_000009").tf_name == "obj_000009"  # tf_name defaults to the id
+
+
+def test_meshes_above_max_faces_are_decimated_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    sphere = o3d.geometry.TriangleMesh.create_sphere(radius=50.0, resolution=100)  # 39 600 faces
+    z = np.asarray(sphere.vertices)[:, 2] / 100.0 + 0.5
+    sphere.vertex_colors = o3d.utility.Vector3dVector(np.c_[z, 1.0 - z, np.full_like(z, 0.5)])
+    path = tmp_path / "sphere.ply"
+    o3d.io.write_triangle_mesh(str(path), sphere)
+    full = load_model(ModelSpec("ball", path, scale=0.001))
+    with caplog.at_level(logging.WARNING, logger="gcf_ros.core.models"):
+        small = load_model(ModelSpec("ball", path, scale=0.001, max_faces=5_000))
+    assert full.num_faces == 39_600 and 2_000 < small.num_faces <= 5_000
+    assert "39600 faces > max_faces 5000: decimated to" in caplog.text
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+    assert small.diameter == pytest.approx(full.diameter, rel=1e-3)  # stated: < 2 sqrt(3) cells
+    np.testing.assert_allclose(small.bbox_min, full.bbox_min, atol=1e-4)
+    np.testing.assert_allclose(small.bbox_max, full.bbox_max, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(small.vert_normals_obj, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(small.vert_colors[:, 0], small.verts_obj[:, 2] * 10 + 0.5, atol=0.05)
+    assert (np.einsum("ij,ij->i", small.vert_normals_obj, small.verts_obj) > 0).all()
 
 
 def test_open3d_conversions_and_bbox_corners(lmo_registry: ModelRegistry):
@@ -215,6 +246,7 @@ def test_relative_and_absolute_yaml_paths(tmp_path: Path):
     yaml_path = config / "models.yaml"
     yaml_path.write_text(
         "models:\n  rel:\n    mesh: ../meshes/cube.obj\n    scale: 0.5\n    face_budget: 6\n"
+        "    max_faces: 12\n"
         f"  abs:\n    mesh: {tmp_path / 'meshes' / 'cube.obj'}\n    color: [1, 0, 0]\n"
     )
     registry = ModelRegistry.from_yaml(yaml_path)
@@ -222,6 +254,7 @@ def test_relative_and_absolute_yaml_paths(tmp_path: Path):
     assert registry.spec("rel").mesh_path.resolve() == (tmp_path / "meshes" / "cube.obj")
     assert registry.get("rel").diameter == pytest.approx(0.5 * np.sqrt(3))
     assert registry.render_model("rel").num_faces <= 6
+    assert registry.spec("rel").max_faces == 12 and registry.get("rel").num_faces == 12
     np.testing.assert_allclose(registry.get("abs").vert_colors[0], [1, 0, 0])
 
 
@@ -236,6 +269,10 @@ def test_yaml_errors_name_key_and_model(tmp_path: Path, lmo_registry: ModelRegis
     path.write_text("models:\n  cube:\n    mesh: cube.obj\n    scale: -1\n")
     with pytest.raises(ModelLoadError, match="scale"):
         ModelRegistry.from_yaml(path)
+    for bad in ("0", "1.5e6", "true"):
+        path.write_text(f"models:\n  cube:\n    mesh: cube.obj\n    max_faces: {bad}\n")
+        with pytest.raises(ModelLoadError, match=r"'cube'.*max_faces"):
+            ModelRegistry.from_yaml(path)
     with pytest.raises(ModelLoadError, match="not found"):
         ModelRegistry.from_yaml(tmp_path / "absent.yaml")
     with pytest.raises(KeyError, match=r"obj_000099.*obj_000001"):
@@ -251,15 +288,18 @@ def test_load_errors_name_the_file(tmp_path: Path):
         "range.ply": (([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [(0, 1, 7)]), "out of range"),
         "flat.ply": (([(1, 1, 1)] * 3, [(0, 1, 2)]), "zero diameter"),
         "degenerate.ply": (([(0, 0, 0), (1, 0, 0)], [(0, 1, 1)]), "degenerate"),
+        "cube.stl": (_write_cube_stl, "12 faces cannot be clustered to max_faces 10"),
     }
     for name, (content, message) in cases.items():
         path = tmp_path / name
         if isinstance(content, str):
             path.write_text(content)
+        elif callable(content):
+            content(path)
         elif content is not None:
             _write_ply(path, *content)
         with pytest.raises(ModelLoadError, match=message) as info:
-            load_model(ModelSpec("m", path))
+            load_model(ModelSpec("m", path, max_faces=10))
         assert name in str(info.value)
     (tmp_path / "nan.obj").write_text("v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n")
     with pytest.raises(ModelLoadError, match=r"nan\.obj.*NaN"):
@@ -275,7 +315,7 @@ def test_cleaning_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     assert model.num_faces == 3 and len(model.verts_obj) == 5
     text = caplog.text
     assert "removed 1 duplicated triangles" in text and "removed 1 unreferenced vertices" in text
-    assert "non-manifold" in text
+    assert "1 non-manifold edges" in text
 
 
 def test_object_model_checks_shapes():
