@@ -100,9 +100,12 @@ def _surface_area(verts: np.ndarray, faces: np.ndarray, chunk: int = 1 << 20) ->
     """Total triangle area, by chunks of faces (bounded memory)."""
     total = 0.0
     for start in range(0, len(faces), chunk):
-        tri = verts[faces[start : start + chunk]]
-        cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        total += 0.5 * float(np.sqrt(np.einsum("ij,ij->i", cross, cross)).sum())
+        tri = faces[start : start + chunk]
+        e1, e2 = verts[tri[:, 1]] - verts[tri[:, 0]], verts[tri[:, 2]] - verts[tri[:, 0]]
+        cross2 = sum(  # |e1 x e2|^2, written out (np.cross is several times slower)
+            (e1[:, i] * e2[:, j] - e1[:, j] * e2[:, i]) ** 2 for i, j in ((1, 2), (2, 0), (0, 1))
+        )
+        total += 0.5 * float(np.sqrt(cross2).sum())
     return total
 
 

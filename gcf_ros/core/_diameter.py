@@ -106,7 +106,9 @@ def _node_data(pts: np.ndarray, starts: np.ndarray, owner: np.ndarray) -> tuple[
     """(K, 13) node data (see :func:`_pca_tree`) and (N,) coordinates along the major axes."""
     centre = np.add.reduceat(pts, starts) / np.bincount(owner)[:, None]
     local = pts - centre[owner]
-    cov = np.add.reduceat(local[:, :, None] * local[:, None, :], starts)
+    x, y, z = local.T
+    cov = np.add.reduceat(np.stack([x * x, x * y, x * z, y * y, y * z, z * z], axis=1), starts)
+    cov = cov[:, [0, 1, 2, 1, 3, 4, 2, 4, 5]].reshape(-1, 3, 3)
     axes = np.linalg.eigh(cov)[1].reshape(-1, 9)  # eigenvalues ascending: the major axis last
     proj = _rotate(local, axes[owner])
     half = np.maximum.reduceat(np.abs(proj), starts)
