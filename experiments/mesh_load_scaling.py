@@ -9,10 +9,10 @@ the node does at start-up (``ModelRegistry.render_model`` from a YAML entry with
 Answer (2 shared cores, other jobs running; 2 002 224 faces, 1 001 114 vertices):
 
 - before (commit aa11958): no result. Cleaning, open3d's non-manifold check and Qhull took
-  ~25 s (Qhull alone 18 s and 1.7 GB for the 1 M co-spherical vertices), then the pairwise
-  diameter wanted 2048 x 1 M doubles per block (16 GB, three such temporaries): with a 6 GB cap it
-  fails with MemoryError; uncapped it exhausted the 24 GB of the machine (the issue). The same
-  blocks on 40 000 hull points took 10.4 s and 1.8 GB; they grow with the square of the count.
+  51 s and 2 GB (Qhull alone 18 s and 1.7 GB for the 1 M co-spherical vertices), then the
+  pairwise diameter wanted 2048 x 1 M doubles per block (16 GB, several such temporaries): with a
+  6 GB cap it failed with MemoryError; uncapped it exhausted the 24 GB of the machine (the issue).
+  The same blocks on 40 000 hull points took 10.4 s and 1.8 GB; they grow with the square.
 - after: see the table printed by this script, copied into docs/performance.md, "Loading large
   meshes".
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -43,18 +42,26 @@ def _write_sphere(folder: Path, faces: int) -> Path:
     return folder / f"{path.stem}.yaml"
 
 
+def _status_mb(field: str) -> int:
+    """A memory field of /proc/self/status (Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024)
+    raise KeyError(field)
+
+
 def _load(yaml_path: str) -> None:
     """Child process: load and print one JSON line."""
     from gcf_ros.core.models import ModelRegistry
 
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = _status_mb("VmRSS")
     wall, cpu = time.perf_counter(), time.process_time()
     model = ModelRegistry.from_yaml(yaml_path).render_model("sphere")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_mb("VmHWM")  # peak RSS of this process image (ru_maxrss spans the fork)
     print(json.dumps({
         "wall_s": round(time.perf_counter() - wall, 2),
         "cpu_s": round(time.process_time() - cpu, 2),
-        "peak_rss_mb": round(peak / 1024), "rss_before_mb": round(base_rss / 1024),
+        "peak_rss_mb": peak, "rss_before_mb": base_rss,
         "faces": model.num_faces, "vertices": len(model.verts_obj),
         "diameter_m": model.diameter,
     }))  # fmt: skip
@@ -69,7 +76,7 @@ def main() -> None:
         _load(args.child)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        print("| input faces | kept faces | vertices | wall s | CPU s | peak RSS MB | diameter m |")
+        print("| faces in | kept | vertices | wall s | CPU s | RSS MB start → peak | diameter m |")
         print("|---|---|---|---|---|---|---|")
         for faces in args.faces:
             yaml_path = _write_sphere(Path(tmp), faces)
@@ -81,7 +88,8 @@ def main() -> None:
             n_in = int(yaml_path.stem.split("_")[1])
             print(
                 f"| {n_in} | {row['faces']} | {row['vertices']} | {row['wall_s']} | "
-                f"{row['cpu_s']} | {row['peak_rss_mb']} | {row['diameter_m']:.9f} |",
+                f"{row['cpu_s']} | {row['rss_before_mb']} → {row['peak_rss_mb']} | "
+                f"{row['diameter_m']:.9f} |",
                 flush=True,
             )
 

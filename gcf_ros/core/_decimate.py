@@ -52,9 +52,11 @@ def cluster_to_limit(
     if len(colors) != len(verts):
         colors = np.zeros_like(verts)
     area = _surface_area(verts, faces)
-    span = float(np.ptp(verts, axis=0).max())
-    cell = max(math.sqrt(3.0 * area / max_faces), span / _MAX_CELLS_PER_AXIS)
-    (out_verts, out_faces, out_colors), cell = _search_cell(verts, faces, colors, max_faces, cell)
+    min_cell = float(np.ptp(verts, axis=0).max()) / _MAX_CELLS_PER_AXIS
+    cell = max(math.sqrt(3.0 * area / max_faces), min_cell)
+    (out_verts, out_faces, out_colors), cell = _search_cell(
+        verts, faces, colors, max_faces, cell, min_cell
+    )
     out = o3d.geometry.TriangleMesh(
         o3d.utility.Vector3dVector(out_verts), o3d.utility.Vector3iVector(out_faces)
     )
@@ -64,11 +66,16 @@ def cluster_to_limit(
 
 
 def _search_cell(
-    verts: np.ndarray, faces: np.ndarray, colors: np.ndarray, max_faces: int, cell: float
+    verts: np.ndarray,
+    faces: np.ndarray,
+    colors: np.ndarray,
+    max_faces: int,
+    cell: float,
+    min_cell: float,
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
     """The clustering with the most faces <= ``max_faces`` found from ``cell`` (grown while
-    above the limit, bisected back while below half of it), and its cell size. Empty when every
-    cell size tried leaves too many faces or none."""
+    above the limit, bisected back while below half of it, never below ``min_cell``), and its
+    cell size. Empty when every cell size tried leaves too many faces or none."""
     lo, hi = 0.0, math.inf  # cell sizes known to give too many faces / few enough
     best: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float] | None = None
     for _ in range(_MAX_ROUNDS):
@@ -80,7 +87,7 @@ def _search_cell(
             hi = cell
             if best is None or n_faces > len(best[0][1]):
                 best = result, cell
-            if n_faces >= max_faces // 2:
+            if n_faces >= max_faces // 2 or cell <= min_cell:
                 break
         if hi / max(lo, 1e-300) < 1.02:
             break
@@ -89,7 +96,7 @@ def _search_cell(
         elif n_faces > max_faces:
             cell *= max(1.2, math.sqrt(n_faces / max_faces) * 1.02)
         else:
-            cell /= 2.0
+            cell = max(cell / 2.0, min_cell)
     if best is None:
         empty = np.zeros((0, 3))
         return (empty, np.zeros((0, 3), np.int32), empty), cell
