@@ -2,20 +2,21 @@
 
 Small sets keep the original method: the convex hull (Qhull), then every pair of hull vertices
 in blocks. Large sets (a 2 M-face sphere has 1 M vertices, all on its hull: the pairwise blocks
-took 16 GB per block and hours) go through a branch-and-bound over a binary tree of point
-blocks (Morton order), level by level: a pair of nodes is dropped when an upper bound on the
-distance between its points is below the best distance already measured between two real points,
-and the surviving leaf pairs are measured exactly. The result is therefore exact; only the
-running time depends on how well the bound prunes.
+wanted 16 GB each, and hours) go through a branch and bound over a binary tree of point blocks
+(each node split at the median along its principal axis), level by level: a pair of nodes is
+dropped when an upper bound on the distance between their points is below the best distance
+already measured between two real points, and the surviving leaf pairs are measured exactly.
+The result is therefore exact (the pair found is re-measured as before); only the running time
+depends on how well the bound prunes.
 
 The bound uses each node's centroid ``c``, radius ``r`` and principal axes ``e_m`` with
 half-extents ``h_m`` (an oriented box): for ``p`` in node A and ``q`` in node B, with
 ``u = (c_B - c_A) / L`` and ``L = |c_B - c_A|``, ``|(q - p) . u| <= L + s_A + s_B`` where
-``s = sum_m h_m |u . e_m|`` and the rest of ``q - p`` is at most ``r_A + r_B`` long. On smooth
-surfaces the box is thin along the normal, so the bound exceeds the truth by O(size² / radius)
-rather than O(size): even on a sphere, where every pair of opposite points nearly ties, each
-node keeps O(1) partners per level and the work stays about O(n log n) (measured: see
-``experiments/mesh_load_scaling.py``).
+``s = sum_m h_m |u . e_m|``, and the rest of ``q - p`` is at most ``r_A + r_B`` long. On smooth
+surfaces a node's box is thin along the normal, so the bound exceeds the truth by
+O(size² / radius) rather than O(size): even on a sphere, where opposite points all nearly tie,
+each leaf keeps about a dozen partners, and the work is O(n log n) (250 000 points on a
+sphere: 2-3.6 s CPU, 150 MB; docs/performance.md, "Loading large meshes").
 """
 
 from __future__ import annotations
@@ -170,6 +171,8 @@ def _leaf_pairs_max(
 ) -> tuple[float, tuple[int, int]]:
     """The largest squared distance between a point of leaf a[k] and one of leaf b[k] over k,
     if it beats ``best2`` (else ``best2``), and its pair; one leaf a against all its b at once."""
+    if len(a) == 0:
+        return best2, (0, 0)
     bound = _bound2(leaves, a, b)
     starts = _starts(len(pts), int(math.log2(len(leaves))))
     sizes = np.diff(np.append(starts, len(pts)))
