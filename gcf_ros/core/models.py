@@ -80,11 +80,13 @@ class ModelSpec:
             raise ModelLoadError(f"model {self.model_id!r}: symmetric must be true or false")
         if self.tf_name is not None and (not isinstance(self.tf_name, str) or not self.tf_name):
             raise ModelLoadError(f"model {self.model_id!r}: tf_name must be a non-empty string")
-        for name in ("face_budget", "max_faces"):
+        for name, optional in (("face_budget", True), ("max_faces", False)):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
                 raise ModelLoadError(f"model {self.model_id!r}: {name} must be an integer")
-            if value is not None and value < 1:
+            if value < 1:
                 raise ModelLoadError(f"model {self.model_id!r}: {name} must be >= 1")
         if self.color is not None:
             object.__setattr__(self, "color", mu.check_color(self.model_id, self.color))

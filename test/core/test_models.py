@@ -269,7 +269,7 @@ def test_yaml_errors_name_key_and_model(tmp_path: Path, lmo_registry: ModelRegis
     path.write_text("models:\n  cube:\n    mesh: cube.obj\n    scale: -1\n")
     with pytest.raises(ModelLoadError, match="scale"):
         ModelRegistry.from_yaml(path)
-    for bad in ("0", "1.5e6", "true"):
+    for bad in ("0", "1.5e6", "true", "null"):
         path.write_text(f"models:\n  cube:\n    mesh: cube.obj\n    max_faces: {bad}\n")
         with pytest.raises(ModelLoadError, match=r"'cube'.*max_faces"):
             ModelRegistry.from_yaml(path)
