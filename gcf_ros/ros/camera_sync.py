@@ -5,10 +5,11 @@ in this order:
 
 - ``exact``: a camera_info with the image's stamp;
 - ``inexact``: the closest one within ``slop`` seconds;
-- ``newest``: none within the slop, but every buffered camera_info has the same K and size (a
-  static camera, or a driver that stamps camera_info apart from its images): the newest one;
-- else it refuses the frame (``camera_info_unmatched``): K changed recently, so guessing could
-  refine with another frame's intrinsics.
+- ``newest``: none within the slop, but every buffered camera_info, at least ``min_static`` of
+  them, has the same K and size (a static camera, or a driver that stamps camera_info apart from
+  its images): the newest one;
+- else it refuses the frame (``camera_info_unmatched``): K changed recently (or too few
+  camera_info came to tell), so guessing could refine with another frame's intrinsics.
 
 The executor may deliver a frame before the camera_info published just ahead of it (another
 topic). So when no camera_info matches yet and one may still come (none has arrived with a stamp
@@ -50,10 +51,12 @@ class CameraBook:
     """The last ``size`` camera_info messages, looked up by stamp; thread-safe (the executor adds,
     the worker looks up)."""
 
-    def __init__(self, slop: float, size: int = 100, wait_s: float = 0.2) -> None:
-        if slop < 0 or size < 1 or wait_s < 0:
-            raise ValueError("slop >= 0, size >= 1 and wait_s >= 0 required")
-        self.slop, self.wait_s = slop, wait_s
+    def __init__(
+        self, slop: float, size: int = 100, wait_s: float = 0.2, min_static: int = 3
+    ) -> None:
+        if slop < 0 or size < min_static or min_static < 1 or wait_s < 0:
+            raise ValueError("slop >= 0, size >= min_static >= 1 and wait_s >= 0 required")
+        self.slop, self.wait_s, self.min_static = slop, wait_s, min_static
         self._cameras: deque[tuple[float, CameraModel]] = deque(maxlen=size)
         self._same_run = 0  # how many of the newest cameras equal the newest one
         self._stamped = True  # camera_info stamps match the images': worth waiting for
@@ -89,12 +92,13 @@ class CameraBook:
             if not self._cameras:
                 raise BadInputError("no_camera_info", "no valid camera_info received yet")
             newest = self._cameras[-1][1]
-            if self._same_run < len(self._cameras):
+            if self._same_run < max(len(self._cameras), self.min_static):
                 raise BadInputError(
                     "camera_info_unmatched",
                     f"no camera_info within sync_slop ({self.slop} s) of the frame, and K or the "
-                    "size changed among the recent ones: refused rather than refined with "
-                    "another frame's intrinsics (publish camera_info with each image's stamp)",
+                    f"size changed among the recent ones (or fewer than {self.min_static} came): "
+                    "refused rather than refined with another frame's intrinsics (publish "
+                    "camera_info with each image's stamp)",
                 )
             self._stamped = False
             check_image_size(newest, width, height)

@@ -57,7 +57,7 @@ from gcf_ros_msgs.msg import RefinedPoseArray
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
 CAMERA_BUFFER = 100  # camera_info messages kept for matching by stamp
-CAMERA_WAIT_S = 0.2  # the worker waits this long for a frame's camera_info still in flight
+CAMERA_WAIT_S = 0.5  # the worker waits this long for a frame's camera_info still in flight
 BYTES_PER_PIXEL = 4  # the widest encoding (rgba8, bgra8): max_image_pixels bounds the data too
 # ROS types of the parameters that are unset by default (NodeParams annotations)
 _UNSET_TYPES = {"int | None": Parameter.Type.INTEGER, "float | None": Parameter.Type.DOUBLE}
