@@ -10,6 +10,7 @@ detection arrays from the future.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -224,17 +225,21 @@ def frames():
     return load_sequence()
 
 
+NAMESPACE = f"bounds_{os.getpid()}"  # no other test's refiner answers these inputs
+
+
 class _Client:
     """Publishes the inputs (reliable, back to back) and records refined_poses by stamp."""
 
     def __init__(self, ros):
         self.ros = ros
         self.node = ros.node("bounds_client")
-        self.image_pub = self.node.create_publisher(Image, "image", 10)
-        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", 10)
-        self.det_pub = self.node.create_publisher(CoarseDetectionArray, "detections", 10)
+        ns = f"/{NAMESPACE}/"
+        self.image_pub = self.node.create_publisher(Image, ns + "image", 10)
+        self.info_pub = self.node.create_publisher(CameraInfo, ns + "camera_info", 10)
+        self.det_pub = self.node.create_publisher(CoarseDetectionArray, ns + "detections", 10)
         self.poses: dict[float, RefinedPoseArray] = {}
-        self.node.create_subscription(RefinedPoseArray, "refined_poses", self._on_poses, 10)
+        self.node.create_subscription(RefinedPoseArray, ns + "refined_poses", self._on_poses, 10)
         self.t = round(time.time(), 3)
 
     def _on_poses(self, msg):
@@ -245,7 +250,7 @@ class _Client:
         assert self.ros.spin_until(
             lambda: (
                 all(p.get_subscription_count() > 0 for p in pubs)
-                and self.node.count_publishers("refined_poses") > 0
+                and self.node.count_publishers(f"/{NAMESPACE}/refined_poses") > 0
             ),
             30.0,
         ), "the refiner did not subscribe"
@@ -269,9 +274,9 @@ class _Client:
 def test_every_frame_uses_its_own_camera_info_and_every_input_is_bounded(
     ros, frames, start_refiner
 ):
-    running = start_refiner(input_reliability="reliable", iterations=1, diagnostics_period=0.5,
-                            max_detections_per_frame=3, max_image_pixels=640 * 480,
-                            image_buffer_mb=2)  # fmt: skip
+    running = start_refiner(namespace=NAMESPACE, input_reliability="reliable", iterations=1,
+                            diagnostics_period=0.5, max_detections_per_frame=3,
+                            max_image_pixels=640 * 480, image_buffer_mb=2)  # fmt: skip
     node = running.node
     seen_K: list[np.ndarray] = []
     refine = node.refiner.refine
