@@ -18,11 +18,12 @@ import torch
 
 def checked_camera_matrix(k: Sequence[float] | np.ndarray, width: int, height: int) -> np.ndarray:
     """The (3, 3) float64 K of a ``sensor_msgs/CameraInfo``-like ``k`` (9 values, row-major) for
-    an image of ``width`` x ``height`` pixels (0 x 0: size unknown). The one camera-info check.
+    an image of ``width`` x ``height`` pixels. The one camera-info check.
 
     Raises ValueError naming the broken rule: not 9 values, NaN or infinite values, a focal length
-    <= 0, a K not of the form above, only one of width and height 0, or (size known) a principal
-    point more than half the image size outside the image.
+    <= 0, a K not of the form above, a size missing (width or height 0: a K cannot be checked
+    against, nor trusted for, an image of unknown size), or a principal point more than half the
+    image size outside the image.
     """
     k = np.asarray(k, dtype=np.float64).ravel()
     if k.size != 9:
@@ -35,9 +36,9 @@ def checked_camera_matrix(k: Sequence[float] | np.ndarray, width: int, height: i
         raise ValueError(f"K has a zero or negative focal length (fx, fy) = ({fx}, {fy})")
     if np.abs(K - [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]).max() > 1e-9:
         raise ValueError(f"K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}")
-    if width < 0 or height < 0 or (width == 0) != (height == 0):
-        raise ValueError(f"image size {width} x {height}: both positive, or both 0 (unknown)")
-    if width and not (-width / 2 <= cx <= 1.5 * width and -height / 2 <= cy <= 1.5 * height):
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size {width} x {height} missing: width and height must be > 0")
+    if not (-width / 2 <= cx <= 1.5 * width and -height / 2 <= cy <= 1.5 * height):
         raise ValueError(f"principal point ({cx}, {cy}) far outside the {width} x {height} image")
     return K
 

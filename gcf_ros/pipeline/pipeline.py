@@ -46,6 +46,8 @@ class FramePipeline:
         child_frame: (model id, instance id, tf name) -> the instance's TF frame name.
         track_timeout: tracks older than this (s, image stamps) expire.
         report: gets (counter kind, message) of every refused input, as it is refused.
+        max_seeds: instances refined per frame at most (tracks fill the places the detections
+            leave; the detections themselves are limited when read); None: no limit.
     """
 
     def __init__(
@@ -54,12 +56,14 @@ class FramePipeline:
         child_frame: Callable[[str, str, str], str] = _default_child_frame,
         track_timeout: float = 1.0,
         report: Report = _ignore,
+        max_seeds: int | None = None,
     ) -> None:
         self.refiner = refiner
         self.registry: ModelRegistry = refiner.registry
         self.tracks = TrackTable(track_timeout)
         self._child_frame = child_frame
         self._report = report
+        self._max_seeds = max_seeds
         self._mesh_uris = {
             m: Path(self.registry.spec(m).mesh_path).resolve().as_uri() for m in self.registry.ids
         }
@@ -93,7 +97,8 @@ class FramePipeline:
     def process(self, obs: Observation, tracking: bool = False) -> FrameResult:
         """Seed, refine and describe one frame; with ``tracking``, seed from the tracks and update
         them with the outcome."""
-        seeds, refused = seed_frame(obs, self.tracks if tracking else None, self._report)
+        tracks = self.tracks if tracking else None
+        seeds, refused = seed_frame(obs, tracks, self._report, self._max_seeds)
         detections = [Detection(s.model_id, s.T_cam_obj, s.instance_id) for s in seeds]
         results = self.refiner.refine(obs.rgb, obs.K, detections)
         result = FrameResult(

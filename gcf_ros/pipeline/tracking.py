@@ -73,12 +73,14 @@ class TrackTable:
 
 
 def seed_frame(
-    obs: Observation, tracks: TrackTable | None, report: Report
+    obs: Observation, tracks: TrackTable | None, report: Report, max_seeds: int | None = None
 ) -> tuple[list[Seed], list[Refused]]:
     """Seeds of a frame: its detections with a pose, those without one seeded from their track,
-    then the tracked instances the detections do not cover; and the refused detections. ``tracks``
-    None: tracking off. Every refusal (and normalised quaternion) goes to ``report``; detections in
-    another frame than the image's are all dropped."""
+    then the tracked instances the detections do not cover, the most recent first, while there
+    are fewer than ``max_seeds`` (None: no limit; the others wait for a later frame, reported as
+    ``too_many_tracks``); and the refused detections. ``tracks`` None: tracking off. Every refusal
+    (and normalised quaternion) goes to ``report``; detections in another frame than the image's
+    are all dropped."""
     seeds: list[Seed] = []
     refused: list[Refused] = []
     dets = obs.detections
@@ -111,7 +113,14 @@ def seed_frame(
         covered = {(s.model_id, s.instance_id) for s in out} | {
             (r.model_id, r.instance_id) for r in refused
         }
-        for t in tracks.active(obs.stamp, obs.frame_id):
-            if (t.model_id, t.instance_id) not in covered:
-                out.append(Seed(t.model_id, t.instance_id, t.T_cam_obj))
+        active = sorted(tracks.active(obs.stamp, obs.frame_id), key=lambda t: -t.stamp)
+        extra = [t for t in active if (t.model_id, t.instance_id) not in covered]
+        room = len(extra) if max_seeds is None else max(max_seeds - len(out), 0)
+        out += [Seed(t.model_id, t.instance_id, t.T_cam_obj) for t in extra[:room]]
+        if len(extra) > room:
+            report(
+                "too_many_tracks",
+                f"{len(extra) - room} tracked instance(s) not refined in this frame: "
+                f"max_detections_per_frame ({max_seeds}) reached",
+            )
     return out, refused

@@ -77,7 +77,7 @@ def fill_pose(pose: Any, T: np.ndarray) -> Any:
 
 @dataclass(frozen=True)
 class CameraModel:
-    """Intrinsics checked from a sensor_msgs/CameraInfo: K (3, 3), size (0 when unknown)."""
+    """Intrinsics checked from a sensor_msgs/CameraInfo: K (3, 3), image size (pixels, > 0)."""
 
     K: np.ndarray
     width: int
@@ -88,7 +88,8 @@ class CameraModel:
 
 def camera_info_to_model(info: Any) -> CameraModel:
     """Intrinsics checked by :func:`~gcf_ros.core.camera.checked_camera_matrix`;
-    BadInputError("bad_camera_info") naming the broken rule."""
+    BadInputError("bad_camera_info") naming the broken rule (a camera_info without its size, 0 x
+    0, included: its K cannot be checked against the image)."""
     try:
         K = checked_camera_matrix(info.k, int(info.width), int(info.height))
     except ValueError as err:
@@ -99,8 +100,8 @@ def camera_info_to_model(info: Any) -> CameraModel:
 
 
 def check_image_size(camera: CameraModel, width: int, height: int) -> None:
-    """BadInputError("size_mismatch") when the camera_info size is known and is not the image's."""
-    if camera.width and camera.height and (camera.width, camera.height) != (width, height):
+    """BadInputError("size_mismatch") when the camera_info size is not the image's."""
+    if (camera.width, camera.height) != (width, height):
         raise BadInputError(
             "size_mismatch",
             f"image is {width} x {height} but camera_info says {camera.width} x {camera.height}",

@@ -86,10 +86,27 @@ class NodeParams:
     )
     max_stamp_age: float = _p(
         2.0,
-        "detection arrays older than the newest image by more than this (s) are dropped as stale",
+        "detection arrays older than the newest image by more than this (s) are dropped as stale, "
+        "newer by more than this are refused as future; an array waits at most this long (s) for "
+        "its image",
     )
     image_buffer_size: int = _p(30, "images kept for matching late detection arrays")
+    image_buffer_mb: int = _p(
+        256,
+        "memory bound of the image buffer, MB: the oldest images are evicted early (counted) to "
+        "stay under it",
+    )
+    max_image_pixels: int = _p(
+        16777216,
+        "larger images (width x height, or more data than 4 bytes a pixel) are refused before "
+        "buffering; 16777216 = 4096 x 4096",
+    )
     pending_queue_size: int = _p(10, "detection arrays waiting for their image")
+    max_detections_per_frame: int = _p(
+        32,
+        "detections refined per frame at most: the extras (lowest detector scores) are REJECTED "
+        "with the reason; tracked instances fill the places left",
+    )
     work_queue_size: int = _p(
         1,
         "frames waiting for refinement; when full the oldest is dropped (newest-frame processing)",
@@ -122,6 +139,9 @@ class NodeParams:
             raise ValueError("iterations >= 1, window_size >= 16, work_queue_size >= 1 required")
         if self.sync_slop < 0 or self.max_stamp_age <= 0 or self.track_timeout <= 0:
             raise ValueError("sync_slop >= 0, max_stamp_age > 0 and track_timeout > 0 required")
+        bounds = ("image_buffer_mb", "max_image_pixels", "max_detections_per_frame")
+        if any(getattr(self, name) < 1 for name in bounds):
+            raise ValueError(f"{', '.join(bounds)} >= 1 required")
         unknown = [t for t in self.term_list() if t not in NODE_TERMS]
         if unknown:
             raise ValueError(f"terms must be among {NODE_TERMS} (or ''), got {unknown}")

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import traceback
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,23 +45,20 @@ from gcf_ros.pipeline.stats import Health, NodeStats
 from gcf_ros.pipeline.types import Detections, FrameResult, Observation
 from gcf_ros.resources import default_models_yaml, share_dir
 from gcf_ros.ros import outputs
-from gcf_ros.ros.conversions import (
-    BadInputError,
-    CameraModel,
-    camera_info_to_model,
-    check_image_size,
-    stamp_to_s,
-)
+from gcf_ros.ros.camera_sync import CameraBook
+from gcf_ros.ros.conversions import BadInputError, CameraModel, camera_info_to_model, stamp_to_s
 from gcf_ros.ros.image_codec import ENCODINGS, ImageDecodeError, fill_image, image_to_rgb
 from gcf_ros.ros.inputs import DETECTION_INPUTS
 from gcf_ros.ros.params import NodeParams
-from gcf_ros.ros.sync import FrameSync
+from gcf_ros.ros.sync import DROP_REASONS, FrameSync
 from gcf_ros.ros.worker import LatestQueueWorker
 from gcf_ros_msgs.msg import RefinedPoseArray
 
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
-CAMERA_BUFFER = 30  # camera_info messages kept for matching by stamp
+CAMERA_BUFFER = 100  # camera_info messages kept for matching by stamp
+CAMERA_WAIT_S = 0.5  # the worker waits this long for a frame's camera_info still in flight
+BYTES_PER_PIXEL = 4  # the widest encoding (rgba8, bgra8): max_image_pixels bounds the data too
 # ROS types of the parameters that are unset by default (NodeParams annotations)
 _UNSET_TYPES = {"int | None": Parameter.Type.INTEGER, "float | None": Parameter.Type.DOUBLE}
 LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
@@ -80,6 +76,10 @@ class _ImageItem:
     stamp: float
     received: float  # time.monotonic()
     epoch: int = 0  # stamp epochs: a jump back in time (a bag loop) starts a new one
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.msg.data)
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,10 @@ class GcfRefinerNode(Node):
         self.stats = NodeStats()
         self._health = Health()
         self._warned: dict[str, float] = {}
-        self._lock = threading.Lock()  # cameras, sync
-        self._cameras: deque[tuple[float, CameraModel]] = deque(maxlen=CAMERA_BUFFER)
+        self._lock = threading.Lock()  # sync
+        self._cameras = CameraBook(self.params.sync_slop, CAMERA_BUFFER, CAMERA_WAIT_S)
         self._distortion_warned = False
+        self._newest_camera_noted = False
 
         self.registry = ModelRegistry.from_yaml(Path(self.params.models or default_models_yaml()))
         self._known_models = set(self.registry.ids)
@@ -130,7 +131,11 @@ class GcfRefinerNode(Node):
         self.device = device
         # tf_child_frame_format and track_timeout are read-only parameters
         self.pipeline = FramePipeline(
-            self.refiner, self.params.child_frame, self.params.track_timeout, self._refuse
+            self.refiner,
+            self.params.child_frame,
+            self.params.track_timeout,
+            self._refuse,
+            self.params.max_detections_per_frame,
         )
         self.tracks = self.pipeline.tracks
 
@@ -139,6 +144,8 @@ class GcfRefinerNode(Node):
             self.params.image_buffer_size,
             self.params.pending_queue_size,
             self.params.max_stamp_age,
+            self.params.image_buffer_mb * 2**20,
+            lambda item: item.nbytes,
         )
         self._markers = outputs.MarkerBook()
         self._create_interfaces()
@@ -240,17 +247,22 @@ class GcfRefinerNode(Node):
                 "camera_info has non-zero distortion: the refiner assumes a pinhole camera, "
                 "feed it rectified images (image_rect) and their camera_info"
             )
-        with self._lock:
-            self._cameras.append((stamp_to_s(msg.header.stamp), camera))
+        self._cameras.add(stamp_to_s(msg.header.stamp), camera)
 
-    def _camera_for(self, stamp: float) -> CameraModel | None:
-        """The camera_info with the image's stamp (within the slop), else the newest one."""
-        with self._lock:
-            if not self._cameras:
-                return None
-            best = min(self._cameras, key=lambda item: abs(item[0] - stamp))
-            close = abs(best[0] - stamp) <= self.params.sync_slop
-            return best[1] if close else self._cameras[-1][1]
+    def _camera_for(self, image: _ImageItem) -> CameraModel:
+        """The camera_info of the image's stamp (:class:`CameraBook`: exact, within the slop, or
+        the newest while K has not changed; it waits briefly for one still in flight). Runs on the
+        worker. BadInputError when there is none to trust."""
+        match = self._cameras.lookup(image.stamp, image.msg.width, image.msg.height)
+        if match.how != "exact":
+            self.stats.count(f"camera_info_{match.how}")
+        if match.how == "newest" and not self._newest_camera_noted:
+            self._newest_camera_noted = True
+            self.get_logger().info(
+                "camera_info stamps do not match the images': using the newest camera_info while "
+                "its K and size stay unchanged (frames are refused when they change)"
+            )
+        return match.camera
 
     def _on_image(self, msg: Image) -> None:
         self.stats.tick("image")
@@ -272,7 +284,13 @@ class GcfRefinerNode(Node):
             item = dataclasses.replace(item, epoch=epoch)
             result = self.sync.add_image(stamp, item)
         for _, reason in result.dropped:
-            self._refuse(reason, f"detection array dropped: {reason.replace('_', ' ')}")
+            self._refuse(reason, f"detection array dropped: {DROP_REASONS[reason]}")
+        for _ in result.evicted:
+            self._refuse(
+                "image_buffer_full",
+                f"image buffer over image_buffer_mb ({self.params.image_buffer_mb} MB): the oldest "
+                "image evicted early (late detection arrays may miss it)",
+            )
         for image, dets in result.matched:
             self._submit(_Job(image, dets))
         tracked = self.params.tracking and not result.matched and len(self.tracks) > 0
@@ -291,6 +309,13 @@ class GcfRefinerNode(Node):
             raise BadInputError("no_frame_id", "image has an empty header.frame_id (TF needs one)")
         if stamp <= 0.0:
             raise BadInputError("stale", "image has a zero stamp")
+        limit = self.params.max_image_pixels
+        if msg.width * msg.height > limit or len(msg.data) > BYTES_PER_PIXEL * limit:
+            raise BadInputError(
+                "image_too_large",
+                f"image of {msg.width} x {msg.height} pixels, {len(msg.data)} bytes: over "
+                f"max_image_pixels ({limit})",
+            )
         return _ImageItem(msg, stamp, time.monotonic())
 
     def _on_detections(self, msg: Any) -> None:
@@ -300,12 +325,13 @@ class GcfRefinerNode(Node):
             self._refuse("empty_detections", "empty detection array (nothing to refine)")
         parse = DETECTION_INPUTS[self.params.detections_type][1]
         min_depth = self.refiner.config.min_depth_m  # closer: refused, "behind the camera"
-        seeds, refused = parse(msg, self._known_models, min_depth, self._class_map)
+        limit = self.params.max_detections_per_frame
+        seeds, refused = parse(msg, self._known_models, min_depth, self._class_map, limit)
         detections = Detections(msg.header.frame_id, tuple(seeds), tuple(refused))
         with self._lock:
             result = self.sync.add_detections(stamp, detections)
         for _, reason in result.dropped:
-            why = reason.replace("_", " ")
+            why = DROP_REASONS[reason]
             self._refuse(reason, f"detection array ({stamp:.3f}) dropped: {why}")
         for image, dets in result.matched:
             self._submit(_Job(image, dets))
@@ -350,11 +376,8 @@ class GcfRefinerNode(Node):
     def _observation(self, job: _Job) -> Observation | None:
         """The job's image decoded, with its camera's K; None (counted) when refused."""
         image, msg = job.image, job.image.msg
-        camera = self._camera_for(image.stamp)
         try:
-            if camera is None:
-                raise BadInputError("no_camera_info", "no valid camera_info received yet")
-            check_image_size(camera, msg.width, msg.height)
+            camera = self._camera_for(image)
             rgb = image_to_rgb(msg)
         except (BadInputError, ImageDecodeError) as err:
             kind = err.kind if isinstance(err, BadInputError) else "bad_image"

@@ -108,7 +108,6 @@ def test_crop_window_for_box_rejects_points_behind_the_camera():
 def test_camera_matrix_check_accepts_real_cameras_and_names_each_broken_rule():
     k = K_LMO.ravel().tolist()
     np.testing.assert_array_equal(checked_camera_matrix(k, 640, 480), K_LMO)
-    checked_camera_matrix(k, 0, 0)  # size unknown
     checked_camera_matrix(k, 320, 240)  # principal point outside, less than half the image
     bad = {
         "9 values": (k[:8], 640, 480),
@@ -117,7 +116,8 @@ def test_camera_matrix_check_accepts_real_cameras_and_names_each_broken_rule():
         "focal length": ([572.4, 0, 325.3, 0, -573.6, 242.0, 0, 0, 1], 640, 480),
         r"must be \[\[fx, 0, cx\]": ([572.4, 2.0, 325.3, 0, 573.6, 242.0, 0, 0, 1], 640, 480),
         r"\[0, 0, 1\]\]": ([572.4, 0, 325.3, 0, 573.6, 242.0, 0, 0, 0.5], 640, 480),
-        "both 0": (k, 640, 0),
+        "size 640 x 0 missing": (k, 640, 0),
+        "size 0 x 0 missing": (k, 0, 0),
         "far outside": (k, 160, 120),
         "far outside the 640": ([572.4, 0, 325.3, 0, 573.6, -300.0, 0, 0, 1], 640, 480),
     }

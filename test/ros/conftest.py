@@ -94,16 +94,18 @@ class RunningNode:
 
 @pytest.fixture
 def start_refiner():
-    """``start_refiner(**params)`` -> RunningNode of a GcfRefinerNode with parameter overrides."""
+    """``start_refiner(**params)`` -> RunningNode of a GcfRefinerNode with parameter overrides;
+    ``namespace`` (keyword) puts its relative topics there (apart from other tests' nodes)."""
     from rclpy.parameter import Parameter
 
     from gcf_ros.ros.refiner_node import GcfRefinerNode
 
     running: list[RunningNode] = []
 
-    def start(**params) -> RunningNode:
+    def start(namespace: str = "", **params) -> RunningNode:
         overrides = [Parameter(k, value=v) for k, v in params.items()]
-        r = RunningNode(lambda ctx: GcfRefinerNode(context=ctx, parameter_overrides=overrides))
+        r = RunningNode(lambda ctx: GcfRefinerNode(context=ctx, namespace=namespace,
+                                                   parameter_overrides=overrides))  # fmt: skip
         running.append(r)
         return r
 

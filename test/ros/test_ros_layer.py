@@ -133,7 +133,9 @@ def test_camera_info_checks():
     assert err.value.kind == "bad_camera_info"
     with pytest.raises(BadInputError, match="320 x 240"):
         check_image_size(cam, 320, 240)
-    check_image_size(camera_info_to_model(_info(K, w=0, h=0)), 320, 240)  # size unknown: ok
+    with pytest.raises(BadInputError, match="missing") as err:  # no size: never trusted
+        camera_info_to_model(_info(K, w=0, h=0))
+    assert err.value.kind == "bad_camera_info"
 
 
 def test_coarse_detection_parsing():
