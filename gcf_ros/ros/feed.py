@@ -108,17 +108,21 @@ class Feed(Node):
         return bool(infos) and all(i.qos_profile.reliability == self.reliability for i in infos)
 
     def wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.subscribed():
+        """Until the refiner's readers are matched and have adapted to us (or ADAPT_TIMEOUT_S
+        has passed), three checks in a row: a refiner that switches QoS recreates its readers,
+        and what is sent before the new ones match is lost."""
+        deadline, first, in_a_row = time.monotonic() + timeout, None, 0
+        while in_a_row < 3:
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.02)
-        adapt_deadline = time.monotonic() + ADAPT_TIMEOUT_S
-        while not self.adapted() and time.monotonic() < adapt_deadline:
-            time.sleep(0.02)
-        self.adapted_at_start = self.adapted()
-        time.sleep(0.2)  # the refiner's side of a new match
-        return self.subscribed()
+            ready = self.subscribed()
+            if ready:
+                first = first or time.monotonic()
+                self.adapted_at_start = self.adapted()
+                ready = self.adapted_at_start or time.monotonic() - first > ADAPT_TIMEOUT_S
+            in_a_row = in_a_row + 1 if ready else 0
+            time.sleep(0.1)
+        return True
 
     def stream(self, frames: list[Any], n: int, rate: float, detections: str,
                detect_every: int = 1) -> dict:  # fmt: skip

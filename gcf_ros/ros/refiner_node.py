@@ -57,6 +57,7 @@ from gcf_ros.ros.image_codec import ENCODINGS, ImageDecodeError, fill_image, ima
 from gcf_ros.ros.inputs import DETECTION_INPUTS
 from gcf_ros.ros.params import NodeParams
 from gcf_ros.ros.qos import (
+    LOST_IMAGES_HINT,
     POLL_PERIOD_S,
     PROFILE_ENV,
     SensorSubscription,
@@ -68,7 +69,6 @@ from gcf_ros_msgs.msg import RefinedPoseArray
 
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
-LOST_IMAGES_HINT = 5  # detection arrays dropped as "no_image" before the hint on transport
 CAMERA_BUFFER = 30  # camera_info messages kept for matching by stamp
 # ROS types of the parameters that are unset by default (NodeParams annotations)
 _UNSET_TYPES = {"int | None": Parameter.Type.INTEGER, "float | None": Parameter.Type.DOUBLE}
