@@ -4,19 +4,22 @@
         camera_info:=/camera/color/camera_info detections:=/detector/poses
     ros2 launch gcf_ros gcf.launch.py params_file:=/path/to/my_gcf.yaml device:=cuda
 
-Arguments: params_file (default: the package's config/gcf.yaml), namespace, device, and the
-remappings image, camera_info, detections, refined_poses, markers, overlay.
+Arguments: params_file (default: the package's config/gcf.yaml), namespace, device,
+fastdds_profile (the node's FASTRTPS_DEFAULT_PROFILES_FILE: the user's, else the package's
+config/fastdds_large_messages.xml, for the overlay images it sends), and the remappings image,
+camera_info, detections, refined_poses, markers, overlay.
 """
 
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
 
+PROFILE_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"  # read by Fast DDS 2.x when the process starts
 REMAPS = {
     "image": "image",
     "camera_info": "camera_info",
@@ -29,11 +32,18 @@ REMAPS = {
 
 def generate_launch_description() -> LaunchDescription:
     share = Path(get_package_share_directory("gcf_ros"))
+    profile = share / "config" / "fastdds_large_messages.xml"
     args = [
         DeclareLaunchArgument("params_file", default_value=str(share / "config" / "gcf.yaml"),
                               description="parameter file of gcf_refiner"),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
         DeclareLaunchArgument("device", default_value="cpu", description="cpu or cuda"),
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value=EnvironmentVariable(PROFILE_ENV, default_value=str(profile)),
+            description="Fast DDS profile of the node (default: the user's, else the package's "
+                        "large-message profile)",
+        ),
     ] + [
         DeclareLaunchArgument(name, default_value=topic, description=f"remap '{topic}'")
         for name, topic in REMAPS.items()
@@ -45,6 +55,7 @@ def generate_launch_description() -> LaunchDescription:
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("params_file"), {"device": LaunchConfiguration("device")}],
         remappings=[(topic, LaunchConfiguration(name)) for name, topic in REMAPS.items()],
+        additional_env={PROFILE_ENV: LaunchConfiguration("fastdds_profile")},
         output="screen",
         emulate_tty=True,
     )

@@ -50,6 +50,11 @@ BENCH = "test/bench/test_bench_cli.py::test_accuracy_plot_with_stored_baselines"
 DATA_TESTS = ["test/core/test_bop.py", "test/eval/test_metrics.py"]
 HOOK = "test/gcf/test_refiner_hook.py"
 WINDOWS = "test/train/test_shards.py"
+DELIVERY = "test/ros/test_delivery.py"
+EVERY_FRAME = f"{DELIVERY}::test_every_full_size_frame_reaches_the_default_node"
+RELIABLE_SENDER = f"{EVERY_FRAME}[reliable-sender]"
+PROFILE_SENDER = f"{EVERY_FRAME}[best-effort-sender-with-profile]"
+HINT = f"{DELIVERY}::test_arrays_without_their_images_give_one_hint"
 
 RESULT_LINE = "for it in range(self.config.iterations):"
 RESULT_T = "det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),"
@@ -178,6 +183,17 @@ SABOTAGES = [
              "gcf_ros/pipeline/tracking.py",
              "track = tracks.get(s.model_id, s.instance_id) if tracks is not None else None",
              "track = None", _t(HAS_POSE)),
+    Sabotage("delivery/auto-stays-best-effort", "input_reliability auto never turns reliable",
+             "gcf_ros/ros/qos.py",
+             "return RELIABLE if offered and all(r == RELIABLE for r in offered) else BEST_EFFORT",
+             "return BEST_EFFORT", _t(RELIABLE_SENDER)),
+    Sabotage("delivery/profile-default-segment", "the profile's SHM segment is the default 512 KB",
+             "config/fastdds_large_messages.xml", "<segment_size>33554432</segment_size>",
+             "<segment_size>524288</segment_size>", _t(PROFILE_SENDER)),
+    Sabotage("delivery/hint-repeats", "the lost-images hint is logged for every drop",
+             "gcf_ros/ros/refiner_node.py",
+             'if kind == "no_image" and not self._lost_images_hinted:', 'if kind == "no_image":',
+             _t(HINT)),
     # --- what studies read -------------------------------------------------------------------
     Sabotage("hook/post-step-pose", "on_iteration reports the pose after the step",
              "gcf_ros/gcf/refiner.py", "IterationRecord(it, idx, T.numpy(), windows",

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gcf_ros.core.bop import nearest_rotation
+from gcf_ros.core.bop import BopFrame, nearest_rotation
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.resources import share_dir
 
@@ -50,6 +50,18 @@ def load_frame(path: Path) -> SequenceFrame:
         model_ids=[f"obj_{inst['obj_id']:06d}" for inst in insts],
         T_gt=T,
         visib=np.array([inst.get("visib_fract", 1.0) for inst in insts]),
+    )
+
+
+def frame_from_bop(frame: BopFrame) -> SequenceFrame:
+    """A BOP dataset frame (:mod:`gcf_ros.core.bop`) as a SequenceFrame (image read now)."""
+    return SequenceFrame(
+        name=f"lmo_{frame.scene_id:06d}_{frame.im_id:06d}",
+        image_rgb=frame.load_rgb(),
+        K=np.array(frame.K),
+        model_ids=[inst.model_id for inst in frame.instances],
+        T_gt=np.array([inst.T_cam_obj for inst in frame.instances]).reshape(-1, 4, 4),
+        visib=np.array([1.0 if i.visib_fract is None else i.visib_fract for i in frame.instances]),
     )
 
 

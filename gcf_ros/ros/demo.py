@@ -8,8 +8,11 @@ refinement, and writes the overlays (green: refined outlines) to ``--out``.
 
     gcf-demo [--out out/demo] [--level small|medium|large] [--seed 0]
 
-Uses the environment's ROS_DOMAIN_ID, so RViz (fixed frame camera_color_optical_frame, displays
-TF, MarkerArray on /markers, Image on /debug/overlay) can watch it.
+Both processes send images: both get config/fastdds_large_messages.xml as their Fast DDS profile
+unless FASTRTPS_DEFAULT_PROFILES_FILE is set. The node runs with its defaults (its inputs follow
+the player's reliable QoS). Uses the environment's ROS_DOMAIN_ID, so RViz (fixed frame
+camera_color_optical_frame, displays TF, MarkerArray on /markers, Image on /debug/overlay) can
+watch it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from gcf_ros.eval.sequence import coarse_instances, load_sequence
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.ros.conversions import pose_to_matrix
 from gcf_ros.ros.player import Player
+from gcf_ros.ros.qos import large_messages_env
 
 STATUS = {0: "converged", 1: "max_iter", 2: "REJECTED"}
 
@@ -85,7 +89,7 @@ def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = load_sequence()
     registry = ModelRegistry.from_yaml(default_models_yaml())
-    proc = start_refiner(["--ros-args", "-p", "input_reliability:=reliable"])
+    proc = start_refiner()
     rclpy.init()
     player = Player()
     executor = SingleThreadedExecutor()
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait per step")
     args = p.parse_args(argv)
-    return run(args.out, args.level, args.seed, args.timeout)
+    with large_messages_env():  # the player sends images: give it (and the node) the profile
+        return run(args.out, args.level, args.seed, args.timeout)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ DETECTION_TYPES = tuple(DETECTION_INPUTS)
 # The solver terms a node can run (gcf_ros.gcf.terms; "contour" needs per-detection masks, which
 # the detection messages do not carry).
 NODE_TERMS = ("field", "mask", "region")
+INPUT_RELIABILITY = ("auto", "reliable", "best_effort")  # gcf_ros.ros.qos
 
 
 def _p(default, description: str, dynamic: bool = False):
@@ -78,8 +79,10 @@ class NodeParams:
         "", "vision_msgs only: 'class_id:model_id,...'; class ids not listed are used as model ids"
     )
     input_reliability: str = _p(
-        "best_effort",
-        "QoS reliability of image and camera_info: best_effort (sensor data, matches any camera driver) or reliable (needs a reliable publisher; no lost frames)",
+        "auto",
+        f"QoS reliability of image and camera_info, one of {INPUT_RELIABILITY}: auto = as the "
+        "publishers offer (reliable when all of them are: no frame lost in transport; else, or "
+        "with none yet, best effort), reliable (matches reliable publishers only) or best_effort",
     )
     sync_slop: float = _p(
         0.01, "largest stamp difference (s) between a detection array and its image"
@@ -132,8 +135,8 @@ class NodeParams:
     def __post_init__(self) -> None:
         if self.detections_type not in DETECTION_TYPES:
             raise ValueError(f"detections_type must be one of {DETECTION_TYPES}")
-        if self.input_reliability not in ("best_effort", "reliable"):
-            raise ValueError("input_reliability must be best_effort or reliable")
+        if self.input_reliability not in INPUT_RELIABILITY:
+            raise ValueError(f"input_reliability must be one of {INPUT_RELIABILITY}")
         small_window = self.window_size is not None and self.window_size < 16
         if self.iterations < 1 or small_window or self.work_queue_size < 1:
             raise ValueError("iterations >= 1, window_size >= 16, work_queue_size >= 1 required")

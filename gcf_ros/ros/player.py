@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -22,10 +22,11 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
-from gcf_ros.eval.sequence import CoarseInstance, SequenceFrame
-from gcf_ros.ros.conversions import fill_pose
 from gcf_ros.ros.image_codec import image_to_rgb
 from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPoseArray
+
+if TYPE_CHECKING:  # the message functions import no torch: a feed process starts in ~1 s
+    from gcf_ros.eval.sequence import CoarseInstance, SequenceFrame
 
 OPTICAL_FRAME = "camera_color_optical_frame"
 
@@ -62,6 +63,8 @@ def detections_msg(
 ) -> CoarseDetectionArray:
     msg = CoarseDetectionArray()
     msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    if instances:
+        from gcf_ros.ros.conversions import fill_pose  # torch
     for inst in instances:
         d = CoarseDetection(model_id=inst.model_id, instance_id=inst.instance_id, score=1.0)
         fill_pose(d.pose, inst.T_init)

@@ -31,7 +31,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
@@ -50,6 +50,13 @@ from gcf_ros.ros.conversions import BadInputError, CameraModel, camera_info_to_m
 from gcf_ros.ros.image_codec import ENCODINGS, ImageDecodeError, fill_image, image_to_rgb
 from gcf_ros.ros.inputs import DETECTION_INPUTS
 from gcf_ros.ros.params import NodeParams
+from gcf_ros.ros.qos import (
+    LOST_IMAGES_HINT,
+    POLL_PERIOD_S,
+    PROFILE_ENV,
+    SensorSubscription,
+    large_messages_profile,
+)
 from gcf_ros.ros.sync import DROP_REASONS, FrameSync
 from gcf_ros.ros.worker import LatestQueueWorker
 from gcf_ros_msgs.msg import RefinedPoseArray
@@ -107,6 +114,7 @@ class GcfRefinerNode(Node):
         self._cameras = CameraBook(self.params.sync_slop, CAMERA_BUFFER, CAMERA_WAIT_S)
         self._distortion_warned = False
         self._newest_camera_noted = False
+        self._lost_images_hinted = False
 
         self.registry = ModelRegistry.from_yaml(Path(self.params.models or default_models_yaml()))
         self._known_models = set(self.registry.ids)
@@ -193,14 +201,14 @@ class GcfRefinerNode(Node):
 
     def _create_interfaces(self) -> None:
         p = self.params
-        sensor_qos = QoSProfile(
-            depth=qos_profile_sensor_data.depth,
-            reliability=ReliabilityPolicy.RELIABLE
-            if p.input_reliability == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT,
+        self._sensor_subs = (  # reliability fixed, or following the publishers (ros/qos.py)
+            SensorSubscription(self, Image, "image", self._on_image, p.input_reliability),
+            SensorSubscription(
+                self, CameraInfo, "camera_info", self._on_camera_info, p.input_reliability
+            ),
         )
-        self.create_subscription(Image, "image", self._on_image, sensor_qos)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, sensor_qos)
+        if p.input_reliability == "auto":
+            self._qos_timer = self.create_timer(POLL_PERIOD_S, self._update_input_qos)
         det_type = DETECTION_INPUTS[p.detections_type][0]
         self.create_subscription(det_type, "detections", self._on_detections, 10)
         self._tf_pub = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
@@ -220,6 +228,10 @@ class GcfRefinerNode(Node):
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
 
+    def _update_input_qos(self) -> None:
+        for sub in self._sensor_subs:
+            sub.update()
+
     def destroy_node(self) -> None:
         self.worker.stop()
         super().destroy_node()
@@ -228,11 +240,27 @@ class GcfRefinerNode(Node):
     def _refuse(self, kind: str, message: str) -> None:
         """Count a refused input under ``kind``; warn at most once per WARN_PERIOD_S per kind."""
         self.stats.count(kind)
+        if kind == "no_image" and not self._lost_images_hinted:
+            self._hint_lost_images()
         now = time.monotonic()
         if now - self._warned.get(kind, -np.inf) >= WARN_PERIOD_S:
             self._warned[kind] = now
             total = int(self.stats.counters[kind])
             self.get_logger().warning(f"{message} [{kind}: {total} so far]")
+
+    def _hint_lost_images(self) -> None:
+        """Once, when detection arrays keep arriving without their images: the likely cause."""
+        n = int(self.stats.counters["no_image"])
+        if n < LOST_IMAGES_HINT:
+            return
+        self._lost_images_hinted = True
+        self.get_logger().warning(
+            f"{n} detection arrays came without their image: images are lost in transport "
+            f"(image: {self._sensor_subs[0].describe()}). Likely cause: large images over best "
+            "effort (one lost fragment loses the image) or a QoS mismatch with the camera "
+            "driver. Fix: publish images reliable (input_reliability auto follows), or start "
+            f"the driver with {PROFILE_ENV}={large_messages_profile()}"
+        )
 
     # ------------------------------------------------------------------------ callbacks
     def _on_camera_info(self, msg: CameraInfo) -> None:
