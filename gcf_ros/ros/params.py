@@ -90,8 +90,8 @@ class NodeParams:
     max_stamp_age: float = _p(
         2.0,
         "detection arrays older than the newest image by more than this (s) are dropped as stale, "
-        "newer by more than this are refused as future; an array waits at most this long (s) for "
-        "its image",
+        "ahead of the node's clock by more than this refused as future; an array waits at most "
+        "this long (s) for its image",
     )
     image_buffer_size: int = _p(30, "images kept for matching late detection arrays")
     image_buffer_mb: int = _p(

@@ -356,8 +356,9 @@ class GcfRefinerNode(Node):
         limit = self.params.max_detections_per_frame
         seeds, refused = parse(msg, self._known_models, min_depth, self._class_map, limit)
         detections = Detections(msg.header.frame_id, tuple(seeds), tuple(refused))
+        now = self.get_clock().now().nanoseconds * 1e-9
         with self._lock:
-            result = self.sync.add_detections(stamp, detections)
+            result = self.sync.add_detections(stamp, detections, now)
         for _, reason in result.dropped:
             why = DROP_REASONS[reason]
             self._refuse(reason, f"detection array ({stamp:.3f}) dropped: {why}")

@@ -25,7 +25,7 @@ DetT = TypeVar("DetT")
 #: why a detection array was dropped -> the words of the warning
 DROP_REASONS = {
     "stale": "older than the newest image by more than max_stamp_age",
-    "future": "stamped more than max_stamp_age after the newest image",
+    "future": "stamped more than max_stamp_age ahead of the node's clock",
     "no_image": "no image within sync_slop (never received, evicted, or passed by the stream)",
     "pending_full": "too many arrays waiting for their images (pending_queue_size)",
 }
@@ -126,8 +126,12 @@ class FrameSync(Generic[ImageT, DetT]):
         self._pending = keep
         return out
 
-    def add_detections(self, stamp: float, dets: DetT) -> SyncResult[ImageT, DetT]:
-        """Match an array with a buffered image, or queue it until its image comes."""
+    def add_detections(
+        self, stamp: float, dets: DetT, now: float | None = None
+    ) -> SyncResult[ImageT, DetT]:
+        """Match an array with a buffered image, or queue it until its image comes; ``now`` (the
+        node's clock, s) refuses arrays stamped more than ``max_age`` ahead of it. (Not the newest
+        image: while images are delayed or lost, the arrays run ahead of them by right.)"""
         out: SyncResult[ImageT, DetT] = SyncResult()
         best = min(self._images, key=lambda item: abs(item[0] - stamp), default=None)
         if best is not None and abs(best[0] - stamp) <= self.slop:
@@ -137,7 +141,7 @@ class FrameSync(Generic[ImageT, DetT]):
         if newest is not None and stamp < newest - self.max_age:
             out.dropped.append((dets, "stale"))
             return out
-        if newest is not None and stamp > newest + self.max_age:
+        if now is not None and stamp > now + self.max_age:
             out.dropped.append((dets, "future"))
             return out
         if newest is not None and stamp < newest - self.slop:

@@ -189,15 +189,16 @@ class _Clock:
 def test_future_arrays_are_refused_and_none_waits_for_ever():
     clock = _Clock()
     sync: FrameSync[str, str] = FrameSync(0.01, 5, 5, max_age=2.0, clock=clock)
-    assert sync.add_detections(1e9, "no image yet").dropped == []  # nothing to compare with
+    assert sync.add_detections(1e9, "no clock given").dropped == []
     sync.add_image(100.0, "img")
-    assert sync.add_detections(102.5, "future").dropped == [("future", "future")]
-    assert sync.add_detections(101.5, "early").dropped == []  # its image may still come
+    assert sync.add_detections(102.5, "future", now=100.4).dropped == [("future", "future")]
+    # ahead of the newest image by more than max_age, not of the clock: its image may still come
+    assert sync.add_detections(102.5, "early", now=100.6).dropped == []
     assert sync.pending_count() == 2
     clock.t = 1.0
     assert sync.expire(now=100.0) == []
     clock.t = 2.5  # waited longer than max_age: dropped, whatever its stamp
-    assert sync.expire(now=100.0) == ["no image yet", "early"] and sync.pending_count() == 0
+    assert sync.expire(now=100.0) == ["no clock given", "early"] and sync.pending_count() == 0
 
 
 def test_the_image_buffer_is_bounded_in_bytes():
@@ -359,7 +360,7 @@ def test_every_frame_uses_its_own_camera_info_and_every_input_is_bounded(
     assert ros.spin_until(lambda: counters.get("image_too_large", 0) == 1, 10.0)
     assert node.sync.newest_image_stamp == buffered
 
-    # a detection array stamped beyond max_stamp_age ahead of the newest image: refused at once,
+    # a detection array stamped beyond max_stamp_age ahead of the node's clock: refused at once,
     # not kept pending
     client.det_pub.publish(detections_msg(one, stamp_msg(client.t + 10.0)))
     assert ros.spin_until(lambda: counters.get("future", 0) == 1, 10.0)
