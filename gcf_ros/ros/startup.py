@@ -35,6 +35,12 @@ class StartupError(Exception):
     """The node cannot start; the message is one line naming the file or setting and the cause."""
 
 
+def _one_line(text: str) -> str:
+    """A multi-line message (a YAML parser's, with its caret line) joined into one."""
+    lines = (line.strip() for line in text.splitlines())
+    return " ".join(line for line in lines if line and line != "^")
+
+
 def _brief(err: BaseException) -> str:
     """``Type: first line of the message`` (at most 160 characters)."""
     lines = str(err).strip().splitlines()
@@ -64,7 +70,7 @@ def load_models(path: Path) -> ModelRegistry:
     try:
         registry = ModelRegistry.from_yaml(path)
     except ModelLoadError as err:  # names the file already
-        raise StartupError(f"models: {err}") from None
+        raise StartupError(f"models: {_one_line(str(err))}") from None
     for model_id in registry.ids:
         mesh = Path(registry.spec(model_id).mesh_path)
         problem = _file_problem(mesh)
@@ -73,7 +79,7 @@ def load_models(path: Path) -> ModelRegistry:
         try:
             registry.render_model(model_id)
         except ModelLoadError as err:
-            raise StartupError(f"model {model_id!r} (in {path}): {err}") from None
+            raise StartupError(f"model {model_id!r} (in {path}): {_one_line(str(err))}") from None
         except Exception as err:  # the mesh reader's own (open3d, trimesh): one line
             reason = f"unreadable mesh ({_brief(err)})"
             raise StartupError(f"model {model_id!r} (in {path}): mesh {mesh}: {reason}") from None
