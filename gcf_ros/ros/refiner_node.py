@@ -395,7 +395,7 @@ class GcfRefinerNode(Node):
         limit = self.params.max_latency
         if age <= limit:
             return False
-        hint = ""
+        hint = " (it waited for a slower refinement; a larger max_latency refines it late)"
         if age > FAR_BEHIND_S:
             hint = " (stamps far behind the node's clock: a bag played without use_sim_time?)"
         self._refuse(
