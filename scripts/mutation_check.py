@@ -49,6 +49,8 @@ DEMO = "test/test_tools.py::test_gcf_demo_runs_the_node_on_the_bundled_sequence"
 BENCH = "test/bench/test_bench_cli.py::test_accuracy_plot_with_stored_baselines"
 DATA_TESTS = ["test/core/test_bop.py", "test/eval/test_metrics.py"]
 HOOK = "test/gcf/test_refiner_hook.py"
+LIFECYCLE = "test/ros/test_lifecycle.py"
+PARAMS = "test/ros/test_params.py"
 WINDOWS = "test/train/test_shards.py"
 DELIVERY = "test/ros/test_delivery.py"
 EVERY_FRAME = f"{DELIVERY}::test_every_full_size_frame_reaches_the_default_node"
@@ -194,6 +196,20 @@ SABOTAGES = [
              "gcf_ros/ros/refiner_node.py",
              'if kind == "no_image" and not self._lost_images_hinted:', 'if kind == "no_image":',
              _t(HINT)),
+    # --- shutdown, stale frames, parameters --------------------------------------------------
+    Sabotage("lifecycle/no-cancel", "Ctrl-C does not cancel the refinement in progress",
+             "gcf_ros/gcf/refiner.py", "if self.cancel is not None and self.cancel.is_set():",
+             "if False:", _t(HOOK, f"{LIFECYCLE}::test_ctrl_c_during_a_long_refinement_and_a_"
+                                   "duplicate_name")),
+    Sabotage("lifecycle/stale-frames-refined", "frames older than max_latency are refined",
+             "gcf_ros/ros/refiner_node.py", "if age <= limit:", "if True:",
+             _t(f"{LIFECYCLE}::test_frames_older_than_max_latency_are_not_refined")),
+    Sabotage("params/no-range-check", "parameters out of their range are accepted",
+             "gcf_ros/ros/params.py", "if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:",
+             "if False:", _t(PARAMS)),
+    Sabotage("params/cli-type-ignored", "-p iterations:=abc is silently ignored again",
+             "gcf_ros/ros/startup.py", "if type(value) is not expected:", "if False:",
+             _t(PARAMS)),
     # --- what studies read -------------------------------------------------------------------
     Sabotage("hook/post-step-pose", "on_iteration reports the pose after the step",
              "gcf_ros/gcf/refiner.py", "IterationRecord(it, idx, T.numpy(), windows",

@@ -22,10 +22,16 @@ and bookkeeping). With no timer (the default) the hook does nothing.
 
 Studies attach a callback as ``refiner.on_iteration``: it is given an :class:`IterationRecord` (the
 poses, windows, rendering, network output, read-outs and step) at the end of every iteration.
+
+A caller that must be able to stop a long refinement (the node, on shutdown) sets
+``refiner.cancel`` to a ``threading.Event``: once it is set, ``refine`` raises
+:class:`RefinementCancelledError` before the next iteration. Unset (None, the default), nothing is
+checked.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +52,10 @@ from gcf_ros.gcf.weights_meta import WeightsMeta
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
+
+
+class RefinementCancelledError(Exception):
+    """``Refiner.cancel`` was set: ``refine`` stopped between iterations, with no result."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,6 +210,8 @@ class Refiner:
         timer: when set, records the wall time of every iteration and of its phases (see the
             module docstring); None (the default) records nothing.
         on_iteration: when set, called with an ``IterationRecord`` after every iteration.
+        cancel: when set, ``refine`` raises ``RefinementCancelledError`` at the start of the first
+            iteration after the event is set.
     """
 
     def __init__(
@@ -216,6 +228,7 @@ class Refiner:
         self._check_terms(self.config)
         self.timer: PhaseTimer | None = None
         self.on_iteration: Callable[[IterationRecord], None] | None = None
+        self.cancel: threading.Event | None = None
 
     def _check_terms(self, config: RefinerConfig) -> None:
         needy = [t for t in config.terms if TERMS[t].needs_network]
@@ -269,6 +282,8 @@ class Refiner:
             active = np.flatnonzero(state.active)
             if active.size == 0:
                 break
+            if self.cancel is not None and self.cancel.is_set():
+                raise RefinementCancelledError(f"cancelled after {it} of {self.config.iterations}")
             with timed(self.timer, "iteration"):
                 self._iterate(image_rgb, K, models, masks, terms, state, active, it)
         return [self._result(d, state, b, image_rgb.shape, K) for b, d in enumerate(detections)]

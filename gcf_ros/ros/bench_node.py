@@ -5,13 +5,18 @@ inputs so that no frame is lost in transport) runs on its own executor thread an
 stream node publishes the bundled LM-O frame (image, camera_info, CoarseDetectionArray with new
 stamps) at ``rate_hz`` for ``duration_s`` and records when each frame's RefinedPoseArray comes
 back. Reported per case: input and output rates (Hz), end-to-end latency percentiles (publish ->
-refined poses received, ms, over the frames that were refined), frames dropped by the node's
-newest-frame queue, the node's own latency (image arrival -> publish) and the process RSS peak.
+refined poses received, ms, over the frames that were refined; the stamps are the publish times,
+so this is stamp -> refined poses), frames dropped by the node's newest-frame queue and as older
+than ``max_latency``, the node's own latency (image arrival -> publish) and the process RSS peak.
+
+    python -m gcf_ros.ros.bench_node --detections 1 8 --seconds 8     # prints a table
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +44,7 @@ class NodeBenchConfig:
     rate_hz: float = 30.0
     duration_s: float = 8.0
     threads: int = 1
+    max_latency: float | None = None  # None: the node's default
 
     @classmethod
     def quick(cls) -> NodeBenchConfig:
@@ -56,6 +62,7 @@ def bench_node(config: NodeBenchConfig, progress: Callable[[str], None] = print)
         "rate_hz": config.rate_hz,
         "duration_s": config.duration_s,
         "threads": config.threads,
+        "max_latency": config.max_latency,
         "note": DOMAIN_NOTE,
         "cases": cases,
     }
@@ -65,7 +72,7 @@ def _one_case(frame, n: int, config: NodeBenchConfig) -> dict:
     base = [coarse_instances(frame, "medium", seed=0)[k % 7] for k in range(n)]
     instances = [CoarseInstance(b.model_id, str(k), b.T_init, b.T_gt) for k, b in enumerate(base)]
     with PeakRss() as probe:
-        graph = _Graph(config.threads)
+        graph = _Graph(config.threads, config.max_latency)
         try:
             graph.connect()
             graph.warm_up(frame, instances)
@@ -87,6 +94,7 @@ def _one_case(frame, n: int, config: NodeBenchConfig) -> dict:
         "latency_ms": pct,
         "node_latency_ms": {f"p{p}": snap[f"latency_p{p}_ms"] for p in (50, 90, 99)},
         "dropped_by_queue": int(snap.get("queue_dropped", 0)),
+        "dropped_stale": int(snap.get("stale_dropped", 0)),
         "newest_refined": bool(sent) and max(sent) in received,
         "memory_mb": probe.memory.to_dict(),
     }
@@ -95,12 +103,14 @@ def _one_case(frame, n: int, config: NodeBenchConfig) -> dict:
 class _Graph:
     """A refiner node on its own executor thread, and the stream node driven by the caller."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, max_latency: float | None = None) -> None:
         self.ctx_node, self.ctx_stream = Context(), Context()
         rclpy.init(context=self.ctx_node)
         rclpy.init(context=self.ctx_stream)
         params = [Parameter("input_reliability", value="reliable"),
                   Parameter("threads", value=threads)]  # fmt: skip
+        if max_latency is not None:
+            params.append(Parameter("max_latency", value=float(max_latency)))
         self.node = GcfRefinerNode(context=self.ctx_node, parameter_overrides=params)
         self.node_exec = SingleThreadedExecutor(context=self.ctx_node)
         self.node_exec.add_node(self.node)
@@ -162,3 +172,40 @@ class _Graph:
 def _spin(executor) -> None:
     with contextlib.suppress(Exception):  # shut down under us at the end of a case
         executor.spin()
+
+
+def _table(doc: dict) -> str:
+    rows = ["detections  sent  refined  out_Hz  p50_ms  p99_ms  queue_drop  stale_drop"]
+    for case in doc["cases"].values():
+        lat = case["latency_ms"]
+        rows.append(
+            f"{case['detections']:>10}  {case['frames_sent']:>4}  {case['frames_refined']:>7}  "
+            f"{case['output_hz']:>6.2f}  {lat.get('p50', float('nan')):>6.0f}  "
+            f"{lat.get('p99', float('nan')):>6.0f}  {case['dropped_by_queue']:>10}  "
+            f"{case['dropped_stale']:>10}"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The node benchmark alone: a table on stdout, the JSON document with ``--out``."""
+    p = argparse.ArgumentParser(prog="python -m gcf_ros.ros.bench_node", description=__doc__)
+    p.add_argument("--detections", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--rate", type=float, default=30.0, help="Hz")
+    p.add_argument("--seconds", type=float, default=8.0, help="length of each stream")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-latency", type=float, default=None, help="s (default: the node's)")
+    p.add_argument("--out", default=None, help="write the JSON document here")
+    args = p.parse_args(argv)
+    config = NodeBenchConfig(tuple(args.detections), args.rate, args.seconds, args.threads,
+                             args.max_latency)  # fmt: skip
+    doc = bench_node(config)
+    print(_table(doc))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(doc, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

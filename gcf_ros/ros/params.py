@@ -3,12 +3,17 @@
 ``config/gcf.yaml`` and the README's table carry the same defaults (a test keeps them equal); the
 node declares every parameter with its description, so ``ros2 param describe`` documents them.
 Parameters whose default is None are declared unset: the refiner then takes the value the weights
-file records (``RefinerConfig.resolve``).
+file records (``RefinerConfig.resolve``). Every numeric parameter has a closed range (``bounds``, also
+declared as the ROS descriptor's range) and the string ones with a fixed set of values their
+``choices``; ``NodeParams`` refuses anything else with a ValueError naming the parameter, at start-up
+and for every change at run time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 
 from gcf_ros.gcf.weights_meta import DEFAULT_WINDOW_SIZE, MIN_CONFIDENCE
@@ -21,8 +26,34 @@ NODE_TERMS = ("field", "mask", "region")
 INPUT_RELIABILITY = ("auto", "reliable", "best_effort")  # gcf_ros.ros.qos
 
 
-def _p(default, description: str, dynamic: bool = False):
-    return field(default=default, metadata={"description": description, "dynamic": dynamic})
+SOLVERS = ("gauss_newton", "gradient")
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")  # cpu, cuda, cuda:N
+_KINDS = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number"}
+
+
+def _p(default, description: str, dynamic: bool = False, *, bounds=None, choices=None):
+    """A parameter: its default, description, whether it may change at run time, and the closed
+    range (lo, hi) of a numeric one or the allowed values of a string one."""
+    meta = {"description": description, "dynamic": dynamic, "bounds": bounds, "choices": choices}
+    return field(default=default, metadata=meta)
+
+
+def _check(f: dataclasses.Field, value) -> None:
+    """ValueError naming ``f`` unless ``value`` has its type and lies in its bounds/choices."""
+    kind = str(f.type).split(" | ")[0]  # "int | None": an int, or unset
+    if value is None and f.default is None:
+        return
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value).__name__ != kind:
+        raise ValueError(f"{f.name} must be {_KINDS[kind]}, got {value!r}")
+    lo_hi, choices = f.metadata["bounds"], f.metadata["choices"]
+    if kind == "float" and not math.isfinite(value):
+        raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+    if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
+        raise ValueError(f"{f.name} must be in [{lo_hi[0]}, {lo_hi[1]}], got {value!r}")
+    if choices is not None and value not in choices:
+        raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -39,16 +70,22 @@ class NodeParams:
         "faster S = 64 network); '' = the shipped weights/gcf_lmo.pt",
     )
     device: str = _p(
-        "cpu", "torch device for the network: cpu or cuda (falls back to cpu with a warning)"
+        "cpu",
+        "torch device for the network: cpu, cuda or cuda:N (falls back to cpu with a warning "
+        "when that device is missing)",
     )
     threads: int = _p(
         1,
         "torch CPU threads (process-wide); 0 = torch's default. 1 is as fast for 64 px windows and avoids OpenMP spin-waiting on busy CPUs (docs/performance.md)",
+        bounds=(0, 256),
     )
-    iterations: int = _p(8, "maximum refinement iterations per frame", dynamic=True)
+    iterations: int = _p(
+        8, "maximum refinement iterations per frame", dynamic=True, bounds=(1, 1000)
+    )
     solver: str = _p(
         "gauss_newton",
         "pose solver: gauss_newton (damped, weighted) or gradient (the paper's steps)",
+        choices=SOLVERS,
     )
     terms: str = _p(
         "",
@@ -60,12 +97,14 @@ class NodeParams:
         None,
         "side of the square network window, pixels; unset = the size the weights were trained at "
         f"({DEFAULT_WINDOW_SIZE} for files that record none)",
+        bounds=(16, 1024),
     )
     min_confidence: float | None = _p(
         None,
         "results with a lower mean predicted weight are REJECTED; unset = the value the weights "
         f"file records ({MIN_CONFIDENCE} for files that record none)",
         dynamic=True,
+        bounds=(0.0, 1.0),
     )
     tf_child_frame_format: str = _p(
         "{model_id}_{instance_id}",
@@ -74,6 +113,7 @@ class NodeParams:
     detections_type: str = _p(
         "gcf",
         "type on 'detections': gcf (gcf_ros_msgs/CoarseDetectionArray) or vision_msgs (Detection3DArray)",
+        choices=DETECTION_TYPES,
     )
     class_id_map: str = _p(
         "", "vision_msgs only: 'class_id:model_id,...'; class ids not listed are used as model ids"
@@ -83,36 +123,54 @@ class NodeParams:
         f"QoS reliability of image and camera_info, one of {INPUT_RELIABILITY}: auto = as the "
         "publishers offer (reliable when all of them are: no frame lost in transport; else, or "
         "with none yet, best effort), reliable (matches reliable publishers only) or best_effort",
+        choices=INPUT_RELIABILITY,
     )
     sync_slop: float = _p(
-        0.01, "largest stamp difference (s) between a detection array and its image"
+        0.01,
+        "largest stamp difference (s) between a detection array and its image",
+        bounds=(0.0, 1.0),
     )
     max_stamp_age: float = _p(
         2.0,
         "detection arrays older than the newest image by more than this (s) are dropped as stale, "
         "ahead of the node's clock by more than this refused as future; an array waits at most "
         "this long (s) for its image",
+        bounds=(0.001, 3600.0),
     )
-    image_buffer_size: int = _p(30, "images kept for matching late detection arrays")
+    max_latency: float = _p(
+        1.0,
+        "no frame whose stamp is older than this (s, by the node's clock) when its refinement "
+        "would start is refined: it is dropped and counted (stale_dropped), so that the time "
+        "from stamp to publish stays bounded under load",
+        dynamic=True,
+        bounds=(0.001, 3600.0),
+    )
+    image_buffer_size: int = _p(
+        30, "images kept for matching late detection arrays", bounds=(1, 1000)
+    )
     image_buffer_mb: int = _p(
         256,
         "memory bound of the image buffer, MB: the oldest images are evicted early (counted) to "
         "stay under it",
+        bounds=(1, 1 << 20),
     )
     max_image_pixels: int = _p(
         16777216,
         "larger images (width x height, or more data than 4 bytes a pixel) are refused before "
         "buffering; 16777216 = 4096 x 4096",
+        bounds=(1, 1 << 31),
     )
-    pending_queue_size: int = _p(10, "detection arrays waiting for their image")
+    pending_queue_size: int = _p(10, "detection arrays waiting for their image", bounds=(1, 1000))
     max_detections_per_frame: int = _p(
         32,
         "detections refined per frame at most: the extras (lowest detector scores) are REJECTED "
         "with the reason; tracked instances fill the places left",
+        bounds=(1, 10000),
     )
     work_queue_size: int = _p(
         1,
         "frames waiting for refinement; when full the oldest is dropped (newest-frame processing)",
+        bounds=(1, 100),
     )
     tracking: bool = _p(
         False,
@@ -120,7 +178,9 @@ class NodeParams:
         dynamic=True,
     )
     track_timeout: float = _p(
-        1.0, "tracks not refreshed for this long (s, image stamps) are dropped"
+        1.0,
+        "tracks not refreshed for this long (s, image stamps) are dropped",
+        bounds=(0.001, 3600.0),
     )
     publish_tf: bool = _p(True, "publish one /tf frame per accepted instance")
     publish_refined_detections: bool = _p(
@@ -130,21 +190,17 @@ class NodeParams:
     publish_overlay: bool = _p(
         True, "publish 'debug/overlay' (drawn only while someone subscribes)"
     )
-    diagnostics_period: float = _p(1.0, "seconds between /diagnostics messages")
+    diagnostics_period: float = _p(
+        1.0, "seconds between /diagnostics messages", bounds=(0.05, 3600.0)
+    )
 
     def __post_init__(self) -> None:
-        if self.detections_type not in DETECTION_TYPES:
-            raise ValueError(f"detections_type must be one of {DETECTION_TYPES}")
-        if self.input_reliability not in INPUT_RELIABILITY:
-            raise ValueError(f"input_reliability must be one of {INPUT_RELIABILITY}")
-        small_window = self.window_size is not None and self.window_size < 16
-        if self.iterations < 1 or small_window or self.work_queue_size < 1:
-            raise ValueError("iterations >= 1, window_size >= 16, work_queue_size >= 1 required")
-        if self.sync_slop < 0 or self.max_stamp_age <= 0 or self.track_timeout <= 0:
-            raise ValueError("sync_slop >= 0, max_stamp_age > 0 and track_timeout > 0 required")
-        bounds = ("image_buffer_mb", "max_image_pixels", "max_detections_per_frame")
-        if any(getattr(self, name) < 1 for name in bounds):
-            raise ValueError(f"{', '.join(bounds)} >= 1 required")
+        for f in self.fields():  # types, ranges, choices (see the module docstring)
+            _check(f, getattr(self, f.name))
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(
+                f"device must be cpu, cuda or cuda:N (N = 0, 1, ...); got {self.device!r}"
+            )
         unknown = [t for t in self.term_list() if t not in NODE_TERMS]
         if unknown:
             raise ValueError(f"terms must be among {NODE_TERMS} (or ''), got {unknown}")

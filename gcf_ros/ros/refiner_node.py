@@ -9,12 +9,17 @@ Threads: the executor thread runs the subscription callbacks, which only check a
 messages (never refine); a worker thread refines the newest matched frame and publishes the
 results. Every refused input is counted (``/diagnostics``) and logged at most once per
 ``WARN_PERIOD_S`` per kind, with its cause; an exception while refining one frame is logged and
-counted and the worker goes on with the next frame.
+counted and the worker goes on with the next frame. A frame whose stamp is older than
+``max_latency`` by the node's clock is not started (``stale_dropped``). Shutdown (Ctrl-C) cancels
+the refinement in progress between two iterations, joins the worker, and skips publishing once the
+context is gone; start-up errors are one line (:mod:`gcf_ros.ros.startup`, status 2).
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import os
 import sys
 import threading
 import time
@@ -27,7 +32,8 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -38,8 +44,7 @@ from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
-from gcf_ros.core.models import ModelRegistry
-from gcf_ros.gcf.refiner import Refiner, RefinerConfig
+from gcf_ros.gcf.refiner import RefinementCancelledError, RefinerConfig
 from gcf_ros.pipeline.pipeline import FramePipeline
 from gcf_ros.pipeline.stats import Health, NodeStats
 from gcf_ros.pipeline.types import Detections, FrameResult, Observation
@@ -57,12 +62,25 @@ from gcf_ros.ros.qos import (
     SensorSubscription,
     large_messages_profile,
 )
+from gcf_ros.ros.startup import (
+    StartupError,
+    check_cli_types,
+    load_models,
+    load_refiner,
+    other_nodes_named_alike,
+    parameter_descriptor,
+    parameter_error_line,
+    resolve_device,
+)
 from gcf_ros.ros.sync import DROP_REASONS, FrameSync
 from gcf_ros.ros.worker import LatestQueueWorker
 from gcf_ros_msgs.msg import RefinedPoseArray
 
 NODE_NAME = "gcf_refiner"
 WARN_PERIOD_S = 5.0
+STOP_TIMEOUT_S = 1.5  # the worker's time to end its refinement (one iteration) at shutdown
+NAME_CHECK_S = 2.0  # after start-up: is another node of this name on the graph (discovery)?
+FAR_BEHIND_S = 60.0  # stale frames this old: stamps and node clock disagree (a hint in the warning)
 CAMERA_BUFFER = 100  # camera_info messages kept for matching by stamp
 CAMERA_WAIT_S = 0.5  # the worker waits this long for a frame's camera_info still in flight
 BYTES_PER_PIXEL = 4  # the widest encoding (rgba8, bgra8): max_image_pixels bounds the data too
@@ -116,19 +134,15 @@ class GcfRefinerNode(Node):
         self._newest_camera_noted = False
         self._lost_images_hinted = False
 
-        self.registry = ModelRegistry.from_yaml(Path(self.params.models or default_models_yaml()))
+        # meshes and weights load now: errors at start-up (StartupError), no first-frame stall
+        self.registry = load_models(Path(self.params.models or default_models_yaml()))
         self._known_models = set(self.registry.ids)
-        for model_id in self.registry.ids:  # load now: errors at start-up, no first-frame stall
-            self.registry.render_model(model_id)
         self._class_map = self.params.class_map()
-        device = self.params.device
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            self.get_logger().warning(f"device {device!r} requested but CUDA is unavailable: cpu")
-            device = "cpu"
+        device = resolve_device(self.params.device, self.get_logger().warning)
         if self.params.threads > 0:
             torch.set_num_threads(self.params.threads)
-        self.refiner = Refiner.from_checkpoint(
-            self.registry, self.params.checkpoint or None, device, self._refiner_config()
+        self.refiner = load_refiner(
+            self.registry, self.params.checkpoint, device, self._refiner_config()
         )
         trained = self.refiner.predictor.window_size
         if self.params.window_size and self.params.window_size != trained:
@@ -160,6 +174,8 @@ class GcfRefinerNode(Node):
         self.worker: LatestQueueWorker[_Job] = LatestQueueWorker(
             self._process, self.params.work_queue_size, self._on_job_dropped, self._on_job_error
         )
+        self.refiner.cancel = self.worker.stopping  # shutdown ends a refinement between iterations
+        self._name_timer = self.create_timer(NAME_CHECK_S, self._check_unique_name)
         self.get_logger().info(
             f"ready: {len(self._known_models)} models, {self.device}, {self.params.solver} x "
             f"{self.params.iterations}, detections: {self.params.detections_type}, "
@@ -171,11 +187,8 @@ class GcfRefinerNode(Node):
     def _declare_parameters(self) -> NodeParams:
         values = {}
         for f in NodeParams.fields():
-            descriptor = ParameterDescriptor(
-                description=f.metadata["description"], read_only=not f.metadata["dynamic"]
-            )
             default = f.default if f.default is not None else _UNSET_TYPES[f.type]
-            values[f.name] = self.declare_parameter(f.name, default, descriptor).value
+            values[f.name] = self.declare_parameter(f.name, default, parameter_descriptor(f)).value
         params = NodeParams(**values)  # ValueError with the offending setting
         self.add_on_set_parameters_callback(self._on_set_parameters)
         return params
@@ -233,8 +246,25 @@ class GcfRefinerNode(Node):
             sub.update()
 
     def destroy_node(self) -> None:
-        self.worker.stop()
+        """Stop the worker (cancelling its refinement between iterations), then the node."""
+        if not self.worker.stop(STOP_TIMEOUT_S):
+            message = f"the refinement did not stop within {STOP_TIMEOUT_S} s"
+            if self.context.ok():
+                self.get_logger().warning(message)
+            else:  # Ctrl-C shut the context down: a log call would fail to reach /rosout
+                print(f"[WARN] [{self.get_name()}]: {message}", file=sys.stderr)
         super().destroy_node()
+
+    def _check_unique_name(self) -> None:
+        """Once, after discovery: warn when another node has this fully-qualified name."""
+        self.destroy_timer(self._name_timer)
+        others = other_nodes_named_alike(self)
+        if others:
+            self.get_logger().warning(
+                f"{others} other node(s) named {self.get_fully_qualified_name()} on the graph: "
+                "each refines and publishes every frame; give this one another name "
+                "(--ros-args -r __node:=<name>) or stop the other"
+            )
 
     # ------------------------------------------------------------------------ warnings
     def _refuse(self, kind: str, message: str) -> None:
@@ -366,6 +396,8 @@ class GcfRefinerNode(Node):
             self._submit(_Job(image, dets))
 
     def _submit(self, job: _Job) -> None:
+        if self._stale(job):
+            return  # would push a fresher frame out of the queue, then be dropped itself
         stamp = job.image.stamp
         if job.tracking_only:
             self.worker.submit(job, replaces=lambda j: j.tracking_only)
@@ -394,13 +426,39 @@ class GcfRefinerNode(Node):
     def _process(self, job: _Job) -> None:
         if job.tracking_only and self.pipeline.superseded(job.image.stamp):
             return  # a newer frame was refined meanwhile
+        if self._stale(job):
+            return
         obs = self._observation(job)
         if obs is None:
             return
-        result = self.pipeline.process(obs, tracking=self.params.tracking)
+        try:
+            result = self.pipeline.process(obs, tracking=self.params.tracking)
+        except RefinementCancelledError:
+            return  # shutting down
         if result.rejected:
             self.stats.count("rejected", result.rejected)
-        self._publish(job, obs, result)
+        try:
+            self._publish(job, obs, result)
+        except Exception:
+            if self.context.ok():
+                raise
+            # shut down while publishing (Ctrl-C): nothing left to publish to
+
+    def _stale(self, job: _Job) -> bool:
+        """Whether the frame is older than ``max_latency`` by the node's clock (counted)."""
+        age = self.get_clock().now().nanoseconds * 1e-9 - job.image.stamp
+        limit = self.params.max_latency
+        if age <= limit:
+            return False
+        hint = " (it waited for a slower refinement; a larger max_latency refines it late)"
+        if age > FAR_BEHIND_S:
+            hint = " (stamps far behind the node's clock: a bag played without use_sim_time?)"
+        self._refuse(
+            "stale_dropped",
+            f"frame at {job.image.stamp:.3f} not refined: {age:.2f} s old > max_latency "
+            f"{limit} s{hint}",
+        )
+        return True
 
     def _observation(self, job: _Job) -> Observation | None:
         """The job's image decoded, with its camera's K; None (counted) when refused."""
@@ -416,6 +474,8 @@ class GcfRefinerNode(Node):
         return Observation(image.stamp, frame_id, rgb, camera.K, job.detections, image.epoch)
 
     def _publish(self, job: _Job, obs: Observation, result: FrameResult) -> None:
+        if not self.context.ok():
+            return  # shut down (Ctrl-C) during the refinement
         header = job.image.msg.header
         instances = result.instances
         p = self.params
@@ -457,10 +517,26 @@ class GcfRefinerNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Console script ``gcf-refiner`` / ``gcf_refiner``: the packaged config/gcf.yaml is loaded
-    unless a ``--params-file`` is given."""
-    args = list(sys.argv if argv is None else argv)
+    unless a ``--params-file`` is given; exit status 0, or 2 with one line on a start-up error.
+
+    Run as the process (``argv`` None) it ends the process itself once the node is shut down
+    (:func:`_exit_now`): the interpreter's own teardown of torch takes 1-2 s on a loaded machine,
+    and Ctrl-C must end the process within 2 s. Called with ``argv`` it returns the status.
+    """
+    status = _run(list(sys.argv if argv is None else argv))
+    if argv is None:
+        _exit_now(status)
+    return status
+
+
+def _run(args: list[str]) -> int:
     if "--params-file" not in args:  # first, so that the caller's -p name:=value still win
         args[1:1] = ["--ros-args", "--params-file", str(default_params_yaml()), "--"]
+    try:
+        check_cli_types(args)
+    except StartupError as err:
+        print(f"gcf_refiner: {err}", file=sys.stderr)
+        return 2
     rclpy.init(args=args)
     node = None
     try:
@@ -470,14 +546,27 @@ def main(argv: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (FileNotFoundError, ValueError) as err:
+    except ParameterException as err:  # a type or range the descriptor refused
+        print(f"gcf_refiner: {parameter_error_line(err)}", file=sys.stderr)
+        return 2
+    except (StartupError, ValueError) as err:
         print(f"gcf_refiner: {err}", file=sys.stderr)
         return 2
     finally:
         if node is not None:
-            node.destroy_node()
+            node.destroy_node()  # cancels the refinement, joins the worker
         rclpy.try_shutdown()
     return 0
+
+
+def _exit_now(status: int) -> None:
+    """End the process after a clean shutdown: atexit handlers and buffers, then ``os._exit``,
+    skipping module teardown (slow with torch) and never ending the interpreter under a worker
+    still in a long torch call (SIGABRT, "terminate called without an active exception")."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

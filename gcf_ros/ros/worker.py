@@ -2,7 +2,8 @@
 
 Subscription callbacks never wait for refinement: they ``submit`` and return. When the queue is
 full the oldest job is dropped and handed to ``on_drop`` (the node counts it). A job that raises is
-handed to ``on_error`` with the exception; the worker goes on with the next job.
+handed to ``on_error`` with the exception; the worker goes on with the next job. ``stop`` sets
+``stopping`` (an Event a long job may watch to end early), discards the queue and joins the thread.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class LatestQueueWorker(Generic[JobT]):
         self._jobs: deque[JobT] = deque()
         self._cond = threading.Condition()
         self._stop = False
+        self.stopping = threading.Event()
         self._busy = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -64,12 +66,16 @@ class LatestQueueWorker(Generic[JobT]):
         with self._cond:
             return not self._jobs and not self._busy
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop after the current job (which may watch ``stopping``); whether the thread ended
+        within ``timeout`` s."""
+        self.stopping.set()
         with self._cond:
             self._stop = True
             self._jobs.clear()
             self._cond.notify()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()

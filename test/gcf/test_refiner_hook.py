@@ -3,7 +3,10 @@ changes nothing."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
@@ -11,13 +14,13 @@ from gcf_ros.core.pose_update import apply_update
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.gcf.field import true_field
 from gcf_ros.gcf.predictor import TrueFieldPredictor
-from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig
+from gcf_ros.gcf.refiner import Detection, RefinementCancelledError, Refiner, RefinerConfig
 
 K = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])
 IDS = ("obj_000005", "obj_000012")
 
 
-def _refine(registry, hook=None):
+def _refine(registry, hook=None, cancel=None):
     T_true = np.tile(np.eye(4), (len(IDS), 1, 1))
     T_true[:, :3, :3] = Rotation.random(len(IDS), random_state=3).as_matrix()
     T_true[:, :3, 3] = [[-0.05, 0.02, 0.7], [0.06, -0.03, 0.8]]
@@ -28,6 +31,7 @@ def _refine(registry, hook=None):
     )
     refiner = Refiner(registry, predictor, config)
     refiner.on_iteration = hook
+    refiner.cancel = cancel
     image = np.zeros((480, 640, 3), np.uint8)
     dets = [Detection(i, T) for i, T in zip(IDS, T_init, strict=True)]
     return T_true, T_init, refiner.refine(image, K, dets)
@@ -58,3 +62,22 @@ def test_on_iteration_reports_the_poses_fields_and_steps_of_every_iteration(regi
     for k, b in enumerate(first.index):
         step = apply_update(torch.from_numpy(T_init[b]), torch.from_numpy(first.step[k]))
         np.testing.assert_allclose(results[b].history[0], step.numpy(), atol=1e-12)
+
+
+def test_cancel_stops_the_refinement_between_iterations(registry):
+    """The event set during iteration 1: no iteration 2, RefinementCancelledError instead of
+    results; an event never set changes nothing."""
+    cancel, seen = threading.Event(), []
+
+    def hook(record):
+        seen.append(record.iteration)
+        if record.iteration == 1:
+            cancel.set()
+
+    with pytest.raises(RefinementCancelledError):
+        _refine(registry, hook, cancel)
+    assert seen == [0, 1]
+    _, _, results = _refine(registry, cancel=threading.Event())
+    _, _, plain = _refine(registry)
+    for a, b in zip(results, plain, strict=True):
+        assert np.array_equal(a.T_cam_obj, b.T_cam_obj) and a.iterations == b.iterations == 3

@@ -80,7 +80,9 @@ class Client:
         self.ros.spin_until(lambda: False, 0.5)  # let its publishers match ours
 
     def next_stamp(self) -> float:
-        self._t += 0.1
+        """0.1 s after the previous one, never behind the clock (as a camera's): the node does
+        not start frames older than max_latency by its clock."""
+        self._t = max(self._t + 0.1, time.time())
         return round(self._t, 6)
 
     def send(self, frame, dets=None, stamp=None, info=True, image=True, encoding=None,
@@ -443,11 +445,14 @@ def test_a_bag_loop_clears_tracks_and_the_node_keeps_refining(ros, frames, start
     ros.spin_until(lambda: jump in client.poses, 2.0)
     assert jump not in client.poses  # ...but no track of the first pass seeds the new one
     assert len(node.tracks) == 0
-    # after the jump: detections are refined, and their tracks seed the next image
-    again = client.wait_poses(client.send(frame, _dets(instances), stamp=t0 + 0.1), timeout=20.0)
+    # after the jump: detections are refined, and their tracks seed the next image (stamped now:
+    # frames older than max_latency are not refined)
+    t1 = max(t0 + 0.1, round(time.time(), 6))
+    again = client.wait_poses(client.send(frame, _dets(instances), stamp=t1), timeout=20.0)
     accepted = {p.instance_id: p for p in again.poses if p.status != RefinedPose.REJECTED}
     assert accepted
-    followed = client.wait_poses(client.send(frame, stamp=t0 + 0.2), timeout=20.0)
+    t2 = max(t1 + 0.1, round(time.time(), 6))
+    followed = client.wait_poses(client.send(frame, stamp=t2), timeout=20.0)
     assert {p.instance_id for p in followed.poses} == set(accepted)
     for p in followed.poses:
         np.testing.assert_allclose(pose_to_matrix(p.initial_pose).T,
