@@ -137,8 +137,11 @@ class NodeParams:
         "this long (s) for its image",
         bounds=(0.001, 3600.0),
     )
+    # 5 s: above one CPU refinement of 8 objects (p50 3.6 s stamp -> publish at 30 Hz, one
+    # thread: python -m gcf_ros.ros.bench_node --detections 8), so that on a CPU the newest queued
+    # frame is not dropped only for waiting behind one refinement; lower it on a fast machine.
     max_latency: float = _p(
-        1.0,
+        5.0,
         "no frame whose stamp is older than this (s, by the node's clock) when its refinement "
         "would start is refined: it is dropped and counted (stale_dropped), so that the time "
         "from stamp to publish stays bounded under load",
