@@ -490,8 +490,9 @@ class _State:
         pixels (K,): rendered pixel counts; conf (K,) or None: the confidence read-out; judge (K,)
         or None: the field's residual (mean |field|). With a judge, a step after which it is
         larger than at the best pose so far is undone and the step scale halved
-        (Levenberg-Marquardt-like acceptance, with the network as the judge); after three
-        rejections in a row the instance stops. Without one (the field is off) every step is taken.
+        (Levenberg-Marquardt-like acceptance, with the network as the judge); the scale is never
+        raised again, so after three rejections in all the instance stops (CONVERGED). Without a
+        judge (the field is off) every step is taken.
         """
         for k, b in enumerate(idx):
             self.pixels[b] = pixels[k]
