@@ -12,7 +12,7 @@ help:
 	@echo "make demo      set up (idempotent) and run the demo"
 	@echo "make test      set up (idempotent) and run the test suite (ruff included)"
 	@echo "make setup     only the set-up: apt packages, .venv, ROS 2 interfaces, gcf_ros"
-	@echo "make mutation  sabotage the code, one break at a time: the tests must catch each (~10 min)"
+	@echo "make mutation  sabotage the code, one break at a time: the tests must catch each (~20 min)"
 	@echo "make lint      ruff check"
 	@echo "make clean     remove build outputs (keeps .venv)"
 	@echo "make distclean remove build outputs and .venv"
