@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 
 from gcf_ros.eval.sequence import CoarseInstance, coarse_instances, load_sequence
+from gcf_ros.ros.demo import stop_process
 from gcf_ros.ros.player import Player
 
 # /diagnostics counters that stand for a detection array not answered: dropped while matching
@@ -113,14 +113,7 @@ class Soak:
         return sent, rss
 
     def stop(self) -> tuple[int | None, float]:
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            status = self.proc.wait(10.0)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            status = None
-        took = time.monotonic() - t0
+        status, took = stop_process(self.proc)
         self.player.destroy_node()
         self.executor.shutdown()
         rclpy.try_shutdown()

@@ -53,14 +53,20 @@ def start_refiner(extra_args: list[str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=os.environ.copy())
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> tuple[int | None, float]:
+    """Ctrl-C a node process, killed if it has not ended after ``timeout`` s: (its exit status,
+    None when it had to be killed; seconds from SIGINT to its end)."""
+    t0 = time.monotonic()
+    if proc.poll() is not None:
+        return proc.returncode, 0.0
+    proc.send_signal(signal.SIGINT)
+    try:
+        status = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        status = None
+    return status, time.monotonic() - t0
 
 
 def spin_until(executor, condition, timeout: float, proc: subprocess.Popen | None = None) -> bool:

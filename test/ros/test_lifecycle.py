@@ -20,6 +20,7 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
 from gcf_ros.eval.sequence import CoarseInstance, coarse_instances, load_sequence
+from gcf_ros.ros.demo import stop_process
 from gcf_ros.ros.player import Player
 
 EXIT_S = 2.0  # Ctrl-C to process exit
@@ -49,14 +50,8 @@ class NodeProcess:
         return self.err_path.read_text()
 
     def interrupt(self) -> tuple[int | None, float]:
-        """SIGINT; (exit status or None if still running after 10 s, seconds to exit)."""
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            rc = self.proc.wait(10.0)
-        except subprocess.TimeoutExpired:
-            rc = None
-        return rc, time.monotonic() - t0
+        """SIGINT; (exit status, or None if still running after 10 s and killed; seconds)."""
+        return stop_process(self.proc)
 
     def close(self) -> None:
         if self.proc.poll() is None:
