@@ -34,6 +34,7 @@ setup(
             "gcf-render = gcf_ros.tools.render_cli:main",
             "gcf-demo = gcf_ros.ros.demo:main",
             "gcf-eval = gcf_ros.eval.cli:main",
+            "gcf-simdepth = gcf_ros.eval.simdepth_cli:main",
             "gcf-bench = gcf_ros.bench.cli:main",
             "gcf-report = gcf_ros.eval.report:main",
             "gcf-confidence = gcf_ros.eval.confidence:main",
