@@ -2,9 +2,14 @@
 
     gcf-eval --dataset ../shared/data/lmo --method mask --noise medium --max-instances 40
 
+With --depth each frame also gets its depth image (the dataset's depth/ folder; LM-O here has
+none: make a copy with simulated depth with gcf-simdepth), which the gcf method's depth term uses
+and the baselines ignore; --depth-drop and --depth-lag degrade it (gcf_ros/eval/depth_input.py).
+
 Prints a before/after table (overall, per object, per visibility bin) and writes a JSON document:
-{"method", "label", "noise", "seed", "n_instances", "initial": M, "refined": M, "per_object":
-{obj_id: {"initial": M, "refined": M}}, "per_visibility": {...}, "time": {"per_object_ms_median",
+{"method", "label", "noise", "seed", "depth", "depth_drop", "depth_lag", "depth_used" (the
+method read the depth), "n_instances", "initial": M, "refined": M, "per_object": {obj_id:
+{"initial": M, "refined": M}}, "per_visibility": {...}, "time": {"per_object_ms_median",
 "per_iteration_ms_median"}, "config": {...}, "instances": [...]}, where M holds add_s_01d, deg5_cm5,
 proj_5px (fractions), median_rot_deg, median_trans_cm, median_proj_px, acc_pi6, acc_pi18 and n.
 """
@@ -20,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gcf_ros.core.bop import BopDataset
+from gcf_ros.eval.depth_input import NO_DEPTH_HEADER, DepthInput, DepthSettings
 from gcf_ros.eval.harness import EvalConfig, evaluate, results_dict, select_instances
 from gcf_ros.eval.methods import GcfMethod, NoRefinement, SoftRenderMethod
 from gcf_ros.eval.perturb import NOISE_LEVELS
@@ -56,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the A-th to B-th frame in dataset order (1-based, inclusive): LM-O 1-50 are "
         "the validation frames (settings may be chosen there), 51-100 the report frames",
     )  # fmt: skip
+    p.add_argument(
+        "--depth", action="store_true",
+        help="give each frame its depth image (depth/ of the dataset; see gcf-simdepth)",
+    )  # fmt: skip
+    p.add_argument(
+        "--depth-drop", type=float, default=0.0, metavar="F",
+        help="with --depth: remove this fraction of the valid depth pixels at random (seeded)",
+    )  # fmt: skip
+    p.add_argument(
+        "--depth-lag", type=int, default=0, metavar="N",
+        help="with --depth: use the depth of the frame N positions earlier in the scene (im_id "
+        "order; the first N frames get the scene's first depth image)",
+    )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--min-visib", type=float, default=0.3)
     p.add_argument("--out", type=Path, default=None, help="write the results JSON here")
@@ -77,6 +96,17 @@ def make_method(args, registry):
     return GcfMethod(
         registry, args.checkpoint, args.iterations, args.solver, args.device, terms, overrides
     )
+
+
+def make_depth_input(args, dataset: BopDataset) -> DepthInput | None:
+    """The depth input of ``--depth`` (None without it); ValueError for --depth-drop or
+    --depth-lag without --depth."""
+    if not args.depth:
+        if args.depth_drop or args.depth_lag:
+            raise ValueError("--depth-drop and --depth-lag need --depth")
+        return None
+    settings = DepthSettings(args.depth_drop, args.depth_lag, args.seed)
+    return DepthInput(dataset, settings)
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -138,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = BopDataset(args.dataset)
         registry = dataset.model_registry()
         method = make_method(args, registry)
+        depth = make_depth_input(args, dataset)
     except (FileNotFoundError, ValueError, NotImplementedError, TypeError) as err:
         print(f"gcf-eval: {err}", file=sys.stderr)
         return 2
@@ -152,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     selected = selected[: args.max_instances] if args.max_instances else selected
     bar_args = {"total": len(selected), "desc": f"{method.label} @ {args.noise}", "unit": "inst"}
     with tqdm(**bar_args, mininterval=2.0) as bar:
-        records = evaluate(selected, registry, method, progress=bar.update)
-    header = {"method": args.method, "label": method.label, "noise": args.noise, "seed": args.seed}
+        records = evaluate(selected, registry, method, progress=bar.update, depth=depth)
+    header = {"method": args.method, "label": method.label, "noise": args.noise, "seed": args.seed,
+              **(NO_DEPTH_HEADER if depth is None else depth.header()),
+              "depth_used": depth is not None and getattr(method, "uses_depth", False)}  # fmt: skip
     results = results_dict(records, header)
     results["config"] = _config_dict(args, method)
     print(format_table(results))
@@ -181,7 +214,10 @@ def format_table(results: dict) -> str:
     cols = ("add_s_01d", "deg5_cm5", "proj_5px", "acc_pi18", "median_rot_deg", "median_trans_cm",
             "median_proj_px")  # fmt: skip
     head = f"{'':<22}{'n':>5} " + " ".join(f"{c:>15}" for c in cols)
-    lines = [f"{results['label']} @ {results['noise']} (seed {results['seed']})", head]
+    title = f"{results['label']} @ {results['noise']} (seed {results['seed']})"
+    if results.get("depth"):
+        title += f" with depth (drop {results['depth_drop']}, lag {results['depth_lag']} frames)"
+    lines = [title, head]
     groups = [("all", results)]
     groups += [(f"obj {k}", v) for k, v in results["per_object"].items()]
     groups += [(f"visib {k}", v) for k, v in results["per_visibility"].items()]

@@ -18,6 +18,7 @@ import numpy as np
 
 from gcf_ros.core.bop import BopDataset, BopFrame, BopInstance
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.eval.depth_input import DepthInput
 from gcf_ros.eval.methods import EvalFrame, Method
 from gcf_ros.eval.metrics import PoseErrors, pose_errors, summarize
 from gcf_ros.eval.perturb import perturb_instances
@@ -86,13 +87,18 @@ def _by_frame(selected) -> Iterator[tuple[BopFrame, list]]:
 
 
 def evaluate(
-    selected: list, registry: ModelRegistry, method: Method, progress=None
+    selected: list,
+    registry: ModelRegistry,
+    method: Method,
+    progress=None,
+    depth: DepthInput | None = None,
 ) -> list[InstanceRecord]:
     """Refine the instances chosen by ``select_instances`` with ``method``; ``progress(n)`` is
-    called per frame."""
+    called per frame. With ``depth``, each frame carries its depth image (``EvalFrame.depth_m``),
+    which methods that cannot use depth ignore."""
     records: list[InstanceRecord] = []
     for frame, items in _by_frame(selected):
-        eval_frame = _eval_frame(frame, items, registry)
+        eval_frame = _eval_frame(frame, items, registry, depth)
         out = method.refine(eval_frame, np.stack([T0 for *_, T0 in items]))
         for b, (_, inst, visib, T0) in enumerate(items):
             m = eval_frame.models[b]
@@ -110,7 +116,9 @@ def evaluate(
     return records
 
 
-def _eval_frame(frame: BopFrame, items: list, registry: ModelRegistry) -> EvalFrame:
+def _eval_frame(
+    frame: BopFrame, items: list, registry: ModelRegistry, depth: DepthInput | None
+) -> EvalFrame:
     all_models = [registry.get(inst.model_id) for inst in frame.instances]
     refine_idx = np.array([inst.inst_idx for _, inst, _, _ in items])
     return EvalFrame(
@@ -120,6 +128,7 @@ def _eval_frame(frame: BopFrame, items: list, registry: ModelRegistry) -> EvalFr
         T_gt_all=np.stack([inst.T_cam_obj for inst in frame.instances]),
         models_all=all_models,
         refine_idx=refine_idx,
+        depth_m=None if depth is None else depth.depth_for(frame),
     )
 
 

@@ -1,8 +1,10 @@
 """The methods ``gcf-eval`` compares, behind one small interface.
 
 A method refines all evaluated instances of one frame at once: ``refine(frame, T_init)`` gets the
-frame (image, K, every ground-truth instance: the oracle mask baseline needs them) and the initial
-poses of the instances to refine, and returns refined poses with iteration counts and timings.
+frame (image, K, every ground-truth instance: the oracle mask baseline needs them; a depth image
+with ``gcf-eval --depth``) and the initial poses of the instances to refine, and returns refined
+poses with iteration counts and timings. ``uses_depth`` says whether a method reads the depth
+image; the others ignore it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class EvalFrame:
             oracle baselines may look at them).
         models_all: the M models of those instances.
         refine_idx: (B,) indices into the M instances of the ones to refine.
+        depth_m: (H, W) float32 depth registered to the image (same size and K), metres, 0 =
+            missing; None without ``gcf-eval --depth``.
     """
 
     image_rgb: np.ndarray
@@ -38,6 +42,7 @@ class EvalFrame:
     T_gt_all: np.ndarray
     models_all: Sequence[ObjectModel]
     refine_idx: np.ndarray
+    depth_m: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class MethodOutput:
 
 class Method(Protocol):
     label: str
+    uses_depth: bool
 
     def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput: ...
 
@@ -61,6 +67,7 @@ class NoRefinement:
     """The floor: reports the initial poses as refined ones."""
 
     label = "none"
+    uses_depth = False
 
     def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
         return MethodOutput(np.array(T_init, copy=True), np.zeros(len(T_init), int), 0.0)
@@ -68,6 +75,8 @@ class NoRefinement:
 
 class SoftRenderMethod:
     """The PyTorch3D soft-rasterizer baselines (``mask`` with oracle masks, or ``rgb``)."""
+
+    uses_depth = False
 
     def __init__(self, config, registry: ModelRegistry, device: str = "cpu") -> None:
         from gcf_ros.baselines.soft_render import SoftRenderRefiner
@@ -150,6 +159,7 @@ class GcfMethod:
             self.label = f"gcf ({self.config.solver}; {'+'.join(self.config.terms)})"
         self._refiner = Refiner(registry, predictor, self.config)
         self._raycast = None
+        self.uses_depth = self.config.depth_scale > 0  # the depth term joins when given depth
 
     def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
         from gcf_ros.gcf.refiner import Detection
@@ -160,7 +170,7 @@ class GcfMethod:
             Detection(m.model_id, T, mask=None if masks is None else masks[b])
             for b, (m, T) in enumerate(zip(frame.models, T_init, strict=True))
         ]
-        results = self._refiner.refine(frame.image_rgb, frame.K, detections)
+        results = self._refiner.refine(frame.image_rgb, frame.K, detections, depth_m=frame.depth_m)
         T = np.stack([r.T_cam_obj for r in results])
         its = np.array([max(r.iterations, 1) for r in results])
         scores = [
