@@ -157,3 +157,172 @@ def test_depth_parameters():
 
 
 NAMESPACE = f"depth_{os.getpid()}"  # no other test's refiner answers these inputs
+
+
+# ------------------------------------------------------------------------------ the node
+@pytest.fixture(scope="module")
+def frames():
+    from gcf_ros.eval.sequence import load_sequence
+
+    return load_sequence()
+
+
+def gt_depth(frame, registry) -> np.ndarray:
+    """(H, W) metres the ground truth's objects show a perfect registered depth camera."""
+    from gcf_ros.core.render.scene import render_scene_depth
+
+    models = [registry.get(m) for m in frame.model_ids]
+    return render_scene_depth(models, frame.T_gt, frame.K, frame.image_rgb.shape[:2]).depth
+
+
+class _Client:
+    """Publishes depth, camera_info, image and detections (reliable) under one stamp and records
+    refined_poses by stamp and /diagnostics."""
+
+    def __init__(self, ros):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from gcf_ros_msgs.msg import CoarseDetectionArray, RefinedPoseArray
+
+        self.ros = ros
+        self.node = ros.node("depth_client")
+        ns = f"/{NAMESPACE}/"
+        self.depth_pub = self.node.create_publisher(Image, ns + "depth", 10)
+        self.image_pub = self.node.create_publisher(Image, ns + "image", 10)
+        self.info_pub = self.node.create_publisher(CameraInfo, ns + "camera_info", 10)
+        self.det_pub = self.node.create_publisher(CoarseDetectionArray, ns + "detections", 10)
+        self.poses: dict[float, RefinedPoseArray] = {}
+        self.diagnostics: list[DiagnosticArray] = []
+        self.node.create_subscription(RefinedPoseArray, ns + "refined_poses", self._on_poses, 10)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        self.t = time.time()
+
+    def _on_poses(self, msg):
+        self.poses[round(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec, 6)] = msg
+
+    def connect(self):
+        pubs = (self.depth_pub, self.image_pub, self.info_pub, self.det_pub)
+        assert self.ros.spin_until(
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in pubs)
+                and self.node.count_publishers(f"/{NAMESPACE}/refined_poses") > 0
+            ),
+            30.0,
+        ), "the refiner did not subscribe"
+
+    def send(self, frame, instances, depth=None, late_s=None):
+        """``depth(t)`` (a depth Image of stamp ``t``; None: no depth) first, or ``late_s`` after
+        the others; then camera_info, image, detections; waits for the frame's refined poses."""
+        from gcf_ros.ros.player import camera_info_msg, detections_msg, image_msg, stamp_msg
+
+        self.t = round(max(self.t + 0.1, time.time()), 6)
+        t = stamp_msg(self.t)
+        if depth is not None and late_s is None:
+            self.depth_pub.publish(depth(t))
+        self.info_pub.publish(camera_info_msg(frame.K, 640, 480, t))
+        self.image_pub.publish(image_msg(frame.image_rgb, t))
+        self.det_pub.publish(detections_msg(instances, t))
+        if depth is not None and late_s is not None:
+            time.sleep(late_s)
+            self.depth_pub.publish(depth(t))
+        stamp = self.t
+        assert self.ros.spin_until(lambda: stamp in self.poses, 60.0), f"no result at {stamp}"
+        return self.poses[stamp].poses
+
+
+def _z_errors_mm(poses, instances) -> np.ndarray:
+    from gcf_ros.ros.conversions import pose_to_matrix
+
+    gt = {inst.instance_id: inst.T_gt for inst in instances}
+    return np.array([1e3 * abs(pose_to_matrix(p.pose).T[2, 3] - gt[p.instance_id][2, 3])
+                     for p in poses])  # fmt: skip
+
+
+def test_the_node_refines_with_registered_depth_and_notes_every_frame_without(
+    ros, frames, registry, start_refiner
+):
+    """One refiner, frames in turn: registered depth (16UC1, then 32FC1) is used and noted
+    nowhere; missing, wrongly sized, unregistered, early/late-stamped and late-arriving depth is
+    counted, noted in every result's reason, and the frame refined RGB-only, without a stall."""
+    import inspect
+
+    from gcf_ros.eval.sequence import coarse_instances
+    from gcf_ros.ros.player import OPTICAL_FRAME, depth_msg, stamp_msg
+
+    running = start_refiner(namespace=NAMESPACE, input_reliability="reliable", use_depth=True,
+                            diagnostics_period=0.5)  # fmt: skip
+    node = running.node
+    seen: list[np.ndarray | None] = []  # the depth each refinement got
+    refine = node.refiner.refine
+    takes_depth = "depth_m" in inspect.signature(refine).parameters  # the depth term (main)
+
+    def spy(rgb, K, detections, depth_m=None):
+        seen.append(depth_m)
+        given = {"depth_m": depth_m} if takes_depth and depth_m is not None else {}
+        return refine(rgb, K, detections, **given)
+
+    node.refiner.refine = spy
+    client = _Client(ros)
+    client.connect()
+    counters = node.stats.counters
+    frame = frames[0]
+    truth = gt_depth(frame, registry)
+    four = coarse_instances(frame, "medium", seed=0)[:4]
+    one = four[:1]
+
+    def reasons(poses):  # "" or the refiner's own ("iteration limit"), then the depth note
+        return [p.status_reason for p in poses]
+
+    # registered depth: used, and no result says anything about depth
+    with_depth = client.send(frame, four, lambda t: depth_msg(truth, t))
+    assert not any("depth" in r for r in reasons(with_depth)), reasons(with_depth)
+    assert seen[-1] is not None and seen[-1].shape == (480, 640)
+    np.testing.assert_allclose(seen[-1], truth, atol=5e-4)  # 1 mm counts
+    # the same frame without depth: RGB-only, said in every result
+    rgb_only = client.send(frame, four)
+    assert seen[-1] is None and counters["depth_missing"] == 1
+    assert all("depth missing" in r and r.endswith("refined RGB-only") for r in reasons(rgb_only))
+    if takes_depth:  # the depth term pulls z to the truth
+        z_depth, z_rgb = _z_errors_mm(with_depth, four), _z_errors_mm(rgb_only, four)
+        assert np.median(z_depth) < 0.5 * np.median(z_rgb), (z_depth, z_rgb)
+
+    # 32FC1, metres
+    poses = client.send(frame, one, lambda t: depth_msg(truth, t, encoding="32FC1"))
+    assert "depth" not in reasons(poses)[0] and counters["depth_used"] == 2
+    np.testing.assert_allclose(seen[-1], truth, atol=1e-6)
+
+    # not registered to the colour image: another size, another frame
+    small = truth[::2, ::2]
+    poses = client.send(frame, one, lambda t: depth_msg(small, t))
+    assert seen[-1] is None and counters["depth_size_mismatch"] == 1
+    assert reasons(poses)[0].endswith("depth refused: 320x240, image 640x480; refined RGB-only")
+    poses = client.send(frame, one, lambda t: depth_msg(truth, t, "camera_depth_optical_frame"))
+    assert seen[-1] is None and counters["depth_frame_mismatch"] == 1
+    assert f"'camera_depth_optical_frame', image '{OPTICAL_FRAME}'" in reasons(poses)[0]
+
+    # stamped outside sync_slop (0.01 s) of the image: missing
+    def off(t):
+        return depth_msg(truth, stamp_msg(t.sec + 1e-9 * t.nanosec + 0.05))
+
+    poses = client.send(frame, one, off)
+    assert seen[-1] is None and counters["depth_missing"] == 2
+    assert "the nearest 0.050 s away" in reasons(poses)[0]
+    # arriving 1 s after its frame: the frame does not wait for it
+    poses = client.send(frame, one, lambda t: depth_msg(truth, t), late_s=1.0)
+    assert seen[-1] is None and counters["depth_missing"] == 3
+    assert "depth missing" in reasons(poses)[0]
+
+    # /diagnostics reports every count, and warns about them
+    def reported():
+        for msg in client.diagnostics[::-1]:
+            values = {kv.key: kv.value for kv in msg.status[0].values}
+            if values.get("depth_missing") == "3":
+                return values
+        return None
+
+    assert ros.spin_until(lambda: reported() is not None, 5.0), "no depth counts on /diagnostics"
+    values = reported()
+    counts = [values[k] for k in ("depth_used", "depth_size_mismatch", "depth_frame_mismatch")]
+    assert counts == ["2", "1", "1"]
+    assert counters.get("errors", 0) == 0 and len(seen) == 7
