@@ -1,9 +1,10 @@
 """Reader for datasets in the BOP format (https://bop.felk.cvut.cz/datasets/), e.g. LM-O.
 
 Layout: ``<root>/camera.json``, ``<root>/models/obj_NNNNNN.ply`` (+ ``models_info.json``) and
-``<root>/<split>/<scene:06d>/{scene_gt.json, scene_camera.json, scene_gt_info.json, rgb/}``.
+``<root>/<split>/<scene:06d>/{scene_gt.json, scene_camera.json, scene_gt_info.json, rgb/, depth/}``.
 BOP stores millimetres; everything returned here is in metres. ``scene_gt_info.json`` and
-``scene_camera.json`` are optional (no visibility / the shared camera.json intrinsics).
+``scene_camera.json`` are optional (no visibility / the shared camera.json intrinsics), and so is
+``depth/`` (uint16 PNGs; value × the frame's ``depth_scale`` = millimetres; 0 = no measurement).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class BopFrame:
         width: image width, pixels.
         height: image height, pixels.
         instances: the ground-truth instances, in ``scene_gt.json`` order.
+        depth_scale: depth PNG value × depth_scale = millimetres (``scene_camera.json``; 1.0
+            when it gives none).
     """
 
     scene_id: int
@@ -94,11 +97,21 @@ class BopFrame:
     width: int
     height: int
     instances: tuple[BopInstance, ...]
+    depth_scale: float = 1.0
 
     def __post_init__(self) -> None:
         K = np.array(self.K, dtype=np.float64).reshape(3, 3)
         K.flags.writeable = False
         object.__setattr__(self, "K", K)
+        scale = float(self.depth_scale)
+        if not (np.isfinite(scale) and scale > 0.0):
+            raise ValueError(f"image {self.im_id}: depth_scale must be > 0, got {scale}")
+        object.__setattr__(self, "depth_scale", scale)
+
+    @property
+    def depth_path(self) -> Path:
+        """Where BOP keeps this frame's depth image: ``<scene>/depth/NNNNNN.png``."""
+        return self.rgb_path.parent.parent / "depth" / f"{self.im_id:06d}.png"
 
     def load_rgb(self) -> np.ndarray:
         """The image as (H, W, 3) uint8, RGB channel order."""
@@ -108,6 +121,38 @@ class BopFrame:
         if bgr is None:
             raise ValueError(f"{self.rgb_path}: unreadable image (corrupt or unsupported format)")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def load_depth(self, required: bool = False) -> np.ndarray | None:
+        """The depth image as (H, W) float32 camera z in metres, 0 where missing.
+
+        Returns None when the scene has no ``depth/`` folder, unless ``required`` (then
+        FileNotFoundError). A missing file in an existing ``depth/`` folder is always an error,
+        as is a file that is not a (height, width) single-channel uint16 PNG.
+        """
+        path = self.depth_path
+        if not path.parent.is_dir():
+            if not required:
+                return None
+            raise FileNotFoundError(
+                f"{path.parent}: no depth folder: this dataset has no depth images (gcf-simdepth "
+                "makes a copy of a BOP dataset with simulated depth)"
+            )
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: depth image not found")
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise ValueError(f"{path}: unreadable depth image (corrupt or unsupported format)")
+        if raw.dtype != np.uint16 or raw.ndim != 2:
+            raise ValueError(
+                f"{path}: a BOP depth image is single-channel uint16, got {raw.dtype} with shape "
+                f"{raw.shape}"
+            )
+        if raw.shape != (self.height, self.width):
+            raise ValueError(
+                f"{path}: depth image is {raw.shape[1]} x {raw.shape[0]}, the colour image "
+                f"{self.width} x {self.height}"
+            )
+        return (raw * (self.depth_scale * _MM)).astype(np.float32)
 
 
 class BopDataset:
@@ -244,12 +289,13 @@ def _load_scene(
             raise ValueError(f"{info_path}: image {key} does not match scene_gt.json's instances")
         info = infos[key] if infos is not None else [None] * len(entries)
         K = np.reshape(cams[key]["cam_K"], (3, 3)) if key in cams else K_default
+        depth_scale = float(cams.get(key, {}).get("depth_scale", 1.0))
         instances = tuple(
             _instance(scene_id, im_id, idx, entry, inf)
             for idx, (entry, inf) in enumerate(zip(entries, info, strict=True))
         )
         rgb = _rgb_path(scene_dir, im_id)
-        frames[im_id] = BopFrame(scene_id, im_id, rgb, K, size[0], size[1], instances)
+        frames[im_id] = BopFrame(scene_id, im_id, rgb, K, size[0], size[1], instances, depth_scale)
     return frames
 
 

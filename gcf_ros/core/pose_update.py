@@ -27,13 +27,13 @@ def apply_update(T_cam_obj: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
     return make_se3(R, t)
 
 
-def update_jacobian(K: torch.Tensor, X_cam: torch.Tensor, t_cam_obj: torch.Tensor) -> torch.Tensor:
-    """d(u, v)/dxi (..., N, 2, 6) at xi = 0 for camera-frame points X_cam (..., N, 3) of an object
-    whose origin is at t_cam_obj (..., 3)."""
+def point_jacobian(X_cam: torch.Tensor, t_cam_obj: torch.Tensor) -> torch.Tensor:
+    """d(X_cam)/dxi (..., N, 3, 6) at xi = 0 for camera-frame points X_cam (..., N, 3) of an object
+    whose origin is at t_cam_obj (..., 3): [I | -[X_cam - t]x]."""
     D = X_cam - t_cam_obj[..., None, :]
     dx, dy, dz = D.unbind(-1)
     o, i = torch.zeros_like(dx), torch.ones_like(dx)
-    dX_dxi = torch.stack(
+    return torch.stack(
         [
             torch.stack([i, o, o, o, dz, -dy], -1),
             torch.stack([o, i, o, -dz, o, dx], -1),
@@ -41,4 +41,9 @@ def update_jacobian(K: torch.Tensor, X_cam: torch.Tensor, t_cam_obj: torch.Tenso
         ],
         dim=-2,
     )
-    return projection_jacobian(K, X_cam) @ dX_dxi
+
+
+def update_jacobian(K: torch.Tensor, X_cam: torch.Tensor, t_cam_obj: torch.Tensor) -> torch.Tensor:
+    """d(u, v)/dxi (..., N, 2, 6) at xi = 0 for camera-frame points X_cam (..., N, 3) of an object
+    whose origin is at t_cam_obj (..., 3)."""
+    return projection_jacobian(K, X_cam) @ point_jacobian(X_cam, t_cam_obj)

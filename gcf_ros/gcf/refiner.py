@@ -47,7 +47,15 @@ from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import RenderOutput
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
-from gcf_ros.gcf.terms import TERMS, LineConfig, NetworkEvidence, RegionConfig, TermInputs
+from gcf_ros.gcf.terms import (
+    TERMS,
+    DepthConfig,
+    DepthTerm,
+    LineConfig,
+    NetworkEvidence,
+    RegionConfig,
+    TermInputs,
+)  # fmt: skip
 from gcf_ros.gcf.weights_meta import WeightsMeta
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
@@ -97,14 +105,27 @@ class RefinerConfig:
     field_stop: int | None = None
     lines: LineConfig = field(default_factory=LineConfig)
     region: RegionConfig = field(default_factory=RegionConfig)
+    # The depth term (gcf_ros.gcf.terms.depth) runs in every iteration of a ``refine`` call given a
+    # depth image, weighted by depth_scale against the field (0: depth is ignored).
+    depth_scale: float = 1.0
+    depth_damping: float = 0.0
+    # With depth, the field's and the silhouette terms' rotation damping are multiplied by this:
+    # their damping holds back rotation that the colour image alone does not support, and the
+    # depth term measures rotation.
+    rotation_damping_with_depth: float = 0.0
+    depth: DepthConfig = field(default_factory=DepthConfig)
 
     def __post_init__(self) -> None:
-        unknown = [t for t in self.terms if t not in TERMS]
-        if unknown or not self.terms:
+        allowed = sorted(set(TERMS) - {DepthTerm.name})
+        if not self.terms or any(t not in allowed for t in self.terms):
             raise ValueError(
-                f"terms must be a non-empty subset of {sorted(TERMS)}, got {self.terms}"
+                f"terms must be a non-empty subset of {allowed}, got {self.terms} (the depth term "
+                "runs when refine() is given depth_m; depth_scale weighs it)"
             )
         TermWeight(self.silhouette_scale, self.silhouette_damping, self.silhouette_rotation_damping)
+        TermWeight(self.depth_scale, self.depth_damping)
+        if self.rotation_damping_with_depth < 0:
+            raise ValueError("rotation_damping_with_depth must be >= 0")
         SolverConfig(self.solver, self.damping, self.gradient_step, self.rotation_damping)
 
     @classmethod
@@ -119,7 +140,9 @@ class RefinerConfig:
         return cls(**{**resolved, **overrides})
 
     def term_active(self, name: str, iteration: int) -> bool:
-        """Whether term ``name`` contributes at ``iteration`` (0-based)."""
+        """Whether term ``name`` contributes at ``iteration`` (0-based) of a call that built it."""
+        if name == DepthTerm.name:
+            return self.depth_scale > 0
         if name not in self.terms:
             return False
         if name == "field":
@@ -235,22 +258,30 @@ class Refiner:
         if needy and self.predictor is None:
             raise ValueError(f"the terms {needy} need a field predictor (trained weights)")
 
-    def _terms(self) -> dict:
-        """The term objects for one ``refine`` call, built from the current config."""
+    def _terms(self, with_depth: bool) -> dict:
+        """The term objects for one ``refine`` call, built from the current config (the depth
+        term when the call has a depth image and depth_scale > 0)."""
         self._check_terms(self.config)
-        return {name: TERMS[name].from_config(self.config) for name in self.config.terms}
+        terms = {name: TERMS[name].from_config(self.config) for name in self.config.terms}
+        if with_depth and self.config.depth_scale > 0:
+            terms[DepthTerm.name] = DepthTerm.from_config(self.config)
+        return terms
 
     def _network(self, crops, render, diameters, K_win, idx) -> _NetworkRun | None:
         if self.predictor is None:
             return None
         return _NetworkRun(self.predictor, self.timer, (crops, render, diameters, K_win, idx))
 
-    def _term_weight(self, name: str) -> TermWeight:
+    def _term_weight(self, name: str, with_depth: bool) -> TermWeight:
+        """How ``name`` weighs in the solve; ``with_depth``: the depth term runs too."""
         cfg = self.config
+        if name == DepthTerm.name:
+            return TermWeight(cfg.depth_scale, cfg.depth_damping)
+        rot = cfg.rotation_damping_with_depth if with_depth else 1.0
         if name == "field":
-            return TermWeight(1.0, cfg.damping, cfg.rotation_damping)
+            return TermWeight(1.0, cfg.damping, rot * cfg.rotation_damping)
         return TermWeight(
-            cfg.silhouette_scale, cfg.silhouette_damping, cfg.silhouette_rotation_damping
+            cfg.silhouette_scale, cfg.silhouette_damping, rot * cfg.silhouette_rotation_damping
         )
 
     @classmethod
@@ -268,16 +299,23 @@ class Refiner:
         return cls(registry, predictor, config)
 
     def refine(
-        self, image_rgb: np.ndarray, K: np.ndarray, detections: Sequence[Detection]
+        self,
+        image_rgb: np.ndarray,
+        K: np.ndarray,
+        detections: Sequence[Detection],
+        depth_m: np.ndarray | None = None,
     ) -> list[RefineResult]:
-        """Refine every detection; image (H, W, 3) uint8 RGB, K (3, 3)."""
+        """Refine every detection; image (H, W, 3) uint8 RGB, K (3, 3). ``depth_m``: an (H, W)
+        depth image registered to ``image_rgb`` (same size and K), metres, 0 or NaN where missing;
+        with it the depth term joins the solve (``RefinerConfig.depth_scale``)."""
         if not detections:
             return []
+        depth_m = checked_depth(depth_m, image_rgb.shape[:2])
         T_init = np.stack([np.asarray(d.T_cam_obj, dtype=np.float64) for d in detections])
         state = _State.start(T_init, len(detections))
         models = [self.registry.render_model(d.model_id) for d in detections]
         masks = [d.mask for d in detections]
-        terms = self._terms()
+        terms = self._terms(with_depth=depth_m is not None)
         for it in range(self.config.iterations):
             active = np.flatnonzero(state.active)
             if active.size == 0:
@@ -285,7 +323,7 @@ class Refiner:
             if self.cancel is not None and self.cancel.is_set():
                 raise RefinementCancelledError(f"cancelled after {it} of {self.config.iterations}")
             with timed(self.timer, "iteration"):
-                self._iterate(image_rgb, K, models, masks, terms, state, active, it)
+                self._iterate(image_rgb, depth_m, K, models, masks, terms, state, active, it)
         return [self._result(d, state, b, image_rgb.shape, K) for b, d in enumerate(detections)]
 
     def refine_poses(self, image_rgb, K, model_ids, T_init) -> list[RefineResult]:
@@ -293,7 +331,7 @@ class Refiner:
         dets = [Detection(m, T) for m, T in zip(model_ids, np.asarray(T_init), strict=True)]
         return self.refine(image_rgb, K, dets)
 
-    def _iterate(self, image_rgb, K, models, masks, terms, state, active, it) -> None:
+    def _iterate(self, image_rgb, depth_m, K, models, masks, terms, state, active, it) -> None:
         cfg, S = self.config, self.config.window_size
         with timed(self.timer, "crop"):
             windows, ok = [], []
@@ -317,15 +355,19 @@ class Refiner:
         inputs = TermInputs(
             image_rgb, windows, crops, render, K_win, T,
             diameters, idx, [masks[b] for b in idx], it,
-            self._network(crops, render, diameters, K_win, idx),
+            self._network(crops, render, diameters, K_win, idx), depth_m,
         )  # fmt: skip
-        systems, field_ran = [], False
+        systems, field_ran, shared = [], False, False
         for name, term in terms.items():
             if not cfg.term_active(name, it):
                 continue
             with timed(self.timer, term.phase):
-                systems.append((term.residuals(inputs), self._term_weight(name)))
+                res = term.residuals(inputs)
+            systems.append((res, self._term_weight(name, DepthTerm.name in terms)))
             field_ran = field_ran or name == "field"
+            # Terms with no confidence anywhere in the batch (no colour contrast, no depth) do not
+            # count as sharing the step.
+            shared = shared or (name != "field" and bool(res.confidence.any()))
         with timed(self.timer, "solve"):
             if systems:
                 xi = _clamp_step(solve_terms(systems, cfg.solver, cfg.gradient_step), T, cfg)
@@ -340,8 +382,6 @@ class Refiner:
             )  # fmt: skip
             # The field judges its own steps (LM-like acceptance); a step that other terms share
             # may rightly raise the field's residual (a biased field), so then none is undone.
-            # Terms with no confidence anywhere in the batch (no colour contrast) do not count.
-            shared = [r for r, _ in systems if r.directions is not None and r.confidence.any()]
             judge = field[1].numpy() if field is not None and not shared else None
             pixels = render.mask.flatten(1).sum(1).numpy()
             scores = _scores(render, inputs.network, systems)
@@ -415,10 +455,15 @@ def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
     |field| there) and ``mask_iou`` (IoU of the visible-mask head's mask, > 0.5, with the rendered
     silhouette); from the silhouette terms, ``silhouette_residual_px`` (weighted mean |residual| of
     the lines: how far the image's contour is from the rendered one) and
-    ``silhouette_confidence`` (the term's own, e.g. colour separation)."""
+    ``silhouette_confidence`` (the term's own, e.g. colour separation); and the terms' own
+    ``Residuals.readouts`` (the depth term's ``depth_inliers``, ``depth_offset_mm``,
+    ``depth_coverage``)."""
     B = render.batch_size
     out: list[dict] = [{} for _ in range(B)]
     for res, _ in systems:
+        for key, values in res.readouts.items():
+            for d, v in zip(out, values.tolist(), strict=True):
+                d[key] = float(v)
         if res.directions is None:
             continue
         resid = (res.w * res.r[..., 0].abs()).sum(1) / res.w.sum(1).clamp_min(1e-12)
@@ -437,6 +482,21 @@ def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
         for d, iou in zip(out, (inter / union).tolist(), strict=True):
             d["mask_iou"] = float(iou)
     return out
+
+
+def checked_depth(depth_m: np.ndarray | None, image_hw: tuple[int, int]) -> np.ndarray | None:
+    """A depth image (H, W) in metres as float32 with NaN, inf and negative values set to 0
+    (missing); ValueError when its size is not the colour image's."""
+    if depth_m is None:
+        return None
+    depth = np.asarray(depth_m)
+    if depth.shape != tuple(image_hw):
+        raise ValueError(f"depth_m must be registered to the image: {depth.shape} vs {image_hw}")
+    if not np.issubdtype(depth.dtype, np.floating):
+        raise ValueError(f"depth_m must be float metres, got {depth.dtype} (scale integer depth)")
+    depth = depth.astype(np.float32, copy=True)
+    depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    return depth
 
 
 def _clamp_step(xi: torch.Tensor, T: torch.Tensor, cfg: RefinerConfig) -> torch.Tensor:

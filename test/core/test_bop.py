@@ -172,3 +172,45 @@ def test_missing_files_are_named(lmo_root: Path, tmp_path: Path):
     (tmp_path / "camera.json").symlink_to(lmo_root / "camera.json")
     with pytest.raises(FileNotFoundError, match=r"scene_gt\.json"):
         len(BopDataset(tmp_path))
+
+
+def test_lmo_has_no_depth(lmo: BopDataset):
+    frame = next(lmo.frames())
+    assert frame.depth_path == frame.rgb_path.parent.parent / "depth" / f"{frame.im_id:06d}.png"
+    assert frame.depth_scale == 1.0
+    assert frame.load_depth() is None
+    with pytest.raises(FileNotFoundError, match="gcf-simdepth"):
+        frame.load_depth(required=True)
+
+
+def test_depth_is_read_in_metres_with_the_frames_depth_scale(lmo_root: Path, tmp_path: Path):
+    """BOP: PNG value × depth_scale = mm (0.1 here, as some BOP datasets store); 0 stays 0."""
+    root = _symlinked_copy(lmo_root, tmp_path / "lmo", skip={"scene_camera.json"})
+    scene = root / "test" / "000002"
+    cams = _json(lmo_root / "test/000002/scene_camera.json")
+    (scene / "scene_camera.json").write_text(
+        json.dumps({k: {**v, "depth_scale": 0.1} for k, v in cams.items()})
+    )
+    frame = next(BopDataset(root).frames())
+    assert frame.depth_scale == 0.1
+    raw = np.random.default_rng(0).integers(0, 20_000, size=(480, 640), dtype=np.uint16)
+    raw[:10] = 0
+    (scene / "depth").mkdir()
+    assert cv2.imwrite(str(frame.depth_path), raw)
+    depth = frame.load_depth(required=True)
+    assert depth.dtype == np.float32 and depth.shape == (480, 640)
+    np.testing.assert_allclose(depth, raw * 1e-4, rtol=1e-6)  # 0.1 mm steps, in metres
+    assert (depth[:10] == 0).all() and (depth[raw > 0] > 0).all()
+
+    other = BopDataset(root).frame(2, int(sorted(cams, key=int)[1]))
+    with pytest.raises(FileNotFoundError, match="depth image not found"):
+        other.load_depth()  # the folder exists, this frame's file does not
+    assert cv2.imwrite(str(other.depth_path), raw[:240])
+    with pytest.raises(ValueError, match="640 x 480"):
+        other.load_depth()
+    assert cv2.imwrite(str(other.depth_path), (raw // 256).astype(np.uint8))
+    with pytest.raises(ValueError, match="uint16"):
+        other.load_depth()
+    other.depth_path.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="unreadable"):
+        other.load_depth()

@@ -16,7 +16,7 @@ counts, and the same scales serve a 40-line silhouette and a 2 000-pixel field.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -60,6 +60,8 @@ class TermInputs:
         iteration: 0-based iteration index.
         network: runs the network on these windows (once per iteration, whichever term asks
             first); None without a network.
+        depth_m: (H, W) float32 depth registered to ``image_rgb``, metres, 0 where missing; None
+            without a depth camera.
     """
 
     image_rgb: np.ndarray
@@ -73,6 +75,7 @@ class TermInputs:
     masks: Sequence[np.ndarray | None]
     iteration: int
     network: Callable[[], NetworkEvidence] | None = None
+    depth_m: np.ndarray | None = None
 
     @property
     def batch_size(self) -> int:
@@ -91,6 +94,8 @@ class Residuals:
         directions: (B, N, k, 2) unit image directions of the rows, or None for k = 2 rows along
             the window axes.
         confidence: (B,) the term's own reliability in [0, 1] (1 when it has no notion of one).
+        readouts: named (B,) read-outs the term reports about the current poses (the refiner
+            copies them into ``RefineResult.scores``), e.g. ``depth_inliers``.
     """
 
     r: torch.Tensor
@@ -99,6 +104,7 @@ class Residuals:
     X_obj: torch.Tensor
     directions: torch.Tensor | None
     confidence: torch.Tensor
+    readouts: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def normal_equations(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """H (B, 6, 6), g (B, 6), and the total weight (B,), all float64."""
