@@ -211,9 +211,10 @@ class _Client:
             30.0,
         ), "the refiner did not subscribe"
 
-    def send(self, frame, instances, depth=None, late_s=None):
+    def send(self, frame, instances, depth=None, late_s=None, before_late=None):
         """``depth(t)`` (a depth Image of stamp ``t``; None: no depth) first, or ``late_s`` after
-        the others; then camera_info, image, detections; waits for the frame's refined poses."""
+        the others (calling ``before_late()`` just before); then camera_info, image, detections;
+        waits for the frame's refined poses."""
         from gcf_ros.ros.player import camera_info_msg, detections_msg, image_msg, stamp_msg
 
         self.t = round(max(self.t + 0.1, time.time()), 6)
@@ -225,6 +226,8 @@ class _Client:
         self.det_pub.publish(detections_msg(instances, t))
         if depth is not None and late_s is not None:
             time.sleep(late_s)
+            if before_late is not None:
+                before_late()
             self.depth_pub.publish(depth(t))
         stamp = self.t
         assert self.ros.spin_until(lambda: stamp in self.poses, 60.0), f"no result at {stamp}"
@@ -304,9 +307,16 @@ def test_the_node_refines_with_registered_depth_and_notes_every_frame_without(
     poses = client.send(frame, one, off)
     assert seen[-1] is None and counters["depth_missing"] == 2
     assert "the nearest 0.050 s away" in reasons(poses)[0]
-    # arriving 1 s after its frame: the frame does not wait for it
-    poses = client.send(frame, one, lambda t: depth_msg(truth, t), late_s=1.0)
-    assert seen[-1] is None and counters["depth_missing"] == 3
+    # arriving 1 s after its frame: the frame has not waited for it (counted before it is sent)
+    missing_before = []
+
+    def note_missing():
+        missing_before.append(counters["depth_missing"])
+
+    poses = client.send(
+        frame, one, lambda t: depth_msg(truth, t), late_s=1.0, before_late=note_missing
+    )
+    assert missing_before == [3] and seen[-1] is None and counters["depth_missing"] == 3
     assert "depth missing" in reasons(poses)[0]
 
     # /diagnostics reports every count, and warns about them
