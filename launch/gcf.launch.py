@@ -7,7 +7,8 @@
 Arguments: params_file (default: the package's config/gcf.yaml), namespace, device,
 fastdds_profile (the node's FASTRTPS_DEFAULT_PROFILES_FILE: the user's, else the package's
 config/fastdds_large_messages.xml, for the overlay images it sends), and the remappings image,
-camera_info, detections, refined_poses, markers, overlay.
+camera_info, detections, depth (read only with use_depth: true in the params_file),
+refined_poses, markers, overlay.
 """
 
 from pathlib import Path
@@ -24,6 +25,7 @@ REMAPS = {
     "image": "image",
     "camera_info": "camera_info",
     "detections": "detections",
+    "depth": "depth",
     "refined_poses": "refined_poses",
     "markers": "markers",
     "overlay": "debug/overlay",

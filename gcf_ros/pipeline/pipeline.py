@@ -4,6 +4,9 @@ refinement, a :class:`FrameResult` out (no ROS).
     pipeline = FramePipeline(Refiner.from_checkpoint(registry))
     result = pipeline.process(Observation(stamp, frame_id, rgb, K, Detections.of_poses(ids, T)))
 
+With ``obs.depth_m`` (depth registered to the image) the refiner's depth term runs as well; an
+observation's ``depth_note`` (why its depth was not used) follows each refined instance's reason.
+
 The ROS node, ``gcf-bench`` and the tests drive this one pipeline. It also keeps the state of the
 image stream: the tracks, and stamp epochs: a jump back in stamps (a bag loop, a clock reset)
 clears the tracks and starts a new epoch, and a frame of an older epoch that finishes late neither
@@ -100,9 +103,10 @@ class FramePipeline:
         tracks = self.tracks if tracking else None
         seeds, refused = seed_frame(obs, tracks, self._report, self._max_seeds)
         detections = [Detection(s.model_id, s.T_cam_obj, s.instance_id) for s in seeds]
-        results = self.refiner.refine(obs.rgb, obs.K, detections)
+        depth = {} if obs.depth_m is None else {"depth_m": obs.depth_m}  # the depth term runs
+        results = self.refiner.refine(obs.rgb, obs.K, detections, **depth)
         result = FrameResult(
-            tuple(self._output(s, r) for s, r in zip(seeds, results, strict=True)),
+            tuple(self._output(s, r, obs.depth_note) for s, r in zip(seeds, results, strict=True)),
             tuple(_refused_output(r) for r in refused),
         )
         with self._lock:
@@ -116,7 +120,8 @@ class FramePipeline:
         """``obs.rgb`` with the result drawn on it (:func:`draw_overlay`)."""
         return draw_overlay(obs.rgb, obs.K, result, self.registry, self.refiner.renderer)
 
-    def _output(self, seed: Seed, r: RefineResult) -> InstanceOutput:
+    def _output(self, seed: Seed, r: RefineResult, note: str = "") -> InstanceOutput:
+        """The instance's output; ``note`` (the frame's depth note) follows the refiner's reason."""
         spec = self.registry.spec(seed.model_id)
         model = self.registry.get(seed.model_id)
         return InstanceOutput(
@@ -130,7 +135,7 @@ class FramePipeline:
             confidence=r.confidence,
             iterations=r.iterations,
             status=r.status,
-            reason=r.status_reason,
+            reason="; ".join(filter(None, (r.status_reason, note))),
             mesh_uri=self._mesh_uris[seed.model_id],
             mesh_scale=spec.scale,
             bbox_obj=np.stack([model.bbox_min, model.bbox_max]).astype(np.float64),

@@ -72,12 +72,12 @@ class Health:
     stopped, ``warn`` naming every problem counter that grew since the previous snapshot, else
     ``ok``. Rates (``*_hz``), latencies (``*_ms``) and the counters in ``NOT_PROBLEMS`` never warn
     (frames matched to a camera_info within the slop, or to the newest while K is unchanged, are
-    counted but refined with the right K).
+    counted but refined with the right K; ``depth_used`` counts the frames refined with depth).
     """
 
     NOT_PROBLEMS = frozenset({
         "frames_refined", "queued_frames", "pending_detections", "tracks", "empty_detections",
-        "camera_info_inexact", "camera_info_newest",
+        "camera_info_inexact", "camera_info_newest", "depth_used",
     })  # fmt: skip
 
     def __init__(self) -> None:

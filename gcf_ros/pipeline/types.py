@@ -62,6 +62,10 @@ class Observation:
         K: (3, 3) intrinsics of ``rgb``.
         detections: the coarse detections matched to the image; None for a tracking-only frame.
         epoch: the stamp epoch the image arrived in (:meth:`FramePipeline.stamp_image`).
+        depth_m: (H, W) float32 depth registered to ``rgb`` (same size and ``K``), metres, 0 or
+            NaN where missing; None: refine RGB-only.
+        depth_note: why the frame's depth was not used (e.g. "depth refused: 320x240, image
+            640x480; refined RGB-only"), added to every refined instance's reason; "" when not.
     """
 
     stamp: float
@@ -70,12 +74,20 @@ class Observation:
     K: np.ndarray
     detections: Detections | None = None
     epoch: int = 0
+    depth_m: np.ndarray | None = None
+    depth_note: str = ""
 
     def __post_init__(self) -> None:
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be (H, W, 3) uint8, got {self.rgb.shape} {self.rgb.dtype}")
         if np.shape(self.K) != (3, 3):
             raise ValueError(f"K must be (3, 3), got {np.shape(self.K)}")
+        depth = self.depth_m
+        if depth is not None and (depth.shape != self.rgb.shape[:2] or depth.dtype != np.float32):
+            raise ValueError(
+                f"depth_m must be (H, W) = {self.rgb.shape[:2]} float32 (the image's size), got "
+                f"{depth.shape} {depth.dtype}"
+            )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,12 @@ perturbed at the protocol's medium level), one frame after the other. It collect
 ``refined_poses`` and ``debug/overlay``, prints the per-instance errors before and after
 refinement, and writes the overlays (green: refined outlines) to ``--out``.
 
-    gcf-demo [--out out/demo] [--level small|medium|large] [--seed 0]
+    gcf-demo [--out out/demo] [--level small|medium|large] [--seed 0] [--depth]
+
+With ``--depth`` the player also publishes a simulated registered depth image per frame
+(``gcf_ros.eval.simdepth``: the ground truth's objects on their table, Kinect-like noise, a fixed
+seed) on ``aligned_depth``, and the node runs with ``-r depth:=aligned_depth -p use_depth:=true``
+(default ``--out out/demo_depth``).
 
 Both processes send images: both get config/fastdds_large_messages.xml as their Fast DDS profile
 unless FASTRTPS_DEFAULT_PROFILES_FILE is set. The node runs with its defaults (its inputs follow
@@ -41,10 +46,12 @@ from gcf_ros.eval.metrics import (
 from gcf_ros.eval.sequence import coarse_instances, load_sequence
 from gcf_ros.resources import default_models_yaml
 from gcf_ros.ros.conversions import pose_to_matrix
-from gcf_ros.ros.player import Player
+from gcf_ros.ros.player import DEPTH_TOPIC, Player
 from gcf_ros.ros.qos import large_messages_env
 
 STATUS = {0: "converged", 1: "max_iter", 2: "REJECTED"}
+DEPTH_SEED = 0  # the simulated depth is the same in every run
+DEPTH_ARGS = ["--ros-args", "-r", f"depth:={DEPTH_TOPIC}", "-p", "use_depth:=true"]
 
 
 def start_refiner(extra_args: list[str] | None = None) -> subprocess.Popen:
@@ -91,13 +98,24 @@ def _errors(registry, model_id, K, T, T_gt) -> tuple[float, float, float, float]
     )
 
 
-def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
+def simulated_depth(frame, registry: ModelRegistry, index: int) -> np.ndarray:
+    """(H, W) float32 metres a Kinect-like camera registered to the image would measure of the
+    frame's ground truth (0 = missing); seeded by DEPTH_SEED and the frame's index."""
+    from gcf_ros.eval.simdepth import simulate_frame_depth
+
+    models = [registry.get(m) for m in frame.model_ids]
+    rng = np.random.default_rng([DEPTH_SEED, index])
+    return simulate_frame_depth(models, frame.T_gt, frame.K, frame.image_rgb.shape[:2], rng)
+
+
+def run(out_dir: Path, level: str, seed: int, timeout: float, depth: bool = False) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = load_sequence()
     registry = ModelRegistry.from_yaml(default_models_yaml())
-    proc = start_refiner()
+    depths = [simulated_depth(f, registry, k) for k, f in enumerate(frames)] if depth else None
+    proc = start_refiner(DEPTH_ARGS if depth else None)
     rclpy.init()
-    player = Player()
+    player = Player(depth=depth)
     executor = SingleThreadedExecutor()
     executor.add_node(player)
     rows, missing = [], []
@@ -110,7 +128,7 @@ def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
             instances = coarse_instances(frame, level, seed=seed + k)
             t0 = time.monotonic()
             key = player.play(frame, instances, lambda: executor.spin_once(timeout_sec=0.05),
-                              timeout=timeout)  # fmt: skip
+                              timeout=timeout, depth_m=depths[k] if depths else None)  # fmt: skip
             got = key is not None
             if got:
                 spin_until(executor, lambda key=key: key in player.collected.overlays, 5.0, proc)
@@ -144,8 +162,8 @@ def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
         player.destroy_node()
         rclpy.try_shutdown()
         stop_process(proc)
-    _print_table(rows, level)
-    (out_dir / "results.json").write_text(json.dumps({"level": level, "seed": seed,
+    _print_table(rows, level, depth)
+    (out_dir / "results.json").write_text(json.dumps({"level": level, "seed": seed, "depth": depth,
                                                        "instances": rows}, indent=1))  # fmt: skip
     print(f"gcf-demo: overlays and results.json in {out_dir}")
     if missing:
@@ -154,8 +172,9 @@ def run(out_dir: Path, level: str, seed: int, timeout: float) -> int:
     return 0
 
 
-def _print_table(rows: list[dict], level: str) -> None:
-    print(f"\nper-instance errors, coarse ({level} noise) -> refined: rotation deg, "
+def _print_table(rows: list[dict], level: str, depth: bool = False) -> None:
+    inputs = "RGB + simulated depth" if depth else "RGB"
+    print(f"\nper-instance errors ({inputs}), coarse ({level} noise) -> refined: rotation deg, "
           "translation cm, 2D px, ADD(-S) / diameter")  # fmt: skip
     head = f"{'frame':<18} {'model':<11} {'status':<9} {'conf':>5} {'it':>3} {'tf':>3}"
     print(f"{head}  {'rot':>13}  {'trans':>13}  {'2D':>13}  {'ADD/d':>13}")
@@ -182,13 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--out", type=Path, help="output folder (out/demo, out/demo_depth)")
     p.add_argument("--level", choices=("small", "medium", "large"), default="medium")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait per step")
+    p.add_argument(
+        "--depth", action="store_true", help="simulated registered depth in; node use_depth"
+    )
     args = p.parse_args(argv)
+    out = args.out or Path("out/demo_depth" if args.depth else "out/demo")
     with large_messages_env():  # the player sends images: give it (and the node) the profile
-        return run(args.out, args.level, args.seed, args.timeout)
+        return run(out, args.level, args.seed, args.timeout, args.depth)
 
 
 if __name__ == "__main__":

@@ -125,9 +125,22 @@ class NodeParams:
         "with none yet, best effort), reliable (matches reliable publishers only) or best_effort",
         choices=INPUT_RELIABILITY,
     )
+    use_depth: bool = _p(
+        False,
+        "subscribe to 'depth' (16UC1 or 32FC1, registered to the colour image: same size, frame "
+        "and K) and refine each frame with the depth of its stamp; frames without usable depth "
+        "are refined RGB-only, their results saying why",
+    )
+    depth_unit_scale: float = _p(
+        0.001,
+        "metres per count of 16UC1 depth images (0.001: millimetres, most drivers); 32FC1 depth "
+        "is in metres",
+        bounds=(1e-06, 1.0),
+    )
     sync_slop: float = _p(
         0.01,
-        "largest stamp difference (s) between a detection array and its image",
+        "largest stamp difference (s) between a detection array, or a depth image, and its image; "
+        "a frame waits at most this long (s) for its depth",
         bounds=(0.0, 1.0),
     )
     max_stamp_age: float = _p(

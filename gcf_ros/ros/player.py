@@ -5,6 +5,8 @@ end-to-end tests.
 Each frame goes out as ``image`` (bgr8, like most camera drivers), ``camera_info`` and
 ``detections`` (gcf_ros_msgs/CoarseDetectionArray), all with the same stamp; the coarse poses are
 the ground truth perturbed by the evaluation protocol (docs/design.md §4), at a level and seed.
+A player made with ``depth=True`` also publishes each frame's depth, registered to the image
+(16UC1 millimetres, as a RealSense driver's aligned depth), on ``aligned_depth``, first.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
-from gcf_ros.ros.image_codec import image_to_rgb
+from gcf_ros.ros.image_codec import depth_to_image_fields, image_to_rgb
 from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPoseArray
 
 if TYPE_CHECKING:  # the message functions import no torch: a feed process starts in ~1 s
     from gcf_ros.eval.sequence import CoarseInstance, SequenceFrame
 
 OPTICAL_FRAME = "camera_color_optical_frame"
+DEPTH_TOPIC = "aligned_depth"  # the refiner subscribes to `depth`: remap it here
 
 
 def stamp_msg(seconds: float) -> Time:
@@ -42,6 +45,20 @@ def image_msg(rgb: np.ndarray, stamp: Time, frame_id: str = OPTICAL_FRAME) -> Im
     msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="bgr8", step=3 * rgb.shape[1])
     msg.header.stamp, msg.header.frame_id = stamp, frame_id
     msg.data = bgr.tobytes()
+    return msg
+
+
+def depth_msg(
+    depth_m: np.ndarray,
+    stamp: Time,
+    frame_id: str = OPTICAL_FRAME,
+    encoding: str = "16UC1",
+    unit_scale: float = 0.001,
+) -> Image:
+    """A depth Image (16UC1: ``unit_scale`` metres per count, or 32FC1 metres) of (H, W) metres,
+    0 or NaN where missing."""
+    msg = Image(**depth_to_image_fields(depth_m, encoding, unit_scale))
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
     return msg
 
 
@@ -88,14 +105,18 @@ def _stamp_s(stamp: Time) -> float:
 
 
 class Player(Node):
-    """Publishes frames and detections; records refined poses, /tf and overlays."""
+    """Publishes frames and detections (and depth, with ``depth``); records refined poses, /tf
+    and overlays."""
 
-    def __init__(self, name: str = "gcf_player", overlays: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, name: str = "gcf_player", overlays: bool = True, depth: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(name, **kwargs)
         # Reliable publishers: a best-effort refiner still matches, a reliable one loses nothing.
         self.image_pub = self.create_publisher(Image, "image", 10)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", 10)
         self.det_pub = self.create_publisher(CoarseDetectionArray, "detections", 10)
+        self.depth_pub = self.create_publisher(Image, DEPTH_TOPIC, 10) if depth else None
         self.collected = Collected()
         self._lock = threading.Lock()
         self.create_subscription(RefinedPoseArray, "refined_poses", self._on_poses, 10)
@@ -106,18 +127,26 @@ class Player(Node):
     def connected(self) -> bool:
         """True once the refiner subscribes to all three inputs and its outputs are discovered
         (a result published before discovery completes would be lost)."""
-        pubs = (self.image_pub, self.info_pub, self.det_pub)
+        pubs = [self.image_pub, self.info_pub, self.det_pub]
+        pubs += [self.depth_pub] if self.depth_pub is not None else []
         outputs = ("refined_poses", "/tf")
         return all(p.get_subscription_count() > 0 for p in pubs) and all(
             self.count_publishers(t) > 0 for t in outputs
         )
 
     def publish_frame(
-        self, frame: SequenceFrame, instances: list[CoarseInstance], stamp_s: float
+        self,
+        frame: SequenceFrame,
+        instances: list[CoarseInstance],
+        stamp_s: float,
+        depth_m: np.ndarray | None = None,
     ) -> float:
-        """Publish camera_info, image and detections with one stamp; returns the stamp key."""
+        """Publish depth (when given, and the player has a depth publisher), camera_info, image
+        and detections with one stamp; returns the stamp key."""
         stamp = stamp_msg(stamp_s)
         h, w = frame.image_rgb.shape[:2]
+        if depth_m is not None and self.depth_pub is not None:
+            self.depth_pub.publish(depth_msg(depth_m, stamp))
         self.info_pub.publish(camera_info_msg(frame.K, w, h, stamp))
         self.image_pub.publish(image_msg(frame.image_rgb, stamp))
         self.det_pub.publish(detections_msg(instances, stamp))
@@ -130,13 +159,14 @@ class Player(Node):
         spin_once: Callable[[], None],
         timeout: float = 60.0,
         retry_s: float = 10.0,
+        depth_m: np.ndarray | None = None,
     ) -> float | None:
         """Publish a frame and spin until its refined poses arrive; returns the stamp key, or
         None after ``timeout``. Republishes (new stamp) every ``retry_s`` without an answer: a
         frame sent while discovery is still settling, or dropped under load, is not fatal."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            key = self.publish_frame(frame, instances, time.time())
+            key = self.publish_frame(frame, instances, time.time(), depth_m)
             retry = min(deadline, time.monotonic() + retry_s)
             while time.monotonic() < retry:
                 if key in self.collected.poses:

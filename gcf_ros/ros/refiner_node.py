@@ -1,4 +1,5 @@
-"""The ``gcf_refiner`` node: images + camera_info + coarse detections in, refined poses out.
+"""The ``gcf_refiner`` node: images + camera_info + coarse detections (+ registered depth, with
+``use_depth``) in, refined poses out.
 
     gcf-refiner                                  # packaged config/gcf.yaml, models, weights
     gcf-refiner --ros-args --params-file my.yaml -r image:=/camera/color/image_raw
@@ -52,6 +53,7 @@ from gcf_ros.resources import default_models_yaml, share_dir
 from gcf_ros.ros import outputs
 from gcf_ros.ros.camera_sync import CameraBook
 from gcf_ros.ros.conversions import BadInputError, CameraModel, camera_info_to_model, stamp_to_s
+from gcf_ros.ros.depth_sync import DepthBook
 from gcf_ros.ros.image_codec import ENCODINGS, ImageDecodeError, fill_image, image_to_rgb
 from gcf_ros.ros.inputs import DETECTION_INPUTS
 from gcf_ros.ros.params import NodeParams
@@ -130,6 +132,12 @@ class GcfRefinerNode(Node):
         self._warned: dict[str, float] = {}
         self._lock = threading.Lock()  # sync
         self._cameras = CameraBook(self.params.sync_slop, CAMERA_BUFFER, CAMERA_WAIT_S)
+        p = self.params  # depth is kept like the images that wait for their detections
+        self._depth = (
+            DepthBook(p.sync_slop, p.depth_unit_scale, p.image_buffer_size, p.image_buffer_mb << 20)
+            if p.use_depth
+            else None
+        )
         self._distortion_warned = False
         self._newest_camera_noted = False
         self._lost_images_hinted = False
@@ -180,7 +188,8 @@ class GcfRefinerNode(Node):
             f"ready: {len(self._known_models)} models, {self.device}, {self.params.solver} x "
             f"{self.params.iterations}, detections: {self.params.detections_type}, "
             f"inputs {self.params.input_reliability}, "
-            f"tracking {'on' if self.params.tracking else 'off'}"
+            f"tracking {'on' if self.params.tracking else 'off'}, "
+            f"depth {'on' if self.params.use_depth else 'off'}"
         )
 
     # ----------------------------------------------------------------------------- set-up
@@ -214,11 +223,15 @@ class GcfRefinerNode(Node):
 
     def _create_interfaces(self) -> None:
         p = self.params
-        self._sensor_subs = (  # reliability fixed, or following the publishers (ros/qos.py)
-            SensorSubscription(self, Image, "image", self._on_image, p.input_reliability),
-            SensorSubscription(
-                self, CameraInfo, "camera_info", self._on_camera_info, p.input_reliability
-            ),
+        sensors: list[tuple[str, Any, Any]] = [
+            ("image", Image, self._on_image),
+            ("camera_info", CameraInfo, self._on_camera_info),
+        ]
+        if p.use_depth:  # registered depth, with the QoS of the image
+            sensors.append(("depth", Image, self._on_depth))
+        self._sensor_subs = tuple(  # reliability fixed, or following the publishers (ros/qos.py)
+            SensorSubscription(self, msg_type, topic, callback, p.input_reliability)
+            for topic, msg_type, callback in sensors
         )
         if p.input_reliability == "auto":
             self._qos_timer = self.create_timer(POLL_PERIOD_S, self._update_input_qos)
@@ -322,6 +335,11 @@ class GcfRefinerNode(Node):
             )
         return match.camera
 
+    def _on_depth(self, msg: Image) -> None:
+        """Buffer a depth image; it is matched and checked when its frame is refined."""
+        if self._depth is not None:
+            self._depth.add(stamp_to_s(msg.header.stamp), msg)
+
     def _on_image(self, msg: Image) -> None:
         self.stats.tick("image")
         stamp = stamp_to_s(msg.header.stamp)
@@ -334,6 +352,8 @@ class GcfRefinerNode(Node):
             epoch, jump = self.pipeline.stamp_image(stamp)  # a jump clears the tracks
             if jump:
                 dropped = self.sync.clear()
+                if self._depth is not None:
+                    self._depth.clear()
                 self.get_logger().warning(
                     f"image stamps jumped back {jump:.1f} s "
                     f"(bag loop or clock reset): buffers and tracks cleared"
@@ -471,7 +491,23 @@ class GcfRefinerNode(Node):
             self._refuse(kind, f"frame at {image.stamp:.3f} refused: {err}")
             return None
         frame_id = msg.header.frame_id
-        return Observation(image.stamp, frame_id, rgb, camera.K, job.detections, image.epoch)
+        depth_m, note = self._depth_of(image)
+        return Observation(image.stamp, frame_id, rgb, camera.K, job.detections, image.epoch,
+                           depth_m, note)  # fmt: skip
+
+    def _depth_of(self, image: _ImageItem) -> tuple[np.ndarray | None, str]:
+        """The frame's registered depth, metres (:class:`DepthBook`; it waits at most
+        ``sync_slop`` for one in flight), or None and why (counted and warned): then the frame is
+        refined RGB-only."""
+        if self._depth is None:
+            return None, ""
+        msg = image.msg
+        got = self._depth.lookup(image.stamp, msg.width, msg.height, msg.header.frame_id)
+        if got.depth_m is None:
+            self._refuse(got.kind, f"frame at {image.stamp:.3f}: {got.note}")
+        else:
+            self.stats.count("depth_used")
+        return got.depth_m, got.note
 
     def _publish(self, job: _Job, obs: Observation, result: FrameResult) -> None:
         if not self.context.ok():

@@ -168,6 +168,37 @@ def test_inputs_are_checked():
         Detections.of_poses([A], np.stack([_pose(), _pose()]))
 
 
+def test_depth_goes_to_the_refiner_and_its_note_into_every_refined_reason(pipeline, registry):
+    seeds = [Seed(A, "a", _pose(z=0.8)), Seed(B, "b", _pose(z=0.9))]
+    refused = [Refused("obj_999", "c", "unknown_model", "unknown model id 'obj_999'")]
+    plain = pipeline.process(_obs(10.0, seeds, refused))  # the stand-in takes no depth_m at all
+    reasons = ["", "low confidence", "unknown model id 'obj_999'"]
+    assert [i.reason for i in plain.instances] == reasons
+
+    got = []
+
+    class DepthRefiner(StandInRefiner):
+        def refine(self, rgb, K, detections, depth_m=None):
+            got.append(depth_m)
+            return super().refine(rgb, K, detections)
+
+    depth_pipeline = FramePipeline(DepthRefiner(registry))
+    depth = np.full((48, 64), 0.8, np.float32)
+    obs = dataclasses.replace(_obs(11.0, seeds), depth_m=depth)
+    assert [i.reason for i in depth_pipeline.process(obs).refined] == ["", "low confidence"]
+    assert got[-1] is depth
+    note = "depth refused: 32x24, image 64x48; refined RGB-only"
+    noted = dataclasses.replace(_obs(12.0, seeds, refused), depth_note=note)
+    result = depth_pipeline.process(noted)
+    assert got[-1] is None
+    assert [i.reason for i in result.instances] == [
+        note, f"low confidence; {note}", "unknown model id 'obj_999'"]  # fmt: skip
+    with pytest.raises(ValueError, match="depth_m"):
+        dataclasses.replace(obs, depth_m=np.zeros((24, 32), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        dataclasses.replace(obs, depth_m=np.zeros((48, 64), np.float64))
+
+
 def _colour_pixels(image, rgb):
     return int((np.abs(image.astype(int) - rgb).max(axis=-1) <= 12).sum())
 

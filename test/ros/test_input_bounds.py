@@ -292,6 +292,7 @@ def test_every_frame_uses_its_own_camera_info_and_every_input_is_bounded(
     frame = frames[0]
     one = coarse_instances(frame, "small", seed=0)[:1]
     counters = node.stats.counters
+    assert node.count_subscribers(f"/{NAMESPACE}/depth") == 0  # use_depth false: no depth input
 
     # the alternating-K sequence from the first frame on: each frame is refined with its own K.
     # A frame is sent once the previous one is out, so the worker is idle and looks its camera up
