@@ -31,12 +31,14 @@ from gcf_ros.bench.timing import Memory, PeakRss, Stats
 from gcf_ros.core.camera import crop_window_for_box
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer
+from gcf_ros.eval.simdepth import simulate_frame_depth
 from gcf_ros.gcf.predictor import FieldPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
 from gcf_ros.pipeline.pipeline import FramePipeline
 from gcf_ros.pipeline.types import Detections, Observation
 
-GCF_PHASES = ("crop", "render", "network", "region", "solve", "update")  # region: the term's own
+# region, depth: the terms' own (depth only with a depth image)
+GCF_PHASES = ("crop", "render", "network", "region", "depth", "solve", "update")
 SOFT_PHASES = ("forward", "backward", "step")
 Batch = tuple[Sequence[str], np.ndarray]  # model ids (B,), initial poses (B, 4, 4)
 
@@ -115,15 +117,18 @@ def time_gcf(
     batches: Sequence[Batch],
     repeats: int,
     sync=None,
+    depth_m: np.ndarray | None = None,
 ) -> CaseTiming:
     """GCF refinement of each batch (all its objects in one frame of the pipeline), with the
-    settings the weights record and ``settings`` (RefinerConfig fields) on top."""
+    settings the weights record and ``settings`` (RefinerConfig fields) on top; with ``depth_m``
+    (H, W) metres registered to the frame, the depth term runs too."""
     rec = _Recorder(GCF_PHASES)
     with PeakRss() as probe:
         refiner = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, **settings))
         pipeline = FramePipeline(refiner)
         for ids, T_init in batches:
-            obs = Observation(0.0, "", frame.image_rgb, frame.K, Detections.of_poses(ids, T_init))
+            dets = Detections.of_poses(ids, T_init)
+            obs = Observation(0.0, "", frame.image_rgb, frame.K, dets, depth_m=depth_m)
 
             def run(timer: PhaseTimer | None, obs=obs) -> None:
                 refiner.timer = timer
@@ -132,6 +137,14 @@ def time_gcf(
 
             _timed_runs(run, len(ids), repeats, rec, sync)
     return rec.result(probe.memory)
+
+
+def simulated_depth(frame: BenchFrame, registry: ModelRegistry, seed: int = 0) -> np.ndarray:
+    """(H, W) float32 metres: the frame's annotated objects at their true poses on their table,
+    through the Kinect-like sensor model of ``gcf_ros.eval.simdepth`` (fixed seed)."""
+    models = [registry.get(m) for m in frame.model_ids]
+    rng = np.random.default_rng(seed)
+    return simulate_frame_depth(models, frame.T_gt, frame.K, frame.image_rgb.shape[:2], rng)
 
 
 def oracle_masks(frame: BenchFrame, registry: ModelRegistry) -> np.ndarray:

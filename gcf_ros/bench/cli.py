@@ -5,7 +5,8 @@
     gcf-bench --accuracy-plot docs/images/accuracy_vs_time.png --instances 20
 
 Prints a table and writes a JSON document (keys in gcf_ros.bench.report): per iteration and per
-object (median, p90) for gcf_gauss_newton, gcf_gradient, mask and rgb, split into phases, with
+object (median, p90) for gcf_gauss_newton, gcf_gradient, gcf_rgbd (with simulated registered
+depth), mask and rgb, split into phases, with
 each baseline's ratio to gcf_gauss_newton measured in the same run; scaling with objects per frame,
 window size and mesh faces; the node end to end (30 Hz stream with 1, 4, 8 detections per frame,
 real rclpy nodes: input/output rate, latency percentiles, drops); peak RSS per case; the machine.

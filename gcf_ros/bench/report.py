@@ -2,12 +2,14 @@
 
 JSON (milliseconds, MB; other tools read these keys)::
 
-    per_iteration_ms, per_object_ms: {gcf_gauss_newton, gcf_gradient, mask, rgb} -> median
+    per_iteration_ms, per_object_ms: {gcf_gauss_newton, gcf_gradient, gcf_rgbd, mask, rgb} -> median
     p90_ms:      {per_iteration: {method: p90}, per_object: {method: p90}}
     phases_ms:   {method: {phase: {median, p90}}}  per iteration; gcf: crop, render, network,
-                 solve, update, other; baselines: forward (render + loss), backward, step, other
+                 region, depth (the terms' own), solve, update, other; baselines: forward
+                 (render + loss), backward, step, other
     iterations:  {method: median iterations per object}
-    ratios:      {mask_over_gcf, rgb_over_gcf}  per iteration, against gcf_gauss_newton
+    ratios:      {mask_over_gcf, rgb_over_gcf}  per iteration, against gcf_gauss_newton;
+                 rgbd_over_gcf_per_object: gcf_rgbd / gcf_gauss_newton per object
     scaling:     {method, objects | window_px | mesh_faces: [{value, actual, per_iteration_ms,
                  per_object_ms, iterations, phases_ms, memory_mb}], notes}
     node:        the node end to end (gcf_ros.ros.bench_node), null with --skip-node
@@ -50,6 +52,9 @@ def to_json(results: BenchResults, config: BenchConfig, machine: dict, settings:
         "ratios": {
             "mask_over_gcf": m["mask"].per_iteration.median / gcf_it,
             "rgb_over_gcf": m["rgb"].per_iteration.median / gcf_it,
+            # per object, not per iteration: depth may change how many iterations run
+            "rgbd_over_gcf_per_object": m["gcf_rgbd"].per_object.median
+            / m["gcf_gauss_newton"].per_object.median,
         },
         "scaling": {
             "method": "gcf_gauss_newton",

@@ -1,11 +1,13 @@
 """The speed benchmark's plan: which cases ``gcf-bench`` runs, and with how many repeats.
 
 Methods (same frame, same instances, one object per refinement): ``gcf_gauss_newton`` and
-``gcf_gradient`` (the learned refiner with its weights' settings and window, at most 8
-iterations) and the PyTorch3D soft-rasterizer baselines ``mask`` and ``rgb`` (their tuned defaults:
-40 Adam iterations, 48 px window, 500-face meshes). Scaling, GCF with Gauss-Newton only (the
-baselines' CPU rasterizer grows with window area x faces, far past any budget here): objects per
-frame (one batched ``refine``), window size, and mesh faces of the LM-O driller (obj_000008).
+``gcf_gradient`` (the learned refiner with its weights' settings and window, at most 8 iterations),
+``gcf_rgbd`` (``gcf_gauss_newton`` given the frame's simulated registered depth, so the depth term
+runs: ``gcf_ros.eval.simdepth``) and the PyTorch3D soft-rasterizer baselines ``mask`` and ``rgb``
+(their tuned defaults: 40 Adam iterations, 48 px window, 500-face meshes). Scaling, GCF with
+Gauss-Newton only (the baselines' CPU rasterizer grows with window area x faces, far past any
+budget here): objects per frame (one batched ``refine``), window size, and mesh faces of the LM-O
+driller (obj_000008).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from gcf_ros.bench.cases import CaseTiming, time_gcf, time_soft
+from gcf_ros.bench.cases import CaseTiming, simulated_depth, time_gcf, time_soft
 from gcf_ros.bench.frame import SCALING_MODEL, BenchFrame, VariantRegistry, mesh_variant
 from gcf_ros.bench.timing import sync_for
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, default_checkpoint
 
-METHODS = ("gcf_gauss_newton", "gcf_gradient", "mask", "rgb")
+# gcf_rgbd: gcf_gauss_newton with the frame's simulated registered depth (the depth term runs).
+METHODS = ("gcf_gauss_newton", "gcf_gradient", "gcf_rgbd", "mask", "rgb")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,11 @@ def run_speed(
         out.methods[f"gcf_{solver}"] = time_gcf(
             frame, registry, predictor, {"solver": solver}, singles, config.repeats, sync
         )
+    progress(f"gcf with simulated depth on {len(idx)} instances")
+    depth_m = simulated_depth(frame, registry)
+    out.methods["gcf_rgbd"] = time_gcf(
+        frame, registry, predictor, {}, singles, config.repeats, sync, depth_m=depth_m
+    )
     for space in ("mask", "rgb"):
         progress(f"{space} baseline ({config.baseline_iterations} iterations) on {len(idx)}")
         out.methods[space] = time_soft(

@@ -106,14 +106,22 @@ class RefinerConfig:
     lines: LineConfig = field(default_factory=LineConfig)
     region: RegionConfig = field(default_factory=RegionConfig)
     # The depth term (gcf_ros.gcf.terms.depth) runs in every iteration of a ``refine`` call given a
-    # depth image, weighted by depth_scale against the field (0: depth is ignored).
-    depth_scale: float = 1.0
+    # depth image, weighted by depth_scale against the field (0: depth is ignored); such a call
+    # runs depth_iterations instead of ``iterations``. With depth, the field's and the silhouette
+    # terms' rotation damping are multiplied by rotation_damping_with_depth. Chosen on LM-O frames
+    # 1-50 with simulated depth at medium noise (docs/results.md "Depth"): scale 100 (1 to 300
+    # tried), 10 iterations (8: 79 % ADD(-S), 10: 82 %), the colour terms' damping kept (x 1;
+    # x 0.1 to 0.3 no better, more gross failures).
+    depth_scale: float = 100.0
     depth_damping: float = 0.0
-    # With depth, the field's and the silhouette terms' rotation damping are multiplied by this:
-    # their damping holds back rotation that the colour image alone does not support, and the
-    # depth term measures rotation.
-    rotation_damping_with_depth: float = 0.0
+    depth_iterations: int = 10
+    rotation_damping_with_depth: float = 1.0
     depth: DepthConfig = field(default_factory=DepthConfig)
+    # With depth, results whose depth term agrees on less than this fraction of the rendered
+    # pixels with depth (``scores["depth_inliers"]`` at the last iteration) are REJECTED. Chosen
+    # on LM-O frames 1-50 with simulated depth (docs/results.md): 0.6 caught 68 of the 74 results
+    # off by more than 0.1 d and rejected 23 of the 282 good ones.
+    min_depth_inliers: float = 0.6
 
     def __post_init__(self) -> None:
         allowed = sorted(set(TERMS) - {DepthTerm.name})
@@ -124,8 +132,8 @@ class RefinerConfig:
             )
         TermWeight(self.silhouette_scale, self.silhouette_damping, self.silhouette_rotation_damping)
         TermWeight(self.depth_scale, self.depth_damping)
-        if self.rotation_damping_with_depth < 0:
-            raise ValueError("rotation_damping_with_depth must be >= 0")
+        if self.rotation_damping_with_depth < 0 or self.depth_iterations < 1:
+            raise ValueError("rotation_damping_with_depth must be >= 0, depth_iterations >= 1")
         SolverConfig(self.solver, self.damping, self.gradient_step, self.rotation_damping)
 
     @classmethod
@@ -316,12 +324,13 @@ class Refiner:
         models = [self.registry.render_model(d.model_id) for d in detections]
         masks = [d.mask for d in detections]
         terms = self._terms(with_depth=depth_m is not None)
-        for it in range(self.config.iterations):
+        iterations = self.config.depth_iterations if "depth" in terms else self.config.iterations
+        for it in range(iterations):
             active = np.flatnonzero(state.active)
             if active.size == 0:
                 break
             if self.cancel is not None and self.cancel.is_set():
-                raise RefinementCancelledError(f"cancelled after {it} of {self.config.iterations}")
+                raise RefinementCancelledError(f"cancelled after {it} of {iterations}")
             with timed(self.timer, "iteration"):
                 self._iterate(image_rgb, depth_m, K, models, masks, terms, state, active, it)
         return [self._result(d, state, b, image_rgb.shape, K) for b, d in enumerate(detections)]
@@ -416,6 +425,12 @@ class Refiner:
             return f"only {state.pixels[b]} rendered pixels"
         if state.confidence[b] < cfg.min_confidence:
             return f"confidence {state.confidence[b]:.3f} < {cfg.min_confidence:.3f}"
+        inliers = state.scores[b].get("depth_inliers")
+        if inliers is not None and inliers < cfg.min_depth_inliers:
+            return (
+                f"depth agrees on {100 * inliers:.0f} % of the object "
+                f"(< {100 * cfg.min_depth_inliers:.0f} %)"
+            )
         return ""
 
 
@@ -463,7 +478,8 @@ def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
     for res, _ in systems:
         for key, values in res.readouts.items():
             for d, v in zip(out, values.tolist(), strict=True):
-                d[key] = float(v)
+                if np.isfinite(v):  # NaN: the term had nothing to say about this instance
+                    d[key] = float(v)
         if res.directions is None:
             continue
         resid = (res.w * res.r[..., 0].abs()).sum(1) / res.w.sum(1).clamp_min(1e-12)

@@ -43,11 +43,13 @@ def test_tiny_run_writes_the_documented_json(tmp_path, capsys):
         assert set(doc[key]) == set(METHODS), key
     assert all(_positive(doc[k][m]) for k in ("per_iteration_ms", "per_object_ms") for m in METHODS)
     assert all(_positive(doc["p90_ms"][k][m]) for k in doc["p90_ms"] for m in METHODS)
-    assert set(doc["ratios"]) == {"mask_over_gcf", "rgb_over_gcf"}
+    assert set(doc["ratios"]) == {"mask_over_gcf", "rgb_over_gcf", "rgbd_over_gcf_per_object"}
     assert all(_positive(v) for v in doc["ratios"].values())
     assert set(doc["phases_ms"]["gcf_gauss_newton"]) == {
-        "crop", "render", "network", "region", "solve", "update", "other",
+        "crop", "render", "network", "region", "depth", "solve", "update", "other",
     }  # fmt: skip
+    assert doc["phases_ms"]["gcf_gauss_newton"]["depth"]["median"] == 0
+    assert _positive(doc["phases_ms"]["gcf_rgbd"]["depth"]["median"])
     assert set(doc["phases_ms"]["mask"]) == {"forward", "backward", "step", "other"}
     assert doc["node"] is None
     assert doc["device"] == "cpu"

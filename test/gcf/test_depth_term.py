@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 from scenes import H_IMG, W_IMG, K, _inputs, _perturbed, _synthetic_image, _true_pose
+from scipy.spatial.transform import Rotation
 
 from gcf_ros.core.camera import CropWindow
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.eval.metrics import rotation_error_deg
-from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig, checked_depth
+from gcf_ros.gcf.refiner import REJECTED, Detection, Refiner, RefinerConfig, checked_depth
 from gcf_ros.gcf.terms import DepthConfig, DepthTerm
 from gcf_ros.gcf.terms.depth import _dominant_offset, plane_prediction, plane_residuals
 
@@ -105,6 +106,7 @@ def test_depth_term_weights_occluders_missing_depth_and_background(novel_registr
     assert 0.15 < res_holes.readouts["depth_coverage"].item() < 0.35
     empty = term.residuals(dataclasses.replace(inputs, depth_m=np.zeros_like(depth)))
     assert empty.w.sum() == 0 and empty.confidence.item() == 0.0
+    assert empty.readouts["depth_inliers"].isnan().all()  # abstained: no verdict either
 
 
 def test_dominant_offset_ignores_a_background_majority():
@@ -126,7 +128,9 @@ def test_rgbd_converges_on_an_untrained_mesh(novel_registry, seed):
     image, _ = _synthetic_image(model, T, seed=seed)
     depth = _depth_image(model, T, seed=seed)
     T0 = _coarse(T, seed=seed + 10)
-    config = RefinerConfig.resolve(None, terms=("region",), iterations=15)
+    # A clean synthetic image: no clutter bias for the region term's rotation damping to hold back
+    overrides = {"iterations": 15, "depth_iterations": 15, "rotation_damping_with_depth": 0.0}
+    config = RefinerConfig.resolve(None, terms=("region",), **overrides)
     refiner = Refiner(novel_registry, None, config)
     (rgbd,) = refiner.refine(image, K, [Detection("novel", T0)], depth_m=depth)
     (rgb,) = refiner.refine(image, K, [Detection("novel", T0)])
@@ -135,6 +139,26 @@ def test_rgbd_converges_on_an_untrained_mesh(novel_registry, seed):
     assert rot < 1.0 and mm < 2.0, (rot, mm)
     assert mm_rgb > 2 * mm and rot_rgb > rot, (rot_rgb, mm_rgb)
     assert rgbd.scores["depth_inliers"] > 0.9 and "depth_inliers" not in rgb.scores
+
+
+def test_a_result_the_depth_disagrees_with_is_rejected(novel_registry):
+    """The colour image shows the object at T, the depth image at T turned 90 deg about the
+    viewing ray: whatever the solve does, the depth cannot agree with the result."""
+    model = novel_registry.get("novel")
+    T = _true_pose()
+    image, _ = _synthetic_image(model, T)
+    T_other = T.copy()
+    T_other[:3, :3] = Rotation.from_euler("z", 90, degrees=True).as_matrix() @ T[:3, :3]
+    T0 = _coarse(T, seed=3)
+    config = RefinerConfig.resolve(None, terms=("region",), iterations=8)
+    refiner = Refiner(novel_registry, None, config)
+    (res,) = refiner.refine(
+        image, K, [Detection("novel", T0)], depth_m=_depth_image(model, T_other)
+    )
+    assert res.status == REJECTED and "depth agrees on" in res.status_reason, res.status_reason
+    assert res.scores["depth_inliers"] < config.min_depth_inliers
+    (good,) = refiner.refine(image, K, [Detection("novel", T0)], depth_m=_depth_image(model, T))
+    assert good.status != REJECTED and good.scores["depth_inliers"] > 0.8
 
 
 def test_without_depth_or_with_depth_off_nothing_changes(novel_registry):

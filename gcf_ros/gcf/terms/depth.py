@@ -16,7 +16,13 @@ Robustness, per instance and iteration:
   another object) and gets weight 0; the others get a Cauchy weight 1 / (1 + ((d_p - m) / c)^2),
   so pixels that see the background behind the object pull little. The scale c shrinks over the
   iterations (``DepthConfig.scales_m``), never below the sensor's noise (``min_scale_m``);
-- missing depth (0, NaN) gives no row; with fewer than ``min_valid`` pixels the term abstains.
+- missing depth (0, NaN) gives no row; with fewer than ``min_valid`` pixels the term abstains
+  (no rows, confidence 0, NaN read-outs).
+
+Read-outs (``Residuals.readouts``, per instance): ``depth_inliers``, the fraction of the rendered
+pixels with depth that agree with the dominant offset within 2 c (the term's confidence, and the
+refiner's rejection test); ``depth_offset_mm``, that offset; ``depth_coverage``, the fraction of the
+sampled rendered pixels that have depth.
 
 Units: metres in, and rows in *window-pixel equivalents*: a residual of e metres at depth z counts
 as e · f_w / z window pixels (f_w the window's focal length), the size a lateral error of e would
@@ -50,7 +56,7 @@ class DepthConfig:
     """
 
     max_points: int = 1024
-    scales_m: tuple[float, ...] = (0.03, 0.02, 0.01, 0.006)
+    scales_m: tuple[float, ...] = (0.02, 0.01, 0.005)  # LM-O frames 1-50 (docs/results.md)
     min_scale_m: float = 0.004
     search_rel: float = 0.4
     bin_m: float = 0.005
@@ -120,9 +126,10 @@ class DepthTerm:
         res = plane_residuals(T, X_obj, normals, px_per_m, Y, w)
         confidence = torch.where(enough, inliers, torch.zeros_like(inliers))
         sampled = torch.tensor([max(len(r), 1) for r in rows], dtype=torch.float64)
-        readouts = {
-            "depth_inliers": confidence,
-            "depth_offset_mm": 1e3 * offset,
+        nan = torch.full_like(inliers, float("nan"))
+        readouts = {  # NaN where the term abstained
+            "depth_inliers": torch.where(enough, inliers, nan),
+            "depth_offset_mm": torch.where(enough, 1e3 * offset, nan),
             "depth_coverage": n_valid / sampled,
         }
         return Residuals(res.r, res.J, res.w, X_obj, None, confidence, readouts)
