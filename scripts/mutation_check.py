@@ -57,8 +57,14 @@ EVERY_FRAME = f"{DELIVERY}::test_every_full_size_frame_reaches_the_default_node"
 RELIABLE_SENDER = f"{EVERY_FRAME}[reliable-sender]"
 PROFILE_SENDER = f"{EVERY_FRAME}[best-effort-sender-with-profile]"
 HINT = f"{DELIVERY}::test_arrays_without_their_images_give_one_hint"
+DEPTH_TERM = "test/gcf/test_depth_term.py"
+DEPTH_NODE = "test/ros/test_depth.py"
+DEPTH_NODE_E2E = (
+    f"{DEPTH_NODE}::test_the_node_refines_with_registered_depth_and_notes_every_frame_without"
+)
+DEPTH_EVAL = "test/eval/test_depth_input.py::test_gcf_method_hands_the_depth_to_the_refiner"
 
-RESULT_LINE = "for it in range(self.config.iterations):"
+RESULT_LINE = "for it in range(iterations):"
 RESULT_T = "det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),"
 
 
@@ -108,7 +114,7 @@ SABOTAGES = [
              "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(SHIPPED, DEMO)),
     Sabotage("one-iteration", "the refiner stops after one iteration",
              "gcf_ros/gcf/refiner.py", RESULT_LINE,
-             "for it in range(min(1, self.config.iterations)):", _t(SHIPPED, DEMO)),
+             "for it in range(min(1, iterations)):", _t(SHIPPED, DEMO)),
     # --- the five the audit found uncaught -----------------------------------------------------
     Sabotage("tf-initial-pose", "/tf publishes the initial pose",
              "gcf_ros/ros/outputs.py", "fill_pose(tf.transform, inst.T_cam_obj)",
@@ -130,13 +136,13 @@ SABOTAGES = [
     # --- the weak spots: each against the one test that must catch it --------------------------
     Sabotage("real-frames/one-iteration", "one iteration, on the real-frame demo test alone",
              "gcf_ros/gcf/refiner.py", RESULT_LINE,
-             "for it in range(min(1, self.config.iterations)):", _t(DEMO)),
+             "for it in range(min(1, iterations)):", _t(DEMO)),
     Sabotage("real-frames/swapped-channels", "BGR input, on the real-frame demo test alone",
              "gcf_ros/gcf/inputs.py", "return windows_rgb_u8.permute(0, 3, 1, 2)",
              "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(DEMO)),
     Sabotage("shipped-weights/one-iteration", "one iteration, on the shipped-weights test alone",
              "gcf_ros/gcf/refiner.py", RESULT_LINE,
-             "for it in range(min(1, self.config.iterations)):", _t(SHIPPED)),
+             "for it in range(min(1, iterations)):", _t(SHIPPED)),
     Sabotage("shipped-weights/swapped-channels", "BGR input, on the shipped-weights test alone",
              "gcf_ros/gcf/inputs.py", "return windows_rgb_u8.permute(0, 3, 1, 2)",
              "return windows_rgb_u8.flip(-1).permute(0, 3, 1, 2)", _t(SHIPPED)),
@@ -222,6 +228,29 @@ SABOTAGES = [
     Sabotage("data/lmo-missing", "the LM-O folder is missing (must fail, not skip)",
              "", "", "", DATA_TESTS, env={"GCF_LMO_ROOT": "/nonexistent/shared/data/lmo"},
              caught_marker="LM-O test data not found at /nonexistent/shared/data/lmo"),
+    # --- issue 19: the depth term and its inputs ------------------------------------------------
+    Sabotage("depth-jacobian-sign", "the depth term's Jacobian has the wrong sign",
+             "gcf_ros/gcf/terms/depth.py",
+             "J = (s * normals_cam)[..., None, :] @ point_jacobian(",
+             "J = -(s * normals_cam)[..., None, :] @ point_jacobian(", _t(DEPTH_TERM)),
+    Sabotage("depth-pulls-occluders", "occluders in front of the object are not down-weighted",
+             "gcf_ros/gcf/terms/depth.py", "valid & (e > -2 * c)", "valid & (e > -1e9)",
+             _t(DEPTH_TERM)),
+    Sabotage("depth-no-rejection", "results the depth disagrees with are not rejected",
+             "gcf_ros/gcf/refiner.py",
+             "if inliers is not None and inliers < cfg.min_depth_inliers:",
+             "if inliers is not None and inliers < 0.0:", _t(DEPTH_TERM)),
+    Sabotage("depth-dropped-by-pipeline", "the frame pipeline never hands depth to the refiner",
+             "gcf_ros/pipeline/pipeline.py",
+             'depth = {} if obs.depth_m is None else {"depth_m": obs.depth_m}', "depth = {}",
+             _t(DEPTH_NODE_E2E)),
+    Sabotage("depth-16uc1-unscaled", "16UC1 depth counts are taken as metres",
+             "gcf_ros/ros/image_codec.py",
+             'np.float32(unit_scale if dtype.kind == "u" else 1.0)', "np.float32(1.0)",
+             _t(DEPTH_NODE)),
+    Sabotage("depth-dropped-by-eval", "gcf-eval --depth never hands depth to the refiner",
+             "gcf_ros/eval/methods.py",
+             "detections, depth_m=frame.depth_m)", "detections, depth_m=None)", _t(DEPTH_EVAL)),
 ]  # fmt: skip
 
 
