@@ -8,9 +8,9 @@ falls below the convergence thresholds. Each iteration asks the configured solve
 (``RefinerConfig.terms``, :mod:`gcf_ros.gcf.terms`: the learned field, the region and contour
 silhouettes) for residuals at the current poses and takes one damped step on all of them
 (:func:`gcf_ros.gcf.solver.solve_terms`). After the last iteration each result gets a confidence
-(the mean predicted weight over the rendered object; without the field, the silhouette terms' own)
-and is REJECTED, with a reason, when that is too low or when the pose left the image or went
-behind the camera.
+(with depth, the depth term's inlier fraction; else the mean predicted weight over the rendered
+object; without the field, the silhouette terms' own) and is REJECTED, with a reason, when that is
+too low or when the pose left the image or went behind the camera.
 
 Settings come from ``RefinerConfig.resolve`` alone: the defaults, then what the network's weights
 file records (:mod:`gcf_ros.gcf.weights_meta`), then the caller's overrides.
@@ -116,6 +116,8 @@ class RefinerConfig:
     depth_damping: float = 0.0
     depth_iterations: int = 10
     rotation_damping_with_depth: float = 1.0
+    # With depth, the field runs in [0, depth_field_stop) (None: as without depth, ``field_stop``).
+    depth_field_stop: int | None = None
     depth: DepthConfig = field(default_factory=DepthConfig)
     # With depth, results whose depth term agrees on less than this fraction of the rendered
     # pixels with depth (``scores["depth_inliers"]`` at the last iteration) are REJECTED. Chosen
@@ -147,14 +149,18 @@ class RefinerConfig:
                     "rotation_damping": recorded.rotation_damping.get(solver, 0.0)}  # fmt: skip
         return cls(**{**resolved, **overrides})
 
-    def term_active(self, name: str, iteration: int) -> bool:
-        """Whether term ``name`` contributes at ``iteration`` (0-based) of a call that built it."""
+    def term_active(self, name: str, iteration: int, with_depth: bool = False) -> bool:
+        """Whether term ``name`` contributes at ``iteration`` (0-based) of a call that built it;
+        ``with_depth``: the call has a depth image."""
         if name == DepthTerm.name:
             return self.depth_scale > 0
         if name not in self.terms:
             return False
         if name == "field":
-            return self.field_stop is None or iteration < self.field_stop
+            stop = self.field_stop
+            if with_depth and self.depth_field_stop is not None:
+                stop = self.depth_field_stop
+            return stop is None or iteration < stop
         return iteration >= self.silhouette_start
 
 
@@ -366,14 +372,16 @@ class Refiner:
             diameters, idx, [masks[b] for b in idx], it,
             self._network(crops, render, diameters, K_win, idx), depth_m,
         )  # fmt: skip
-        systems, field_ran, shared = [], False, False
+        systems, field_ran, shared, depth = [], False, False, None
+        with_depth = DepthTerm.name in terms
         for name, term in terms.items():
-            if not cfg.term_active(name, it):
+            if not cfg.term_active(name, it, with_depth):
                 continue
             with timed(self.timer, term.phase):
                 res = term.residuals(inputs)
-            systems.append((res, self._term_weight(name, DepthTerm.name in terms)))
+            systems.append((res, self._term_weight(name, with_depth)))
             field_ran = field_ran or name == "field"
+            depth = res if name == DepthTerm.name else depth
             # Terms with no confidence anywhere in the batch (no colour contrast, no depth) do not
             # count as sharing the step.
             shared = shared or (name != "field" and bool(res.confidence.any()))
@@ -389,6 +397,10 @@ class Refiner:
                 field[0].numpy() if field is not None
                 else (torch.stack(silhouette).mean(0).numpy() if silhouette else None)
             )  # fmt: skip
+            if depth is not None:  # its inlier fraction, where it did not abstain
+                inliers = depth.readouts["depth_inliers"].numpy()
+                fallback = np.full_like(inliers, np.nan) if conf is None else conf
+                conf = np.where(np.isfinite(inliers), inliers, fallback)
             # The field judges its own steps (LM-like acceptance); a step that other terms share
             # may rightly raise the field's residual (a biased field), so then none is undone.
             judge = field[1].numpy() if field is not None and not shared else None
@@ -572,7 +584,7 @@ class _State:
         """
         for k, b in enumerate(idx):
             self.pixels[b] = pixels[k]
-            if conf is not None:
+            if conf is not None and np.isfinite(conf[k]):
                 self.confidence[b] = conf[k]
             resid = np.nan if judge is None else judge[k]
             self.residual[b] = resid
