@@ -7,6 +7,7 @@ conventions of :mod:`gcf_ros.core`. Every random draw comes from the caller's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,11 @@ from gcf_ros.core import _mesh_utils as mu
 from gcf_ros.core.models import ObjectModel
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import Shading
+from gcf_ros.train.synth_config import AUTO, SynthConfig
 
 _PRIMITIVE_SEED = 2020  # the primitive bank is fixed, so every worker holds the same one
 _NEAR = 0.05  # metres: nothing is placed closer to the camera than this
+_Z_UP = (0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -59,27 +62,77 @@ def _rotation_z_to(direction: np.ndarray) -> np.ndarray:
     return Rotation.from_rotvec(axis / s * math.atan2(s, float(direction[2]))).as_matrix()
 
 
-def upper_hemisphere_rotation(rng: np.random.Generator) -> np.ndarray:
+def up_axis(model: ObjectModel) -> np.ndarray:
+    """(3,) unit vector: the model's up direction in its own frame (``ObjectModel.up_axis``, +z
+    for models without one)."""
+    up = np.asarray(getattr(model, "up_axis", _Z_UP), dtype=np.float64).reshape(3)
+    return up / np.linalg.norm(up)
+
+
+def _up_frame(up: np.ndarray) -> np.ndarray:
+    """(3, 3) columns (e1, e2, up): a right-handed orthonormal frame around the unit ``up``; for
+    up = +z exactly the identity (so the +z views stay what they were, bit for bit)."""
+    helper = np.array([0.0, 1.0, 0.0]) if abs(up[0]) > 0.9 else np.array([1.0, 0.0, 0.0])
+    e1 = helper - (helper @ up) * up
+    e1 /= np.linalg.norm(e1)
+    return np.stack([e1, np.cross(up, e1), up], axis=1)
+
+
+def upper_hemisphere_rotation(
+    rng: np.random.Generator, up: np.ndarray | tuple[float, float, float] = _Z_UP
+) -> np.ndarray:
     """R_cam_obj (3, 3) of a camera on the optical axis looking at the model from above.
 
-    The direction from the object to the camera has elevation in [-10°, 90°] over the model's xy
-    plane (uniform in area on that band of the sphere) and a uniform azimuth; the model's +z
-    points up in the image, then the camera rolls by U(-30°, 30°) about its optical axis.
+    ``up`` (3,): the model's up direction in its frame (unit; default +z). The direction from the
+    object to the camera has elevation in [-10°, 90°] over the plane normal to ``up`` (uniform in
+    area on that band of the sphere) and a uniform azimuth; ``up`` points up in the image, then
+    the camera rolls by U(-30°, 30°) about its optical axis.
     """
+    frame = _up_frame(np.asarray(up, dtype=np.float64))
+    up = frame[:, 2]
     sin_el = rng.uniform(math.sin(math.radians(-10.0)), 1.0)
     az = rng.uniform(0.0, 2 * math.pi)
     cos_el = math.sqrt(max(0.0, 1.0 - sin_el * sin_el))
-    to_camera = np.array([cos_el * math.cos(az), cos_el * math.sin(az), sin_el])
+    to_camera = frame @ np.array([cos_el * math.cos(az), cos_el * math.sin(az), sin_el])
     z_c = -to_camera
-    up = np.array([0.0, 0.0, 1.0])
     if abs(z_c @ up) > 0.999:  # straight from above: the azimuth decides what is "up"
-        up = np.array([math.cos(az), math.sin(az), 0.0])
+        up = frame @ np.array([math.cos(az), math.sin(az), 0.0])
     y_c = -(up - (up @ z_c) * z_c)
     y_c /= np.linalg.norm(y_c)
     x_c = np.cross(y_c, z_c)
     R_cam_obj = np.stack([x_c, y_c, z_c])  # rows: camera axes in the object frame
     roll = Rotation.from_rotvec([0.0, 0.0, math.radians(rng.uniform(-30.0, 30.0))]).as_matrix()
     return roll @ R_cam_obj
+
+
+def clearance_distance(model: ObjectModel, cfg: SynthConfig) -> float:
+    """Metres: the nearest box-centre distance at which the model's box lies wholly beyond _NEAR
+    wherever :func:`sample_true_pose` puts it in the image (5 % margin), for every camera of
+    ``cfg`` (smallest fx, fy = 0.98 fx, principal point 10 px off centre: a bound)."""
+    fx = cfg.fx_range[0]
+    du = 0.45 * cfg.image_width + 10.5  # the farthest ray from the principal point, pixels
+    dv = 0.45 * cfg.image_height + 10.5
+    min_ray_z = 1.0 / math.sqrt(1.0 + (du / fx) ** 2 + (dv / (0.98 * fx)) ** 2)
+    return (_box_radius(model) + _NEAR) / min_ray_z
+
+
+def distance_range(cfg: SynthConfig, model: ObjectModel, K: np.ndarray) -> tuple[float, float]:
+    """(near, far) metres of the box-centre distance of ``model`` seen by camera ``K``:
+    ``cfg.distance_range``, or with "auto" the distances at which the model's diameter spans
+    ``cfg.apparent_size_range`` of the image, its near end moved out to
+    :func:`clearance_distance`. An explicit range nearer than that raises ValueError."""
+    near, far = cfg.distances_for(model.diameter, float(K[0, 0]))
+    clear = clearance_distance(model, cfg)
+    if near >= clear:
+        return near, far
+    if cfg.distance_range != AUTO:
+        raise ValueError(
+            f"distance_range {list(cfg.distance_range)} m is too near for model "
+            f"{model.model_id!r} (diameter {model.diameter:.3g} m): parts of it would be behind "
+            f"the camera; its near end must be >= {clear:.3g} m, or use distance_range: auto "
+            f"(the distances from the model's size)"
+        )
+    return clear, max(far, clear)
 
 
 def sample_true_pose(
@@ -92,21 +145,35 @@ def sample_true_pose(
     upper_hemisphere_prob: float,
 ) -> np.ndarray:
     """T* (4, 4): the box centre at a distance U(distance_range) on the ray of a pixel uniform in
-    the image (5 % margin); rotation from :func:`upper_hemisphere_rotation` with probability
-    ``upper_hemisphere_prob``, else uniform."""
+    the image (5 % margin); rotation from :func:`upper_hemisphere_rotation` about the model's
+    :func:`up_axis` with probability ``upper_hemisphere_prob``, else uniform."""
     distance = rng.uniform(*distance_range)
     u = rng.uniform(0.05 * width, 0.95 * width) - 0.5
     v = rng.uniform(0.05 * height, 0.95 * height) - 0.5
     ray = np.linalg.solve(K, np.array([u, v, 1.0]))
     ray /= np.linalg.norm(ray)
     if rng.random() < upper_hemisphere_prob:
-        R = _rotation_z_to(ray) @ upper_hemisphere_rotation(rng)
+        R = _rotation_z_to(ray) @ upper_hemisphere_rotation(rng, up_axis(model))
     else:
         R = random_rotation(rng)
     T = np.eye(4)
     T[:3, :3] = R
     T[:3, 3] = distance * ray - R @ _box_centre(model)
     return T
+
+
+def scaled_model(model: ObjectModel, factor: float) -> ObjectModel:
+    """``model`` scaled by ``factor`` about its frame's origin (``model`` itself for 1)."""
+    if factor == 1.0:
+        return model
+    return dataclasses.replace(
+        model,
+        model_id=f"{model.model_id}_x{factor:.3g}",
+        verts_obj=model.verts_obj * factor,
+        diameter=model.diameter * factor,
+        bbox_min=model.bbox_min * factor,
+        bbox_max=model.bbox_max * factor,
+    )
 
 
 def primitive_bank(count: int = 16) -> list[ObjectModel]:
@@ -259,11 +326,12 @@ def clutter_pose(
     model: ObjectModel,
     K: np.ndarray,
     size: int,
+    gap_scale: float = 1.0,
 ) -> np.ndarray:
     """A random pose of ``model`` behind the target, centred anywhere in (or just beside) the
-    window: depth = target depth + radii + U(0, 0.5) m."""
+    window: depth = target depth + radii + U(0, 0.5 · ``gap_scale``) m."""
     centre = T_target[:3, :3] @ _box_centre(target) + T_target[:3, 3]
     z = centre[2] + target.diameter / 2 + _box_radius(model) * rng.uniform(0.5, 1.0)
-    z += rng.uniform(0.0, 0.5)
+    z += rng.uniform(0.0, 0.5 * gap_scale)
     uv = rng.uniform(-0.1 * size, 1.1 * size, size=2)
     return pose_at_pixel(rng, model, K, uv, z)
