@@ -24,7 +24,6 @@ from gcf_ros.train.synth_config import AUTO, SynthConfig
 
 _PRIMITIVE_SEED = 2020  # the primitive bank is fixed, so every worker holds the same one
 _NEAR = 0.05  # metres: nothing is placed closer to the camera than this
-_Z_UP = (0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -62,47 +61,39 @@ def _rotation_z_to(direction: np.ndarray) -> np.ndarray:
     return Rotation.from_rotvec(axis / s * math.atan2(s, float(direction[2]))).as_matrix()
 
 
-def up_axis(model: ObjectModel) -> np.ndarray:
-    """(3,) unit vector: the model's up direction in its own frame (``ObjectModel.up_axis``, +z
-    for models without one)."""
-    up = np.asarray(getattr(model, "up_axis", _Z_UP), dtype=np.float64).reshape(3)
-    return up / np.linalg.norm(up)
-
-
-def _up_frame(up: np.ndarray) -> np.ndarray:
-    """(3, 3) columns (e1, e2, up): a right-handed orthonormal frame around the unit ``up``; for
-    up = +z exactly the identity (so the +z views stay what they were, bit for bit)."""
-    helper = np.array([0.0, 1.0, 0.0]) if abs(up[0]) > 0.9 else np.array([1.0, 0.0, 0.0])
-    e1 = helper - (helper @ up) * up
-    e1 /= np.linalg.norm(e1)
-    return np.stack([e1, np.cross(up, e1), up], axis=1)
+def _rotation_up_to_z(up_obj: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking the unit ``up_obj`` to +z (a half turn about x for -z)."""
+    if up_obj[2] < -1.0 + 1e-12:
+        return np.diag([1.0, -1.0, -1.0])
+    return _rotation_z_to(up_obj).T
 
 
 def upper_hemisphere_rotation(
-    rng: np.random.Generator, up: np.ndarray | tuple[float, float, float] = _Z_UP
+    rng: np.random.Generator, up_obj: np.ndarray | None = None
 ) -> np.ndarray:
     """R_cam_obj (3, 3) of a camera on the optical axis looking at the model from above.
 
-    ``up`` (3,): the model's up direction in its frame (unit; default +z). The direction from the
-    object to the camera has elevation in [-10°, 90°] over the plane normal to ``up`` (uniform in
-    area on that band of the sphere) and a uniform azimuth; ``up`` points up in the image, then
-    the camera rolls by U(-30°, 30°) about its optical axis.
+    ``up_obj``: the model's up direction in its own frame (``ObjectModel.up_axis``; default +z).
+    The direction from the object to the camera has elevation in [-10°, 90°] over the plane
+    normal to it (uniform in area on that band of the sphere) and a uniform azimuth; the model's
+    up points up in the image, then the camera rolls by U(-30°, 30°) about its optical axis.
     """
-    frame = _up_frame(np.asarray(up, dtype=np.float64))
-    up = frame[:, 2]
     sin_el = rng.uniform(math.sin(math.radians(-10.0)), 1.0)
     az = rng.uniform(0.0, 2 * math.pi)
     cos_el = math.sqrt(max(0.0, 1.0 - sin_el * sin_el))
-    to_camera = frame @ np.array([cos_el * math.cos(az), cos_el * math.sin(az), sin_el])
+    to_camera = np.array([cos_el * math.cos(az), cos_el * math.sin(az), sin_el])
     z_c = -to_camera
+    up = np.array([0.0, 0.0, 1.0])
     if abs(z_c @ up) > 0.999:  # straight from above: the azimuth decides what is "up"
-        up = frame @ np.array([math.cos(az), math.sin(az), 0.0])
+        up = np.array([math.cos(az), math.sin(az), 0.0])
     y_c = -(up - (up @ z_c) * z_c)
     y_c /= np.linalg.norm(y_c)
     x_c = np.cross(y_c, z_c)
     R_cam_obj = np.stack([x_c, y_c, z_c])  # rows: camera axes in the object frame
     roll = Rotation.from_rotvec([0.0, 0.0, math.radians(rng.uniform(-30.0, 30.0))]).as_matrix()
-    return roll @ R_cam_obj
+    if up_obj is None or np.allclose(up_obj, (0.0, 0.0, 1.0)):  # R_cam_obj is R_cam_up
+        return roll @ R_cam_obj
+    return roll @ R_cam_obj @ _rotation_up_to_z(np.asarray(up_obj, dtype=np.float64))
 
 
 def clearance_distance(model: ObjectModel, cfg: SynthConfig) -> float:
@@ -145,15 +136,15 @@ def sample_true_pose(
     upper_hemisphere_prob: float,
 ) -> np.ndarray:
     """T* (4, 4): the box centre at a distance U(distance_range) on the ray of a pixel uniform in
-    the image (5 % margin); rotation from :func:`upper_hemisphere_rotation` about the model's
-    :func:`up_axis` with probability ``upper_hemisphere_prob``, else uniform."""
+    the image (5 % margin); rotation from :func:`upper_hemisphere_rotation` with probability
+    ``upper_hemisphere_prob`` (about the model's ``up_axis``), else uniform."""
     distance = rng.uniform(*distance_range)
     u = rng.uniform(0.05 * width, 0.95 * width) - 0.5
     v = rng.uniform(0.05 * height, 0.95 * height) - 0.5
     ray = np.linalg.solve(K, np.array([u, v, 1.0]))
     ray /= np.linalg.norm(ray)
     if rng.random() < upper_hemisphere_prob:
-        R = _rotation_z_to(ray) @ upper_hemisphere_rotation(rng, up_axis(model))
+        R = _rotation_z_to(ray) @ upper_hemisphere_rotation(rng, model.up_axis)
     else:
         R = random_rotation(rng)
     T = np.eye(4)
