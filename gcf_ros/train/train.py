@@ -270,10 +270,11 @@ class Trainer:
             rows = torch.zeros(len(batch.field), dtype=torch.bool)
             for t in inputs.values():
                 rows |= (~torch.isfinite(t)).flatten(1).any(1).cpu()
-            samples = self.batch_indices(self.iteration)[rows.numpy()].tolist()
+            order = np.sort(self.batch_indices(self.iteration))  # ShardDataset.batch's rows
+            samples = order[rows.numpy()].tolist()
             counts = ", ".join(f"{k} ({n} values)" for k, n in data.items())
             message += (f"; the batch's data is not finite: {counts} in training samples "
-                        f"{sorted(samples)}: regenerate them with gcf-synth")  # fmt: skip
+                        f"{samples}: regenerate them with gcf-synth")  # fmt: skip
         raise NonFiniteError(message)
 
     def batch_diameters(self, split: str, batch: ShardBatch) -> torch.Tensor | None:
