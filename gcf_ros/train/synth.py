@@ -254,6 +254,9 @@ def _manifest(config, registry_yaml, seed, shard_size, sizes, names) -> dict[str
 
 
 _RESUME_KEYS = ("generator_version", "config", "seed", "shard_size", "model_ids", "level_names")
+# SynthConfig keys newer than some manifests, with the values that draw what the older generator
+# drew: a set begun before them resumes with a config that pins them so (the shipped LM-O ones).
+_LEGACY_CONFIG = {"apparent_size_range": [0.13, 0.56], "clutter_scale": 1.0, "noise_xy_scale": 1.0}
 
 
 def _check_resumable(path: Path, manifest: dict[str, Any]) -> None:
@@ -262,6 +265,8 @@ def _check_resumable(path: Path, manifest: dict[str, Any]) -> None:
         return
     old = json.loads(path.read_text())
     new = json.loads(json.dumps(manifest))
+    if isinstance(old.get("config"), dict):
+        old["config"] = {**_LEGACY_CONFIG, **old["config"]}
     differ = [key for key in _RESUME_KEYS if old.get(key) != new.get(key)]
     if differ:
         raise ValueError(

@@ -173,3 +173,29 @@ def test_lmo_configs_keep_their_absolute_lengths():
                 K = np.diag([fx, fx, 1.0])
                 assert sc.distance_range(config, model, K) == (0.35, 1.5), (path.name, model)
             assert config.scale_for("clutter_scale", model.diameter) == 1.0
+
+
+def test_a_set_begun_before_the_size_keys_resumes(tmp_path):
+    """A manifest without the size keys (an older generator) resumes with the LM-O config that
+    pins them to what that generator drew; another distance range does not."""
+    import dataclasses
+    import json
+
+    from gcf_ros.train.synth import write_shards
+
+    config = dataclasses.replace(SynthConfig.from_yaml(REPO / "config" / "train.yaml"),
+                                 window_size=16)  # fmt: skip
+    registry = tmp_path / "models.yaml"
+    registry.write_text(f"models:\n  obj_000001: {{mesh: {LMO_MESHES}/obj_000001.ply, "
+                        "scale: 0.001}\n")  # fmt: skip
+    out = tmp_path / "set"
+    write_shards(config, registry, out, 1, shard_size=1, workers=1, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("apparent_size_range", "clutter_scale", "noise_xy_scale"):
+        del manifest["config"][key]
+    (out / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
+    again = write_shards(config, registry, out, 1, shard_size=1, workers=1, progress=False)
+    assert (again.generated, again.skipped) == (0, 1)
+    other = dataclasses.replace(config, distance_range=(0.4, 1.5))
+    with pytest.raises(ValueError, match="config differ"):
+        write_shards(other, registry, out, 1, shard_size=1, workers=1, progress=False)
