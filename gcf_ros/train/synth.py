@@ -40,6 +40,7 @@ __all__ = [
     "SYNTH_LEVELS",
     "SYNTH_VERSION",
     "XLARGE",
+    "NonFiniteSampleError",
     "SynthConfig",
     "WriteResult",
     "generate_shard",
@@ -61,8 +62,12 @@ def _synthesizer(registry_yaml: str | Path) -> SampleSynthesizer:
     return _SYNTHESIZERS[key]
 
 
+class NonFiniteSampleError(ValueError):
+    """A synthesized sample holds non-finite values (the message names sample, model, array)."""
+
+
 def generate_shard(
-    config: SynthConfig, registry_yaml: str | Path, seed: int, n: int
+    config: SynthConfig, registry_yaml: str | Path, seed: int, n: int, first_index: int = 0
 ) -> dict[str, np.ndarray]:
     """``n`` samples drawn from ``numpy.random.default_rng(seed)`` (deterministic).
 
@@ -73,14 +78,22 @@ def generate_shard(
     metres; ``K_window`` (n, 3, 3) float32 (the S-size window's camera); ``level`` (n,) int8 into
     ``config.level_names``; ``visible`` (n, S, S) bool, where the object is visible in the image
     window at T* (its rendering minus the occluders in front of it).
+
+    Raises ValueError when ``config.distance_range`` is too near for a model, and
+    :class:`NonFiniteSampleError` at the first sample with a non-finite value in an array as
+    stored (``first_index`` + its index in the shard numbers it in the set).
     """
     synth = _synthesizer(registry_yaml)
+    synth.check_config(config)
     levels = [SYNTH_LEVELS[name] for name in config.level_names]
     rng = np.random.default_rng(seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: extra threads only spin (10x slower on a busy host)
+    samples = []
     try:
-        samples = [synth.sample(config, levels, rng) for _ in range(n)]
+        for i in range(n):
+            samples.append(synth.sample(config, levels, rng))
+            _check_finite(samples[-1], first_index + i, synth.ids, seed)
     finally:
         torch.set_num_threads(threads)
     out = {key: np.stack([s[key] for s in samples]).astype(dt) for key, dt in SHARD_DTYPES.items()}
@@ -100,6 +113,25 @@ SHARD_DTYPES: dict[str, type] = {
     "level": np.int8,
     "visible": np.bool_,
 }
+
+
+def _check_finite(sample: dict[str, Any], index: int, ids: tuple[str, ...], seed: int) -> None:
+    """Raise NonFiniteSampleError when an array of ``sample``, cast to its SHARD_DTYPES type,
+    holds a NaN or an infinity (float16 overflows beyond 65504: a field that long is no good)."""
+    bad = {}
+    for key, dtype in SHARD_DTYPES.items():
+        value = np.asarray(sample[key]).astype(dtype)
+        if np.issubdtype(dtype, np.floating):
+            count = int(np.count_nonzero(~np.isfinite(value)))
+            if count:
+                bad[key] = f"{count} of {value.size} values non-finite"
+    if bad:
+        model = ids[int(sample["model_idx"])]
+        causes = "; ".join(f"{key}: {what}" for key, what in bad.items())
+        raise NonFiniteSampleError(
+            f"sample {index} (shard seed {seed}) of model {model!r} is not finite ({causes}); "
+            "is the model's size in metres (registry 'scale') and distance_range right for it?"
+        )
 
 
 @dataclass(frozen=True)
@@ -142,8 +174,8 @@ def write_shards(
     _check_resumable(out_dir / "manifest.json", manifest)
     _write_json(out_dir / "manifest.json", {**manifest, "complete": False})
     todo = [i for i, n in enumerate(sizes) if not _shard_ok(out_dir / names[i], n)]
-    jobs = [(config, str(registry_yaml), shard_seed(seed, i), sizes[i], str(out_dir / names[i]))
-            for i in todo]  # fmt: skip
+    jobs = [(config, str(registry_yaml), shard_seed(seed, i), sizes[i], str(out_dir / names[i]),
+             i * shard_size) for i in todo]  # fmt: skip
     generated = sum(sizes[i] for i in todo)
     bar = tqdm(total=num_samples, initial=num_samples - generated, unit="sample",
                disable=not progress, smoothing=0.1)  # fmt: skip
@@ -176,10 +208,13 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _write_one(job: tuple[SynthConfig, str, int, int, str]) -> int:
+def _write_one(job: tuple[SynthConfig, str, int, int, str, int]) -> int:
     """Generate one shard and write it atomically (temporary file, then rename)."""
-    config, registry_yaml, seed, n, path = job
-    arrays = generate_shard(config, registry_yaml, seed, n)
+    config, registry_yaml, seed, n, path, first = job
+    try:
+        arrays = generate_shard(config, registry_yaml, seed, n, first)
+    except NonFiniteSampleError as err:
+        raise NonFiniteSampleError(f"{Path(path).name}: {err}") from None
     tmp = f"{path[: -len('.npz')]}.tmp.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
@@ -219,6 +254,9 @@ def _manifest(config, registry_yaml, seed, shard_size, sizes, names) -> dict[str
 
 
 _RESUME_KEYS = ("generator_version", "config", "seed", "shard_size", "model_ids", "level_names")
+# SynthConfig keys newer than some manifests, with the values that draw what the older generator
+# drew: a set begun before them resumes with a config that pins them so (the shipped LM-O ones).
+_LEGACY_CONFIG = {"apparent_size_range": [0.13, 0.56], "clutter_scale": 1.0, "noise_xy_scale": 1.0}
 
 
 def _check_resumable(path: Path, manifest: dict[str, Any]) -> None:
@@ -227,6 +265,8 @@ def _check_resumable(path: Path, manifest: dict[str, Any]) -> None:
         return
     old = json.loads(path.read_text())
     new = json.loads(json.dumps(manifest))
+    if isinstance(old.get("config"), dict):
+        old["config"] = {**_LEGACY_CONFIG, **old["config"]}
     differ = [key for key in _RESUME_KEYS if old.get(key) != new.get(key)]
     if differ:
         raise ValueError(

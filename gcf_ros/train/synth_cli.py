@@ -6,7 +6,9 @@
 Reads the ``synth:`` section and the model registry (top-level ``models:``) of the config, and
 writes ``shard_NNNNN.npz`` files plus ``manifest.json`` into ``--out``. Existing shards of the same
 set are kept, so an interrupted run resumes where it stopped. Only the CAD models and procedural
-content are used (never the LM-O evaluation frames).
+content are used (never the LM-O evaluation frames). Every sample is checked for finite values:
+the first one that is not stops the run (exit status 2) with its index, model and arrays; the set
+stays marked incomplete in its manifest.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             config, registry, args.out, args.num, args.shard_size, args.seed, args.workers,
             progress=not args.quiet,
         )  # fmt: skip
-    except ValueError as err:
-        print(f"gcf-synth: {err}", file=sys.stderr)
+    except (ValueError, RuntimeError) as err:  # bad ranges, a non-finite sample, no valid draw
+        print(f"gcf-synth: stopped: {err}", file=sys.stderr)
         return 2
     rate = result.generated / result.seconds if result.seconds > 0 else float("nan")
     per_worker = rate / max(1, min(args.workers, num_shards))

@@ -14,7 +14,16 @@ import yaml
 
 from gcf_ros.eval.perturb import NOISE_LEVELS, NoiseLevel
 
-__all__ = ["DEFAULT_NOISE_MIX", "SYNTH_LEVELS", "TINY", "XLARGE", "SynthConfig", "load_synth_yaml"]
+__all__ = [
+    "AUTO",
+    "DEFAULT_NOISE_MIX",
+    "LMO_DIAMETER_M",
+    "SYNTH_LEVELS",
+    "TINY",
+    "XLARGE",
+    "SynthConfig",
+    "load_synth_yaml",
+]
 
 XLARGE = NoiseLevel("xlarge", 40.0, 0.05, 0.2)
 # Near-aligned starts: the refiner ends every run there, and a network that has seen none keeps
@@ -22,6 +31,11 @@ XLARGE = NoiseLevel("xlarge", 40.0, 0.05, 0.2)
 TINY = NoiseLevel("tiny", 1.0, 0.002, 0.005)
 SYNTH_LEVELS: dict[str, NoiseLevel] = {"tiny": TINY, **NOISE_LEVELS, "xlarge": XLARGE}
 DEFAULT_NOISE_MIX: dict[str, float] = {"small": 0.25, "medium": 0.35, "large": 0.3, "xlarge": 0.1}
+AUTO = "auto"
+# The mean diameter of the eight LM-O models (0.10-0.26 m): the object size that the absolute
+# lengths of the synthesis (primitives 2-18 cm, clutter up to 0.5 m behind, lateral T0 noise
+# 1-5 cm) were chosen for. "auto" scales them by the model's diameter / LMO_DIAMETER_M.
+LMO_DIAMETER_M = 0.164
 
 
 @dataclass(frozen=True)
@@ -33,9 +47,23 @@ class SynthConfig:
         padding: window side / longer side of the projected box at T0.
         image_width, image_height: the virtual camera's image size, pixels.
         fx_range: fx ~ U(fx_range) pixels; fy = fx · U(0.98, 1.02); principal point = centre ± 10.
-        distance_range: distance camera → box centre, metres, uniform.
-        upper_hemisphere_prob: probability of a view from above the model's xy plane (else a
-            uniformly random rotation).
+        distance_range: distance camera → box centre, metres, uniform in (lo, hi); or ``"auto"``
+            (the default): from the model's size and the sample's camera, the distances at which
+            the model's diameter spans ``apparent_size_range`` of the image's shorter side. Either
+            way no point of the model's box may come nearer than 5 cm to the camera: an explicit
+            range too near for a model raises ValueError, "auto" moves the near end out.
+        apparent_size_range: (lo, hi) fraction of min(image_width, image_height) spanned by the
+            model's diameter, with ``distance_range: auto``. The default is what the shipped
+            absolute range (0.35, 1.5) m gives the mean LM-O model (LMO_DIAMETER_M) at fx = 570.
+        clutter_scale: factor on the sizes of the procedural clutter and occluder primitives
+            (2-18 cm at 1) and on the clutter's depth gap behind the object (0-0.5 m at 1); or
+            ``"auto"`` (the default): the model's diameter / LMO_DIAMETER_M. Other registry models
+            used as clutter keep their own size.
+        noise_xy_scale: factor on the lateral T0 noise σ_xy of the levels (metres, 1-5 cm at 1;
+            the depth noise is relative already); or ``"auto"`` (the default): the model's
+            diameter / LMO_DIAMETER_M.
+        upper_hemisphere_prob: probability of a view from above the model (the half-space of its
+            ``up_axis``, +z by default), else a uniformly random rotation.
         noise_mix: level name (``tiny``, ``small``, ``medium``, ``large``, ``xlarge``) →
             probability of perturbing T* to T0 with that level; the order of the keys numbers the
             levels.
@@ -56,7 +84,10 @@ class SynthConfig:
     image_width: int = 640
     image_height: int = 480
     fx_range: tuple[float, float] = (520.0, 620.0)
-    distance_range: tuple[float, float] = (0.35, 1.5)
+    distance_range: tuple[float, float] | str = AUTO
+    apparent_size_range: tuple[float, float] = (0.13, 0.56)
+    clutter_scale: float | str = AUTO
+    noise_xy_scale: float | str = AUTO
     upper_hemisphere_prob: float = 0.8
     noise_mix: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_NOISE_MIX), hash=False
@@ -69,7 +100,7 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fx_range", tuple(float(v) for v in self.fx_range))
-        object.__setattr__(self, "distance_range", tuple(float(v) for v in self.distance_range))
+        self._coerce_sizes()
         object.__setattr__(self, "camera_blur_px", tuple(float(v) for v in self.camera_blur_px))
         object.__setattr__(self, "noise_mix", {str(k): float(v) for k, v in self.noise_mix.items()})
         unknown = sorted(set(self.noise_mix) - set(SYNTH_LEVELS))
@@ -78,12 +109,15 @@ class SynthConfig:
         probs = list(self.noise_mix.values())
         if not probs or min(probs) < 0 or not sum(probs) > 0:
             raise ValueError(f"noise_mix needs non-negative probabilities, got {self.noise_mix}")
+        near, far = (1.0, 1.0) if self.distance_range == AUTO else self.distance_range
+        size_lo, size_hi = self.apparent_size_range
         checks = {
             "window_size >= 8": self.window_size >= 8,
             "padding >= 1": self.padding >= 1.0,
             "image size > 0": self.image_width > 0 and self.image_height > 0,
             "0 < fx_range[0] <= fx_range[1]": 0 < self.fx_range[0] <= self.fx_range[1],
-            "0 < distance_range[0] <= [1]": 0 < self.distance_range[0] <= self.distance_range[1],
+            "0 < distance_range[0] <= [1]": self.distance_range == AUTO or 0 < near <= far,
+            "0 < apparent_size_range[0] <= [1]": 0 < size_lo <= size_hi,
             "upper_hemisphere_prob in [0, 1]": 0 <= self.upper_hemisphere_prob <= 1,
             "max_occluders >= 0": self.max_occluders >= 0,
             "occluder_prob in [0, 1]": 0 <= self.occluder_prob <= 1,
@@ -94,10 +128,42 @@ class SynthConfig:
         if failed:
             raise ValueError(f"invalid SynthConfig ({', '.join(failed)}): {self}")
 
+    def _coerce_sizes(self) -> None:
+        """distance_range: "auto" or (lo, hi) floats; the scales: "auto" or a float > 0."""
+        distances = self.distance_range
+        if distances != AUTO:
+            if isinstance(distances, str) or len(distances) != 2:
+                raise ValueError(f"distance_range: 'auto' or [lo, hi] metres, got {distances!r}")
+            object.__setattr__(self, "distance_range", tuple(float(v) for v in distances))
+        sizes = tuple(float(v) for v in self.apparent_size_range)
+        if len(sizes) != 2:
+            raise ValueError(f"apparent_size_range: [lo, hi], got {self.apparent_size_range!r}")
+        object.__setattr__(self, "apparent_size_range", sizes)
+        for key in ("clutter_scale", "noise_xy_scale"):
+            value = getattr(self, key)
+            if value != AUTO:
+                if isinstance(value, str | bool) or not float(value) > 0:
+                    raise ValueError(f"{key}: 'auto' or a number > 0, got {value!r}")
+                object.__setattr__(self, key, float(value))
+
     @property
     def level_names(self) -> tuple[str, ...]:
         """Noise level names in the order that ``level`` indices refer to."""
         return tuple(self.noise_mix)
+
+    def distances_for(self, diameter: float, fx: float) -> tuple[float, float]:
+        """(near, far) metres of ``distance_range`` for a model of ``diameter`` metres seen by a
+        camera of focal length ``fx`` pixels (before the 5 cm clearance, see synth_scene)."""
+        if self.distance_range != AUTO:
+            return self.distance_range
+        side = min(self.image_width, self.image_height)
+        lo, hi = self.apparent_size_range
+        return fx * diameter / (hi * side), fx * diameter / (lo * side)
+
+    def scale_for(self, key: str, diameter: float) -> float:
+        """The factor of ``clutter_scale`` or ``noise_xy_scale`` for a model of ``diameter``."""
+        value = getattr(self, key)
+        return diameter / LMO_DIAMETER_M if value == AUTO else float(value)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SynthConfig:

@@ -7,6 +7,7 @@ models, one ray-casting renderer whose BVHs are cached per model, the primitive 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,14 @@ class SampleSynthesizer:
         self.models: list[ObjectModel] = [registry.get(i) for i in registry.ids]
         self.renderer = RaycastRenderer(nthreads=1)
         self.primitives: list[ObjectModel] = sc.primitive_bank()
+        self._scaled_primitives: dict[float, list[ObjectModel]] = {1.0: self.primitives}
+
+    def check_config(self, cfg: SynthConfig) -> None:
+        """Raise ValueError when an explicit ``cfg.distance_range`` is too near for a model (parts
+        of it would be behind the camera: the fields would be meaningless or non-finite)."""
+        K = np.diag([cfg.fx_range[0], cfg.fx_range[0], 1.0])
+        for model in self.models:
+            sc.distance_range(cfg, model, K)
 
     def sample(
         self, cfg: SynthConfig, levels: Sequence[NoiseLevel], rng: np.random.Generator
@@ -59,12 +68,12 @@ class SampleSynthesizer:
         model = self.models[idx]
         K = sc.sample_intrinsics(rng, cfg.fx_range, cfg.image_width, cfg.image_height)
         T_true = sc.sample_true_pose(
-            rng, model, K, cfg.image_width, cfg.image_height, cfg.distance_range,
+            rng, model, K, cfg.image_width, cfg.image_height, sc.distance_range(cfg, model, K),
             cfg.upper_hemisphere_prob,
         )  # fmt: skip
         probs = np.array(list(cfg.noise_mix.values()))
         level = int(rng.choice(len(probs), p=probs / probs.sum()))
-        T_init = perturb_pose(T_true, levels[level], rng)
+        T_init = perturb_pose(T_true, _scaled_level(cfg, levels[level], model), rng)
         try:
             win2 = crop_window_for_box(K, T_init, model.bbox_corners_obj, S2, cfg.padding)
         except ValueError:  # T0 puts the box (partly) behind the camera
@@ -103,8 +112,9 @@ class SampleSynthesizer:
         canvas = bg.random_background(S2, rng).astype(np.float32) / 255.0
         zbuf = np.full((S2, S2), np.inf, np.float32)
         target = sc.render_layer(self.renderer, self.models[idx], T_true, K2, S2, shading)
+        scale = cfg.scale_for("clutter_scale", self.models[idx].diameter)
         for _ in range(int(rng.integers(0, 4))):
-            self._add(rng, idx, T_true, K2, S2, shading, canvas, zbuf, None, front=False)
+            self._add(rng, idx, scale, T_true, K2, S2, shading, canvas, zbuf, None, front=False)
         if target is not None:
             sc.composite(canvas, zbuf, target)
         hidden = np.zeros((S2, S2), bool)
@@ -112,7 +122,9 @@ class SampleSynthesizer:
         if cfg.max_occluders > 0 and rng.random() < cfg.occluder_prob:
             n_occ = int(rng.integers(1, cfg.max_occluders + 1))
         for _ in range(n_occ):
-            self._add(rng, idx, T_true, K2, S2, shading, canvas, zbuf, (target, hidden), front=True)
+            self._add(
+                rng, idx, scale, T_true, K2, S2, shading, canvas, zbuf, (target, hidden), front=True
+            )
         cover = cv2.resize(coverage, (S, S), interpolation=cv2.INTER_AREA)
         visible = np.zeros((S, S), bool)
         if target is not None:
@@ -126,19 +138,28 @@ class SampleSynthesizer:
             noisy = bg.add_sensor_noise(small, rng).astype(np.float32)
         return np.rint(noisy * cover[..., None]).astype(np.uint8), visible
 
-    def _pick(self, rng: np.random.Generator, idx: int) -> tuple[ObjectModel, np.ndarray | None]:
-        """Another registry model (own colours) or a primitive with a random flat colour."""
+    def _pick(
+        self, rng: np.random.Generator, idx: int, scale: float
+    ) -> tuple[ObjectModel, np.ndarray | None]:
+        """Another registry model (own colours) or a primitive scaled by ``scale`` with a random
+        flat colour."""
         others = [i for i in range(len(self.models)) if i != idx]
         if others and rng.random() < 0.5:
             return self.models[others[int(rng.integers(len(others)))]], None
-        prim = self.primitives[int(rng.integers(len(self.primitives)))]
-        return prim, rng.uniform(0.05, 1.0, size=3)
+        if scale not in self._scaled_primitives:  # one bank per scale (per target model)
+            self._scaled_primitives[scale] = [sc.scaled_model(p, scale) for p in self.primitives]
+        bank = self._scaled_primitives[scale]
+        return bank[int(rng.integers(len(bank)))], rng.uniform(0.05, 1.0, size=3)
 
-    def _add(self, rng, idx, T_true, K2, S2, shading, canvas, zbuf, occluding, front) -> None:
-        """Place, render and composite one occluder (``front``) or clutter object (behind)."""
-        model, tint = self._pick(rng, idx)
-        place = sc.occluder_pose if front else sc.clutter_pose
-        T = place(rng, self.models[idx], T_true, model, K2, S2)
+    def _add(self, rng, idx, scale, T_true, K2, S2, shading, canvas, zbuf, occluding, front):
+        """Place, render and composite one occluder (``front``) or clutter object (behind);
+        ``scale``: the clutter scale of the target model ``idx``."""
+        target = self.models[idx]
+        model, tint = self._pick(rng, idx, scale)
+        if front:
+            T = sc.occluder_pose(rng, target, T_true, model, K2, S2)
+        else:
+            T = sc.clutter_pose(rng, target, T_true, model, K2, S2, gap_scale=scale)
         layer = None if T is None else sc.render_layer(self.renderer, model, T, K2, S2, shading)
         if layer is None:
             return
@@ -149,6 +170,14 @@ class SampleSynthesizer:
                 return  # would hide too much of the object: leave this occluder out
             hidden[...] = now
         sc.composite(canvas, zbuf, layer, tint)
+
+
+def _scaled_level(cfg: SynthConfig, level: NoiseLevel, model: ObjectModel) -> NoiseLevel:
+    """``level`` with its lateral σ_xy scaled by ``cfg.noise_xy_scale`` for ``model``."""
+    scale = cfg.scale_for("noise_xy_scale", model.diameter)
+    if scale == 1.0:
+        return level
+    return dataclasses.replace(level, sigma_xy_m=level.sigma_xy_m * scale)
 
 
 def _camera_image(

@@ -7,6 +7,7 @@ conventions of :mod:`gcf_ros.core`. Every random draw comes from the caller's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from gcf_ros.core import _mesh_utils as mu
 from gcf_ros.core.models import ObjectModel
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import Shading
+from gcf_ros.train.synth_config import AUTO, SynthConfig
 
 _PRIMITIVE_SEED = 2020  # the primitive bank is fixed, so every worker holds the same one
 _NEAR = 0.05  # metres: nothing is placed closer to the camera than this
@@ -94,6 +96,36 @@ def upper_hemisphere_rotation(
     return roll @ R_cam_obj @ _rotation_up_to_z(np.asarray(up_obj, dtype=np.float64))
 
 
+def clearance_distance(model: ObjectModel, cfg: SynthConfig) -> float:
+    """Metres: the nearest box-centre distance at which the model's box lies wholly beyond _NEAR
+    wherever :func:`sample_true_pose` puts it in the image (5 % margin), for every camera of
+    ``cfg`` (smallest fx, fy = 0.98 fx, principal point 10 px off centre: a bound)."""
+    fx = cfg.fx_range[0]
+    du = 0.45 * cfg.image_width + 10.5  # the farthest ray from the principal point, pixels
+    dv = 0.45 * cfg.image_height + 10.5
+    min_ray_z = 1.0 / math.sqrt(1.0 + (du / fx) ** 2 + (dv / (0.98 * fx)) ** 2)
+    return (_box_radius(model) + _NEAR) / min_ray_z
+
+
+def distance_range(cfg: SynthConfig, model: ObjectModel, K: np.ndarray) -> tuple[float, float]:
+    """(near, far) metres of the box-centre distance of ``model`` seen by camera ``K``:
+    ``cfg.distance_range``, or with "auto" the distances at which the model's diameter spans
+    ``cfg.apparent_size_range`` of the image, its near end moved out to
+    :func:`clearance_distance`. An explicit range nearer than that raises ValueError."""
+    near, far = cfg.distances_for(model.diameter, float(K[0, 0]))
+    clear = clearance_distance(model, cfg)
+    if near >= clear:
+        return near, far
+    if cfg.distance_range != AUTO:
+        raise ValueError(
+            f"distance_range {list(cfg.distance_range)} m is too near for model "
+            f"{model.model_id!r} (diameter {model.diameter:.3g} m): parts of it would be behind "
+            f"the camera; its near end must be >= {clear:.3g} m, or use distance_range: auto "
+            f"(the distances from the model's size)"
+        )
+    return clear, max(far, clear)
+
+
 def sample_true_pose(
     rng: np.random.Generator,
     model: ObjectModel,
@@ -119,6 +151,20 @@ def sample_true_pose(
     T[:3, :3] = R
     T[:3, 3] = distance * ray - R @ _box_centre(model)
     return T
+
+
+def scaled_model(model: ObjectModel, factor: float) -> ObjectModel:
+    """``model`` scaled by ``factor`` about its frame's origin (``model`` itself for 1)."""
+    if factor == 1.0:
+        return model
+    return dataclasses.replace(
+        model,
+        model_id=f"{model.model_id}_x{factor:.3g}",
+        verts_obj=model.verts_obj * factor,
+        diameter=model.diameter * factor,
+        bbox_min=model.bbox_min * factor,
+        bbox_max=model.bbox_max * factor,
+    )
 
 
 def primitive_bank(count: int = 16) -> list[ObjectModel]:
@@ -271,11 +317,12 @@ def clutter_pose(
     model: ObjectModel,
     K: np.ndarray,
     size: int,
+    gap_scale: float = 1.0,
 ) -> np.ndarray:
     """A random pose of ``model`` behind the target, centred anywhere in (or just beside) the
-    window: depth = target depth + radii + U(0, 0.5) m."""
+    window: depth = target depth + radii + U(0, 0.5 · ``gap_scale``) m."""
     centre = T_target[:3, :3] @ _box_centre(target) + T_target[:3, 3]
     z = centre[2] + target.diameter / 2 + _box_radius(model) * rng.uniform(0.5, 1.0)
-    z += rng.uniform(0.0, 0.5)
+    z += rng.uniform(0.0, 0.5 * gap_scale)
     uv = rng.uniform(-0.1 * size, 1.1 * size, size=2)
     return pose_at_pixel(rng, model, K, uv, z)

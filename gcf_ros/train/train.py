@@ -9,6 +9,11 @@ and the models' diameters). AdamW, linear warm-up then a cosine decay to zero, g
 Batches are drawn without a sampler state: iteration k takes the (k mod n_b)-th batch of the
 permutation of epoch k // n_b drawn from ``default_rng([seed, epoch])``, so a resumed run sees
 exactly the batches an uninterrupted run does.
+
+A non-finite loss, gradient norm or validation number stops the run with
+:class:`~gcf_ros.train.guards.NonFiniteError` before the optimiser step (the checkpoints written
+before it stay, nothing is exported), and :meth:`Trainer.export` refuses to write non-finite
+weights or into the shipped weights folder (:mod:`gcf_ros.train.guards`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ from gcf_ros.gcf.network import (
 )
 from gcf_ros.gcf.weights_meta import WeightsMeta
 from gcf_ros.train.augment import augment_images
+from gcf_ros.train.guards import (
+    NonFiniteError,
+    check_export_path,
+    check_finite_record,
+    check_finite_state,
+    non_finite_counts,
+)
 from gcf_ros.train.pose_loss import one_step_error, saturate
 from gcf_ros.train.shards import ShardBatch, ShardDataset
 
@@ -50,7 +62,7 @@ class TrainConfig:
     train_dir: str = "data/synthetic/train"
     val_dir: str = "data/synthetic/val"
     out_dir: str = "runs/gcf_lmo"
-    export: str = "weights/gcf_lmo.pt"
+    export: str = "runs/gcf_lmo/gcf_lmo.pt"  # never into weights/: see guards.check_export_path
     batch_size: int = 32
     iterations: int = 6000
     lr: float = 2e-3
@@ -235,13 +247,35 @@ class Trainer:
         diameter = self.batch_diameters("train", batch)
         image = augment_images(batch.image) if self.config.augment else batch.image
         loss, stats = gcf_loss(self.net(image, batch.render), batch, self.config, diameter)
+        if not math.isfinite(stats["loss"]):
+            self._stop("loss", stats["loss"], batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
+        if not math.isfinite(float(grad_norm)):
+            self._stop("gradient norm", float(grad_norm), batch)
         self.optimizer.step()
         self.scheduler.step()
         self.iteration += 1
         return {**stats, "grad_norm": float(grad_norm)}
+
+    def _stop(self, what: str, value: float, batch: ShardBatch) -> None:
+        """Raise NonFiniteError for training iteration ``self.iteration + 1`` (before its
+        optimiser step: the weights stay those of the last finite step), naming the batch's
+        non-finite inputs if it has any."""
+        message = f"iteration {self.iteration + 1}: the {what} is {value}"
+        inputs = {k: getattr(batch, k) for k in ("image", "render", "field")}
+        data = non_finite_counts(inputs)
+        if data:
+            rows = torch.zeros(len(batch.field), dtype=torch.bool)
+            for t in inputs.values():
+                rows |= (~torch.isfinite(t)).flatten(1).any(1).cpu()
+            order = np.sort(self.batch_indices(self.iteration))  # ShardDataset.batch's rows
+            samples = order[rows.numpy()].tolist()
+            counts = ", ".join(f"{k} ({n} values)" for k, n in data.items())
+            message += (f"; the batch's data is not finite: {counts} in training samples "
+                        f"{samples}: regenerate them with gcf-synth")  # fmt: skip
+        raise NonFiniteError(message)
 
     def batch_diameters(self, split: str, batch: ShardBatch) -> torch.Tensor | None:
         """(B,) diameters (m) of a ``split`` ("train" / "val") batch's models; None without them."""
@@ -375,11 +409,13 @@ class Trainer:
 
     def _validate_and_log(self, train_stats: dict, seconds: float) -> dict:
         """Validate, keep best.pt, append the record to log.jsonl and print it."""
+        validation = self.validate()
+        check_finite_record(validation, f"validation at iteration {self.iteration}")
         record = {
             "iteration": self.iteration,
             "lr": self.scheduler.get_last_lr()[0],
             **{f"train_{k}": v for k, v in train_stats.items()},
-            **self.validate(),
+            **validation,
             "seconds": round(seconds, 1),
         }
         key = self.selection_key
@@ -453,14 +489,28 @@ class Trainer:
         self.init_meta = {"path": str(path), "command": meta.get("command", ""),
                           "val_epe": meta.get("val_epe"), "grown": grown}  # fmt: skip
 
-    def export(self, path: str | Path | None = None, command: str = "") -> Path:
-        """Write the weights-only file of the best checkpoint (else the current net)."""
-        path = self._path(self.config.export) if path is None else Path(path)
+    @property
+    def export_path(self) -> Path:
+        """Where :meth:`export` writes by default (``config.export``, relative to the root)."""
+        return self._path(self.config.export)
+
+    def export(
+        self, path: str | Path | None = None, command: str = "", overwrite_shipped: bool = False
+    ) -> Path:
+        """Write the weights-only file of the best checkpoint (else the current net).
+
+        Raises ValueError for a path in the shipped weights folder unless ``overwrite_shipped``,
+        NonFiniteError when the weights or the best validation number are not finite."""
+        path = self.export_path if path is None else Path(path)
+        check_export_path(path, overwrite_shipped)
+        if any(isinstance(v, float) and math.isnan(v) for v in self.best.values()):
+            raise NonFiniteError(f"the best validation record is NaN: {self.best}")
         best_path, net = self.out_dir / "best.pt", self.net
         if best_path.is_file():
             net = GcfNet(self.config.net)
             state = torch.load(best_path, map_location="cpu", weights_only=True)
             net.load_state_dict(state["model"])
+        check_finite_state(net.state_dict(), f"the weights to export to {path}")
         training = {
             "train_config": self.config.to_dict(),
             "iteration": self.iteration,

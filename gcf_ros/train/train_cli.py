@@ -6,8 +6,15 @@
 Reads the ``train:`` section of the YAML file (``TrainConfig``; relative paths are relative to the
 repository root). Writes ``<out>/last.pt`` and ``<out>/best.pt`` (full checkpoints), one JSON line
 per validation to ``<out>/log.jsonl`` and stdout, and at the end the weights-only file of the best
-checkpoint to the ``export`` path (default weights/gcf_lmo.pt). ``--init`` starts a new run (fresh
-optimiser and schedule) from the network of a weights file: a continuation of an earlier training.
+checkpoint to the ``export`` path (default runs/gcf_lmo/gcf_lmo.pt). ``--init`` starts a new run
+(fresh optimiser and schedule) from the network of a weights file: a continuation of an earlier
+training.
+
+A NaN or infinite loss, gradient norm or validation number stops the run at once (exit status 3):
+the checkpoints written before it stay, nothing is exported. An export into the shipped weights
+folder (weights/) is refused before training starts unless --overwrite-shipped is given: export
+under runs/ and copy the chosen file there by hand (python -m gcf_ros.gcf.weights_meta edits
+what it records).
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from gcf_ros.train.guards import NonFiniteError, check_export_path
 from gcf_ros.train.train import TrainConfig, Trainer
+
+EXIT_NON_FINITE = 3
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -91,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop after this iteration of the planned schedule (exported as usual)",
     )
+    p.add_argument(
+        "--overwrite-shipped",
+        action="store_true",
+        help="allow the export to write into the shipped weights folder (weights/)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -107,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"iterations": args.iterations, "out_dir": args.out, "lr": args.lr,
                      "export": args.export}  # fmt: skip
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
+        # before hours of training (an absolute export path stays itself under repo_root() /)
+        check_export_path(repo_root() / config.export, args.overwrite_shipped)
         trainer = Trainer(config, repo_root(), args.device, load_diameters(args.config),
                           args.data_on_device)  # fmt: skip
         last = trainer.out_dir / "last.pt"
@@ -125,23 +142,38 @@ def main(argv: list[str] | None = None) -> int:
         f"gcf-train: {len(trainer.train_set)} train / {len(trainer.val_set)} val samples, "
         f"{sum(p.numel() for p in trainer.net.parameters())} parameters, {trainer.device}"
     )
+    print(f"gcf-train: checkpoints -> {trainer.out_dir}, weights -> {trainer.export_path}")
     limit = None if args.max_minutes is None else 60.0 * args.max_minutes
-    record = trainer.fit(
-        progress=not args.no_progress,
-        max_seconds=limit,
-        stop_after=args.stop_after,
-        fit_schedule=args.fit_schedule,
-    )
     command = shlex.join(["gcf-train", *(sys.argv[1:] if argv is None else argv)])
-    path = trainer.export(command=command)
-    best, last_epe = trainer.best, record.get("val_epe", float("nan"))
-    key = trainer.selection_key
-    print(
-        f"gcf-train: best {key} {best.get(key, float('nan')):.3f} px (val EPE "
-        f"{best['val_epe']:.3f} px, iteration {best['iteration']}), last val EPE {last_epe:.3f} px;"
-        f" weights -> {path}"
-    )
+    try:
+        record = trainer.fit(
+            progress=not args.no_progress,
+            max_seconds=limit,
+            stop_after=args.stop_after,
+            fit_schedule=args.fit_schedule,
+        )
+        path = trainer.export(command=command, overwrite_shipped=args.overwrite_shipped)
+    except NonFiniteError as err:
+        print(
+            f"gcf-train: stopped, not finite: {err}. Nothing exported; the checkpoints written "
+            f"before it are in {trainer.out_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_NON_FINITE
+    print(f"gcf-train: {_summary(trainer, record)}; weights -> {path}")
     return 0
+
+
+def _summary(trainer: Trainer, record: dict) -> str:
+    """The best validation (the selection key, its EPE and iteration) and the last val EPE."""
+    best, key = trainer.best, trainer.selection_key
+    if key not in best or best["iteration"] < 0:
+        return "no validation recorded"
+    text = (f"best {key} {best[key]:.3f} (val EPE {best['val_epe']:.3f} px, iteration "
+            f"{best['iteration']})")  # fmt: skip
+    if "val_epe" in record:
+        text += f", last val EPE {record['val_epe']:.3f} px"
+    return text
 
 
 if __name__ == "__main__":

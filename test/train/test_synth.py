@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -29,7 +30,7 @@ from gcf_ros.train.synth_sample import _camera_image
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY = REPO / "config" / "models.yaml"
-CONFIG = SynthConfig()
+CONFIG = SynthConfig.from_yaml(REPO / "config" / "train.yaml")  # the LM-O set's absolute lengths
 S = CONFIG.window_size
 N = 6
 _SMALL_MODELS = ("obj_000001", "obj_000009")
@@ -100,7 +101,7 @@ def test_initial_pose_within_the_largest_level(shard):
 
 
 def test_tiny_level_starts_near_aligned():
-    config = SynthConfig(window_size=32, noise_mix={"tiny": 1.0, "xlarge": 0.0})
+    config = dataclasses.replace(CONFIG, window_size=32, noise_mix={"tiny": 1.0, "xlarge": 0.0})
     data = generate_shard(config, REGISTRY, seed=3, n=3)
     assert config.level_names == ("tiny", "xlarge") and (data["level"] == 0).all()
     for T_true, T_init in zip(data["T_true"], data["T_init"], strict=True):
@@ -161,7 +162,8 @@ def test_write_shards_spawn_pool_matches_in_process(tmp_path):
 
 def test_config_yaml(tmp_path):
     config, models = load_synth_yaml(REPO / "config" / "train.yaml")
-    assert config == SynthConfig()
+    # the defaults but for the LM-O lengths pinned in the file ("auto" elsewhere)
+    assert config == SynthConfig(distance_range=(0.35, 1.5), clutter_scale=1.0, noise_xy_scale=1.0)
     assert models == REGISTRY.resolve()
     path = tmp_path / "train.yaml"
     path.write_text(

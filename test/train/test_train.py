@@ -7,6 +7,7 @@ on the mask and the true field is (4c, -2c) px there.
 import dataclasses
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,3 +246,90 @@ def test_augment_images_keeps_range_and_changes_pixels():
     assert not torch.equal(out, image) and (out - image).abs().mean() < 0.2
     again = augment_images(image, torch.Generator().manual_seed(1))
     assert torch.equal(out, again)  # seeded: reproducible
+
+
+def _cli_yaml(data_root, tmp_path, **overrides) -> list[str]:
+    """gcf-train arguments for a 6-iteration run validated and checkpointed every 2 iterations,
+    exporting to tmp_path/weights.pt."""
+    config = _config(data_root, tmp_path / "unused", iterations=6, val_every=2, ckpt_every=2)
+    section = {**config.to_dict(), "export": str(tmp_path / "weights.pt"), **overrides}
+    yaml_path = tmp_path / "train.yaml"
+    yaml_path.write_text(yaml.safe_dump({"synth": {"window_size": S}, "train": section}))
+    return ["--config", str(yaml_path), "--out", str(tmp_path / "run"), "--no-progress"]
+
+
+def test_nan_loss_stops_the_run_without_export(data_root, tmp_path, monkeypatch, capsys):
+    import gcf_ros.train.train as train_module
+
+    real, calls = train_module.gcf_loss, itertools.count(1)
+
+    def nan_at_iteration_3(*args, **kwargs):
+        loss, stats = real(*args, **kwargs)
+        if next(calls) == 3:
+            loss, stats = loss * float("nan"), {**stats, "loss": float("nan")}
+        return loss, stats
+
+    monkeypatch.setattr(train_module, "gcf_loss", nan_at_iteration_3)
+    assert main(_cli_yaml(data_root, tmp_path)) == 3
+    err = capsys.readouterr().err
+    assert "iteration 3: the loss is nan" in err and "Nothing exported" in err, err
+    assert not (tmp_path / "weights.pt").exists()
+    # the checkpoints before the failure stay; nothing of iteration 3 was saved
+    assert torch.load(tmp_path / "run/last.pt", weights_only=True)["iteration"] == 2
+    assert (tmp_path / "run/best.pt").is_file()
+    log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [2]
+
+
+def test_non_finite_gradient_or_validation_stops_the_run(data_root, tmp_path, monkeypatch):
+    from gcf_ros.train.guards import NonFiniteError
+
+    trainer = Trainer(_config(data_root, tmp_path / "run", val_every=2))
+    before = {k: p.detach().clone() for k, p in trainer.net.named_parameters()}
+    with monkeypatch.context() as m:
+        m.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: torch.tensor(float("inf")))
+        with pytest.raises(NonFiniteError, match="iteration 1: the gradient norm is inf"):
+            trainer.step()
+    assert trainer.iteration == 0  # no optimiser step was taken
+    for k, p in trainer.net.named_parameters():
+        assert torch.equal(p, before[k]), k
+    monkeypatch.setattr(Trainer, "validate", lambda self: {"val_epe": float("nan")})
+    with pytest.raises(NonFiniteError, match="validation at iteration 2: non-finite val_epe"):
+        trainer.fit(progress=False)
+    assert not (tmp_path / "run/best.pt").exists() and not (tmp_path / "run/last.pt").exists()
+
+
+def test_non_finite_training_data_is_named(data_root, tmp_path):
+    from gcf_ros.train.guards import NonFiniteError
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    arrays = _shard(16, seed=9)
+    arrays["field"][5, 0, S // 2, S // 2] = np.nan  # on the mask of sample 5
+    np.savez(bad / "shard_00000.npz", **arrays)
+    trainer = Trainer(_config(data_root, tmp_path / "run", train_dir=str(bad)))
+    with pytest.raises(NonFiniteError, match=r"field \(1 values\) in training samples \[5\]"):
+        for _ in range(2):  # two batches of 8: sample 5 is in one of them
+            trainer.step()
+
+
+def test_export_into_the_shipped_weights_is_refused(data_root, tmp_path, monkeypatch, capsys):
+    from gcf_ros.resources import share_dir
+    from gcf_ros.train import guards
+
+    repo_weights = Path(__file__).resolve().parents[2] / "weights"
+    for target in ("weights/gcf_test_export.pt", str(share_dir() / "weights" / "gcf_lmo.pt")):
+        args = _cli_yaml(data_root, tmp_path)
+        assert main([*args, "--export", target]) == 2
+        assert "refusing to export" in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()  # refused before any training
+    assert not (repo_weights / "gcf_test_export.pt").exists()
+    # --overwrite-shipped writes there (a stand-in folder: the real one stays untouched)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setattr(guards, "shipped_weights_dirs", lambda: [shipped])
+    args = _cli_yaml(data_root, tmp_path, export=str(shipped / "gcf.pt"))
+    assert main(args) == 2 and not (shipped / "gcf.pt").exists()
+    assert main([*args, "--overwrite-shipped"]) == 0 and (shipped / "gcf.pt").is_file()
+    with pytest.raises(ValueError, match="refusing"):  # the library call refuses too
+        Trainer(_config(data_root, tmp_path / "lib", iterations=1)).export(shipped / "x.pt")
