@@ -102,6 +102,9 @@ def mesh_variant(model: ObjectModel, faces: int) -> ObjectModel:
         symmetric=model.symmetric,
         tf_name=model.tf_name,
         source_path=model.source_path,
+        symmetry=model.symmetry,
+        up_axis=model.up_axis,
+        color_source=model.color_source,
     )
 
 

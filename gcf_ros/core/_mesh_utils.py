@@ -121,17 +121,23 @@ def check_arrays(mesh: o3d.geometry.TriangleMesh, path: Path) -> None:
         )
 
 
-def vertex_colors(mesh: o3d.geometry.TriangleMesh, flat: tuple[float, float, float]) -> np.ndarray:
-    """(V, 3) float64 RGB in [0, 1]: the file's vertex colours, else texture, else ``flat``."""
+def vertex_colors(
+    mesh: o3d.geometry.TriangleMesh, flat: tuple[float, float, float]
+) -> tuple[np.ndarray, str]:
+    """(V, 3) float64 RGB in [0, 1]: the file's vertex colours, else texture, else ``flat``;
+    and the source: ``"vertex"``, or the ``"+"``-joined sources used of ``"texture"``, ``"flat"``.
+    """
     n_verts = len(mesh.vertices)
     if mesh.has_vertex_colors():
-        return np.clip(np.asarray(mesh.vertex_colors, dtype=np.float64), 0.0, 1.0)
+        return np.clip(np.asarray(mesh.vertex_colors, dtype=np.float64), 0.0, 1.0), "vertex"
     colors = np.tile(np.asarray(flat, dtype=np.float64), (n_verts, 1))
+    has_sample = np.zeros(n_verts, dtype=bool)
     sampled = _texture_vertex_colors(mesh)
     if sampled is not None:
         rgb, has_sample = sampled
         colors[has_sample] = rgb[has_sample]
-    return colors
+    sources = ["texture"] if has_sample.any() else []
+    return colors, "+".join(sources + (["flat"] if not has_sample.all() else []))
 
 
 def _texture_vertex_colors(mesh: o3d.geometry.TriangleMesh) -> tuple[np.ndarray, np.ndarray] | None:

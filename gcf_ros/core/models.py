@@ -11,85 +11,43 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import open3d as o3d
-import yaml
 
 from gcf_ros.core import _decimate
 from gcf_ros.core import _mesh_utils as mu
 from gcf_ros.core._mesh_utils import ModelLoadError
+from gcf_ros.core.model_spec import (
+    DEFAULT_MAX_FACES,
+    UP_AXES,
+    ModelSpec,
+    read_registry_yaml,
+    size_warning,
+)
+from gcf_ros.core.symmetry import Symmetry
 
 __all__ = [
+    "COLOR_SOURCES",
     "DEFAULT_COLOR",
     "DEFAULT_MAX_FACES",
     "SUPPORTED_EXTENSIONS",
+    "UP_AXES",
     "ModelLoadError",
     "ModelRegistry",
     "ModelSpec",
     "ObjectModel",
+    "Symmetry",
     "load_model",
 ]
 
 _LOG = logging.getLogger(__name__)
 SUPPORTED_EXTENSIONS = mu.SUPPORTED_EXTENSIONS
 DEFAULT_COLOR: tuple[float, float, float] = (0.7, 0.7, 0.7)
-# Load-time face limit: 10x the largest LM-O model (45 666 faces); above it a mesh is decimated.
-DEFAULT_MAX_FACES = 500_000
-_YAML_KEYS = frozenset(
-    {"mesh", "scale", "symmetric", "tf_name", "face_budget", "color", "max_faces"}
-)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How to load one CAD model.
-
-    Attributes:
-        model_id: registry id, e.g. ``"obj_000001"``.
-        mesh_path: the mesh file (.ply, .obj, .stl, .glb, .gltf).
-        scale: mesh units → metres (0.001 for millimetre meshes); finite and > 0.
-        symmetric: the object has a symmetry (pose ambiguity) that metrics must account for.
-        tf_name: TF-friendly frame name; ``None`` means ``model_id``.
-        face_budget: maximum number of faces of the render mesh (``None``: full resolution).
-        color: flat RGB in [0, 1] used when the mesh has neither vertex colours nor a texture
-            (``None``: :data:`DEFAULT_COLOR`).
-        max_faces: load-time face limit: a mesh with more faces is decimated at load by vertex
-            clustering (linear time; vertices move by less than one grid cell per axis), with a
-            warning. Bounds the memory and start-up time whatever the file holds.
-    """
-
-    model_id: str
-    mesh_path: Path
-    scale: float = 1.0
-    symmetric: bool = False
-    tf_name: str | None = None
-    face_budget: int | None = None
-    color: tuple[float, float, float] | None = None
-    max_faces: int = DEFAULT_MAX_FACES
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model_id, str) or not self.model_id:
-            raise ModelLoadError(f"model_id must be a non-empty string, got {self.model_id!r}")
-        object.__setattr__(self, "mesh_path", Path(self.mesh_path))
-        object.__setattr__(self, "scale", mu.check_scale(self.model_id, self.scale))
-        if not isinstance(self.symmetric, bool):
-            raise ModelLoadError(f"model {self.model_id!r}: symmetric must be true or false")
-        if self.tf_name is not None and (not isinstance(self.tf_name, str) or not self.tf_name):
-            raise ModelLoadError(f"model {self.model_id!r}: tf_name must be a non-empty string")
-        for name, optional in (("face_budget", True), ("max_faces", False)):
-            value = getattr(self, name)
-            if value is None and optional:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ModelLoadError(f"model {self.model_id!r}: {name} must be an integer")
-            if value < 1:
-                raise ModelLoadError(f"model {self.model_id!r}: {name} must be >= 1")
-        if self.color is not None:
-            object.__setattr__(self, "color", mu.check_color(self.model_id, self.color))
+COLOR_SOURCES = ("vertex", "texture", "material", "flat")
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,9 +63,16 @@ class ObjectModel:
         diameter: metres, the largest distance between two vertices (exact, over the hull).
         bbox_min: (3,) float32, metres, minimum corner of the axis-aligned box, object frame.
         bbox_max: (3,) float32, metres, maximum corner of the axis-aligned box, object frame.
-        symmetric: the object has a pose-ambiguous symmetry.
+        symmetric: the object has a pose-ambiguous symmetry; must equal ``symmetry.symmetric``
+            when ``symmetry`` is given (kept for callers that pass or read a bool).
         tf_name: TF-friendly frame name.
         source_path: the mesh file it was loaded from.
+        symmetry: (keyword) the symmetries; ``None`` → from ``symmetric`` (``True``: kind
+            ``"unspecified"``, transforms unknown).
+        up_axis: (keyword) (3,) float64 unit up direction in the object frame (default +z), for
+            synthetic view sampling. The mesh is never rotated to it.
+        color_source: (keyword) where ``vert_colors`` came from: a ``"+"``-joined subset of
+            :data:`COLOR_SOURCES` (``"vertex"``, ``"texture"``, ``"material"``, ``"flat"``).
     """
 
     model_id: str
@@ -121,6 +86,9 @@ class ObjectModel:
     symmetric: bool
     tf_name: str
     source_path: Path
+    symmetry: Symmetry | None = field(default=None, kw_only=True)
+    up_axis: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]), kw_only=True)
+    color_source: str = field(default="vertex", kw_only=True)
 
     def __post_init__(self) -> None:
         n_verts = len(self.verts_obj)
@@ -140,6 +108,28 @@ class ObjectModel:
             object.__setattr__(self, name, array)
         object.__setattr__(self, "diameter", float(self.diameter))
         object.__setattr__(self, "source_path", Path(self.source_path))
+        self._set_symmetry()
+        up = np.array(self.up_axis, dtype=np.float64, copy=True)
+        if up.shape != (3,) or not np.linalg.norm(up) > 1e-9:
+            raise ValueError(f"ObjectModel.up_axis: expected a non-zero (3,) vector, got {up}")
+        up /= np.linalg.norm(up)
+        up.flags.writeable = False
+        object.__setattr__(self, "up_axis", up)
+
+    def _set_symmetry(self) -> None:
+        if self.symmetry is None:
+            object.__setattr__(self, "symmetry", Symmetry.from_flag(bool(self.symmetric)))
+        elif bool(self.symmetric) != self.symmetry.symmetric:
+            raise ValueError(
+                f"ObjectModel {self.model_id!r}: symmetric={self.symmetric} contradicts symmetry "
+                f"{self.symmetry.describe()!r}"
+            )
+        object.__setattr__(self, "symmetric", self.symmetry.symmetric)
+
+    def _meta(self) -> dict[str, Any]:
+        """The non-geometry fields, to rebuild this model around another mesh."""
+        names = ("model_id", "symmetry", "tf_name", "up_axis", "color_source")
+        return {name: getattr(self, name) for name in names}
 
     @property
     def num_faces(self) -> int:
@@ -173,7 +163,7 @@ class ObjectModel:
         _LOG.info(
             "%s: simplified %d → %d faces", self.model_id, self.num_faces, len(mesh.triangles)
         )
-        return _model_from_mesh(mesh, self.model_id, self.symmetric, self.tf_name, self.source_path)
+        return _model_from_mesh(mesh, self.source_path, **self._meta())
 
     def to_open3d_legacy(self) -> o3d.geometry.TriangleMesh:
         """A new legacy open3d mesh (float64 copies) with colours and normals, metres."""
@@ -196,7 +186,8 @@ def load_model(spec: ModelSpec) -> ObjectModel:
     mesh = mu.read_mesh(path)
     mu.check_arrays(mesh, path)
     color = spec.color if spec.color is not None else DEFAULT_COLOR
-    mesh.vertex_colors = o3d.utility.Vector3dVector(mu.vertex_colors(mesh, color))
+    colors, color_source = mu.vertex_colors(mesh, color)
+    mesh.vertex_colors = o3d.utility.Vector3dVector(colors)
     if len(mesh.triangles) > spec.max_faces:
         mesh = _limit_faces(mesh, spec, path)
     else:
@@ -207,8 +198,20 @@ def load_model(spec: ModelSpec) -> ObjectModel:
         mu.warn_non_manifold(mesh, path)
         mu.ensure_normals(mesh, recompute=is_stl)
     mesh.vertices = o3d.utility.Vector3dVector(np.asarray(mesh.vertices) * spec.scale)
-    tf_name = spec.tf_name or spec.model_id
-    return _model_from_mesh(mesh, spec.model_id, spec.symmetric, tf_name, path)
+    model = _model_from_mesh(
+        mesh,
+        path,
+        model_id=spec.model_id,
+        symmetry=spec.symmetry,
+        tf_name=spec.tf_name or spec.model_id,
+        up_axis=spec.up_vector,
+        color_source=color_source,
+    )
+    hint = size_warning(model.diameter, spec.scale)
+    if hint:
+        unit = f"unit {spec.unit}" if spec.unit else f"scale {spec.scale:g}"
+        _LOG.warning("%s: model %r (%s): %s; check its unit", path, spec.model_id, unit, hint)
+    return model
 
 
 def _limit_faces(
@@ -231,17 +234,15 @@ def _limit_faces(
     return out
 
 
-def _model_from_mesh(
-    mesh: o3d.geometry.TriangleMesh, model_id: str, symmetric: bool, tf_name: str, path: Path
-) -> ObjectModel:
-    """Wrap a cleaned legacy mesh (metres, with colours and normals) as an ObjectModel."""
+def _model_from_mesh(mesh: o3d.geometry.TriangleMesh, path: Path, **meta: Any) -> ObjectModel:
+    """Wrap a cleaned legacy mesh (metres, with colours and normals) as an ObjectModel; ``meta``:
+    model_id, symmetry, tf_name, up_axis, color_source."""
     verts = np.asarray(mesh.vertices, dtype=np.float64)
     diameter = mu.diameter(verts)
     if not diameter > 0.0:
         raise ModelLoadError(f"{path}: degenerate mesh (zero diameter)")
     verts32 = verts.astype(np.float32)
     return ObjectModel(
-        model_id=model_id,
         verts_obj=verts32,
         faces=np.asarray(mesh.triangles, dtype=np.int32),
         vert_colors=np.clip(np.asarray(mesh.vertex_colors), 0.0, 1.0),
@@ -249,9 +250,9 @@ def _model_from_mesh(
         diameter=diameter,
         bbox_min=verts32.min(axis=0),
         bbox_max=verts32.max(axis=0),
-        symmetric=symmetric,
-        tf_name=tf_name,
+        symmetric=meta["symmetry"].symmetric,
         source_path=path,
+        **meta,
     )
 
 
@@ -274,24 +275,10 @@ class ModelRegistry:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelRegistry:
-        """Read ``models: {id: {mesh, scale, symmetric, tf_name, face_budget, color, max_faces}}``.
-
-        Relative mesh paths are relative to the YAML file's folder.
+        """Read ``models: {id: {mesh, unit | scale, up_axis, symmetry, tf_name, ...}}`` (the
+        keys: ``config/models.yaml``). Relative mesh paths are relative to the YAML file's folder.
         """
-        path = Path(path).expanduser()
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ModelLoadError(f"{path}: model registry file not found") from None
-        except yaml.YAMLError as err:
-            raise ModelLoadError(f"{path}: invalid YAML: {err}") from err
-        if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
-            raise ModelLoadError(f"{path}: expected a top-level 'models:' mapping")
-        if set(doc) != {"models"}:
-            raise ModelLoadError(f"{path}: unknown top-level keys {sorted(set(doc) - {'models'})}")
-        base = path.resolve().parent
-        specs = {str(k): _spec_from_yaml(str(k), v, base, path) for k, v in doc["models"].items()}
-        return cls(specs)
+        return cls(read_registry_yaml(Path(path).expanduser()))
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -334,30 +321,3 @@ class ModelRegistry:
 
     def __repr__(self) -> str:
         return f"ModelRegistry({list(self.ids)})"
-
-
-def _spec_from_yaml(model_id: str, entry: Any, base: Path, yaml_path: Path) -> ModelSpec:
-    """One YAML entry → ModelSpec; errors name the YAML file, the model and the key."""
-    where = f"{yaml_path}: model {model_id!r}"
-    if not isinstance(entry, dict):
-        raise ModelLoadError(f"{where}: expected a mapping of settings, got {entry!r}")
-    unknown = sorted(set(entry) - _YAML_KEYS)
-    if unknown:
-        raise ModelLoadError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_YAML_KEYS)}")
-    if not isinstance(entry.get("mesh"), str) or not entry["mesh"]:
-        raise ModelLoadError(f"{where}: missing 'mesh' (path to the mesh file)")
-    mesh_path = Path(entry["mesh"]).expanduser()
-    mesh_path = mesh_path if mesh_path.is_absolute() else (base / mesh_path).resolve()
-    try:
-        return ModelSpec(
-            model_id=model_id,
-            mesh_path=mesh_path,
-            scale=entry.get("scale", 1.0),
-            symmetric=entry.get("symmetric", False),
-            tf_name=entry.get("tf_name"),
-            face_budget=entry.get("face_budget"),
-            color=entry.get("color"),
-            max_faces=entry.get("max_faces", DEFAULT_MAX_FACES),
-        )
-    except (ModelLoadError, TypeError) as err:
-        raise ModelLoadError(f"{yaml_path}: {err}") from err

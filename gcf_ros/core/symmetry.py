@@ -45,7 +45,8 @@ def _empty_transforms() -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Symmetry:
-    """The symmetries of one object. Arrays are float64 copies, read-only.
+    """The symmetries of one object. Arrays are float64 copies, read-only; equal and hashable by
+    value (so a :class:`~gcf_ros.core.models.ModelSpec` holding one is too).
 
     Attributes:
         kind: one of :data:`KINDS` (see the module docstring).
@@ -84,6 +85,18 @@ class Symmetry:
             if value is not None:
                 value.flags.writeable = False
             object.__setattr__(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Symmetry):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple:
+        axis = None if self.axis is None else self.axis.tobytes()
+        return (self.kind, self.transforms.tobytes(), axis, self.offset.tobytes())
 
     @property
     def symmetric(self) -> bool:

@@ -59,12 +59,22 @@ def _rotation_z_to(direction: np.ndarray) -> np.ndarray:
     return Rotation.from_rotvec(axis / s * math.atan2(s, float(direction[2]))).as_matrix()
 
 
-def upper_hemisphere_rotation(rng: np.random.Generator) -> np.ndarray:
+def _rotation_up_to_z(up_obj: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking the unit ``up_obj`` to +z (a half turn about x for -z)."""
+    if up_obj[2] < -1.0 + 1e-12:
+        return np.diag([1.0, -1.0, -1.0])
+    return _rotation_z_to(up_obj).T
+
+
+def upper_hemisphere_rotation(
+    rng: np.random.Generator, up_obj: np.ndarray | None = None
+) -> np.ndarray:
     """R_cam_obj (3, 3) of a camera on the optical axis looking at the model from above.
 
-    The direction from the object to the camera has elevation in [-10°, 90°] over the model's xy
-    plane (uniform in area on that band of the sphere) and a uniform azimuth; the model's +z
-    points up in the image, then the camera rolls by U(-30°, 30°) about its optical axis.
+    ``up_obj``: the model's up direction in its own frame (``ObjectModel.up_axis``; default +z).
+    The direction from the object to the camera has elevation in [-10°, 90°] over the plane
+    normal to it (uniform in area on that band of the sphere) and a uniform azimuth; the model's
+    up points up in the image, then the camera rolls by U(-30°, 30°) about its optical axis.
     """
     sin_el = rng.uniform(math.sin(math.radians(-10.0)), 1.0)
     az = rng.uniform(0.0, 2 * math.pi)
@@ -79,7 +89,9 @@ def upper_hemisphere_rotation(rng: np.random.Generator) -> np.ndarray:
     x_c = np.cross(y_c, z_c)
     R_cam_obj = np.stack([x_c, y_c, z_c])  # rows: camera axes in the object frame
     roll = Rotation.from_rotvec([0.0, 0.0, math.radians(rng.uniform(-30.0, 30.0))]).as_matrix()
-    return roll @ R_cam_obj
+    if up_obj is None or np.allclose(up_obj, (0.0, 0.0, 1.0)):  # R_cam_obj is R_cam_up
+        return roll @ R_cam_obj
+    return roll @ R_cam_obj @ _rotation_up_to_z(np.asarray(up_obj, dtype=np.float64))
 
 
 def sample_true_pose(
@@ -93,14 +105,14 @@ def sample_true_pose(
 ) -> np.ndarray:
     """T* (4, 4): the box centre at a distance U(distance_range) on the ray of a pixel uniform in
     the image (5 % margin); rotation from :func:`upper_hemisphere_rotation` with probability
-    ``upper_hemisphere_prob``, else uniform."""
+    ``upper_hemisphere_prob`` (about the model's ``up_axis``), else uniform."""
     distance = rng.uniform(*distance_range)
     u = rng.uniform(0.05 * width, 0.95 * width) - 0.5
     v = rng.uniform(0.05 * height, 0.95 * height) - 0.5
     ray = np.linalg.solve(K, np.array([u, v, 1.0]))
     ray /= np.linalg.norm(ray)
     if rng.random() < upper_hemisphere_prob:
-        R = _rotation_z_to(ray) @ upper_hemisphere_rotation(rng)
+        R = _rotation_z_to(ray) @ upper_hemisphere_rotation(rng, model.up_axis)
     else:
         R = random_rotation(rng)
     T = np.eye(4)

@@ -18,6 +18,7 @@ from gcf_ros.core.models import (
     ModelRegistry,
     ModelSpec,
     ObjectModel,
+    Symmetry,
     load_model,
 )
 
@@ -247,7 +248,7 @@ def test_relative_and_absolute_yaml_paths(tmp_path: Path):
     yaml_path.write_text(
         "models:\n  rel:\n    mesh: ../meshes/cube.obj\n    scale: 0.5\n    face_budget: 6\n"
         "    max_faces: 12\n"
-        f"  abs:\n    mesh: {tmp_path / 'meshes' / 'cube.obj'}\n    color: [1, 0, 0]\n"
+        f"  abs:\n    mesh: {tmp_path / 'meshes' / 'cube.obj'}\n    unit: m\n    color: [1, 0, 0]\n"
     )
     registry = ModelRegistry.from_yaml(yaml_path)
     assert registry.ids == ("abs", "rel")
@@ -270,7 +271,9 @@ def test_yaml_errors_name_key_and_model(tmp_path: Path, lmo_registry: ModelRegis
     with pytest.raises(ModelLoadError, match="scale"):
         ModelRegistry.from_yaml(path)
     for bad in ("0", "1.5e6", "true", "null"):
-        path.write_text(f"models:\n  cube:\n    mesh: cube.obj\n    max_faces: {bad}\n")
+        path.write_text(
+            f"models:\n  cube:\n    mesh: cube.obj\n    unit: m\n    max_faces: {bad}\n"
+        )
         with pytest.raises(ModelLoadError, match=r"'cube'.*max_faces"):
             ModelRegistry.from_yaml(path)
     with pytest.raises(ModelLoadError, match="not found"):
@@ -324,3 +327,135 @@ def test_object_model_checks_shapes():
             "bad", np.zeros((3, 3)), np.zeros((1, 3)), np.zeros((2, 3)), np.zeros((3, 3)), 1.0,
             np.zeros(3), np.ones(3), False, "bad", Path("x.ply"),
         )  # fmt: skip
+
+
+FLIP_Z = [-1, 0, 0, 0, 0, -1, 0, 0, 0, 0, 1, 10, 0, 0, 0, 1]  # 180° about z, 10 mesh units up
+
+
+def _registry_yaml(tmp_path: Path, body: str) -> Path:
+    _write_cube_obj(tmp_path / "cube.obj")
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  cube:\n    mesh: cube.obj\n" + body)
+    return path
+
+
+def test_yaml_unit_up_axis_and_symmetry(tmp_path: Path):
+    path = _registry_yaml(
+        tmp_path,
+        f"    unit: cm\n    up_axis: -y\n    tf_name: box\n    symmetry: {{discrete: [{FLIP_Z}]}}\n"
+        "  can:\n    mesh: cube.obj\n    unit: mm\n"
+        "    symmetry: {continuous: {axis: [0, 0, 1], offset: [500, 500, 0]}}\n"
+        "  legacy:\n    mesh: cube.obj\n    scale: 0.001\n    symmetric: true\n",
+    )
+    registry = ModelRegistry.from_yaml(path)
+    spec = registry.spec("cube")
+    assert spec.unit == "cm" and spec.scale == 0.01 and spec.up_axis == "-y"
+    model = registry.get("cube")
+    assert model.diameter == pytest.approx(0.01 * np.sqrt(3))  # cm → m
+    np.testing.assert_array_equal(model.up_axis, [0.0, -1.0, 0.0])
+    np.testing.assert_allclose(model.verts_obj.min(0), 0.0)  # the CAD frame is kept: not rotated
+    assert model.symmetric and model.symmetry.kind == "discrete" and model.tf_name == "box"
+    assert model.symmetry.transforms[0, 2, 3] == pytest.approx(0.1)  # in the mesh's unit: cm
+    can = registry.get("can")
+    assert can.symmetry.kind == "continuous" and can.symmetric
+    np.testing.assert_allclose(can.symmetry.offset, [0.5, 0.5, 0.0])  # mm → m
+    legacy = registry.get("legacy")
+    assert legacy.symmetric and legacy.symmetry.kind == "unspecified"
+    np.testing.assert_array_equal(legacy.up_axis, [0.0, 0.0, 1.0])  # default +z
+    assert registry.render_model("cube").symmetry == model.symmetry  # kept by simplified()
+    assert model.simplified(6).symmetry == model.symmetry
+    np.testing.assert_array_equal(model.simplified(6).up_axis, model.up_axis)
+
+
+YAML_ERRORS = [
+    ("", "model 'cube': missing 'unit' (the mesh file's length unit: mm, cm or m) or 'scale'"),
+    ("    unit: mm\n    scale: 0.001\n", "model 'cube': give 'unit' or 'scale', not both"),
+    ("    unit: inch\n", "model 'cube': unit must be one of ['mm', 'cm', 'm'], got 'inch'"),
+    ("    unit: m\n    up_axis: up\n", "model 'cube': up_axis must be one of ['+x', '-x'"),
+    ("    unit: m\n    symmetric: yes please\n", "model 'cube': symmetric must be true or false"),
+    (
+        "    unit: m\n    symmetric: true\n    symmetry: none\n",
+        "model 'cube': give 'symmetry' or 'symmetric', not both",
+    ),
+    (
+        "    unit: m\n    symmetry: {discrete: [[2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]]}"
+        "\n",
+        "model 'cube': symmetry.discrete[0]: not a rigid transform",
+    ),
+    (
+        "    unit: m\n    symmetry: {continuous: {axis: [0, 0, 0]}}\n",
+        "model 'cube': symmetry.continuous.axis: must be non-zero",
+    ),
+    ("    unit: m\n    symmetry: round\n", "model 'cube': symmetry: expected none, unspecified"),
+    ("    unit: m\n    tf_name: ''\n", "model 'cube': tf_name must be a non-empty string"),
+    ("    unit: m\n    color: [2, 0, 0]\n", "model 'cube': color must be 3 numbers in [0, 1]"),
+    ("    scale: 0\n", "model 'cube': scale must be finite and > 0"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), YAML_ERRORS)
+def test_yaml_errors_name_file_model_and_field(tmp_path: Path, body: str, message: str):
+    path = _registry_yaml(tmp_path, body)
+    with pytest.raises(ModelLoadError) as err:
+        ModelRegistry.from_yaml(path)
+    assert str(err.value).startswith(f"{path}: "), str(err.value)
+    assert message in str(err.value)
+
+
+def test_model_spec_unit_scale_symmetry_rules(tmp_path: Path):
+    path = tmp_path / "m.ply"
+    assert ModelSpec("m", path).scale == 1.0  # the Python default stays metres
+    assert ModelSpec("m", path, unit="mm").scale == 0.001
+    assert (
+        ModelSpec("m", path, unit="mm", scale=0.001).scale == 0.001
+    )  # agreeing: dataclass replace
+    with pytest.raises(ModelLoadError, match="model 'm': give 'unit' or 'scale', not both"):
+        ModelSpec("m", path, unit="mm", scale=1.0)
+    assert ModelSpec("m", path, up_axis="y").up_axis == "+y"
+    spec = ModelSpec("m", path, symmetric=True)
+    assert spec.symmetry.kind == "unspecified" and spec.symmetric is True
+    assert ModelSpec("m", path).symmetric is False and ModelSpec("m", path).symmetry.kind == "none"
+    sym = Symmetry(kind="continuous", axis=np.array([0.0, 0.0, 1.0]))
+    assert ModelSpec("m", path, symmetry=sym).symmetric is True
+    assert ModelSpec("m", path, symmetry=sym) == ModelSpec("m", path, symmetry=sym)
+    with pytest.raises(ModelLoadError, match="model 'm': symmetric False contradicts symmetry"):
+        ModelSpec("m", path, symmetric=False, symmetry=sym)
+    with pytest.raises(ModelLoadError, match="model 'm': symmetry must be a Symmetry"):
+        ModelSpec("m", path, symmetry="none")
+
+
+def test_object_model_symmetry_and_up_axis_checks():
+    args = (np.zeros((3, 3)), np.zeros((1, 3)), np.zeros((3, 3)), np.zeros((3, 3)), 1.0)
+    args += (np.zeros(3), np.ones(3))
+    legacy = ObjectModel("m", *args, True, "m", Path("x.ply"))
+    assert legacy.symmetry.kind == "unspecified" and legacy.color_source == "vertex"
+    sym = Symmetry.from_yaml({"discrete": [FLIP_Z]}, "x")
+    model = ObjectModel("m", *args, True, "m", Path("x.ply"), symmetry=sym, up_axis=(0, 2, 0))
+    np.testing.assert_array_equal(model.up_axis, [0, 1, 0])
+    with pytest.raises(ValueError, match="symmetric=False contradicts symmetry 'discrete"):
+        ObjectModel("m", *args, False, "m", Path("x.ply"), symmetry=sym)
+    with pytest.raises(ValueError, match="up_axis"):
+        ObjectModel("m", *args, False, "m", Path("x.ply"), up_axis=(0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("unit", "size", "shown"), [("mm", 100.0, "173 m"), ("m", 0.1, "0.173 mm")]
+)
+def test_implausible_size_warns_with_the_likely_unit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, unit: str, size: float, shown: str
+):
+    """A 10 cm box in mm read as metres (and the reverse) warns, naming the right unit."""
+    mesh = o3d.geometry.TriangleMesh.create_box(size, size, size)
+    path = tmp_path / "box.ply"
+    o3d.io.write_triangle_mesh(str(path), mesh)
+    wrong = "m" if unit == "mm" else "mm"
+    with caplog.at_level(logging.WARNING, logger="gcf_ros.core.models"):
+        load_model(ModelSpec("box", path, unit=wrong))
+    assert (
+        f"box.ply: model 'box' (unit {wrong}): diameter {shown}: a {shown} object?" in caplog.text
+    )
+    assert f"object? the mesh looks like it is in {unit}; check its unit" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gcf_ros.core.models"):
+        load_model(ModelSpec("box", path, unit=unit))
+    assert caplog.text == ""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from gcf_ros.core.camera import CropWindow
+from gcf_ros.core.model_spec import up_axis_vector
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import Shading
@@ -186,6 +187,20 @@ def test_upper_hemisphere_views():
             up_img = R @ np.array([0.0, 0.0, 1.0])
             roll = math.degrees(math.atan2(up_img[0], -up_img[1]))
             assert abs(roll) <= 30.0 + 1e-6
+
+
+@pytest.mark.parametrize("up", ["+y", "-z", "-x"])
+def test_upper_hemisphere_views_follow_the_up_axis(up: str):
+    """A y-up model (or any other) is seen from above its own up axis and stands upright."""
+    up_obj = up_axis_vector(up)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        R = sc.upper_hemisphere_rotation(rng, up_obj)
+        to_camera = -R[2]
+        assert -10.0 - 1e-6 <= math.degrees(math.asin(to_camera @ up_obj)) <= 90.0
+        if abs(to_camera @ up_obj) < 0.99:
+            up_img = R @ up_obj
+            assert abs(math.degrees(math.atan2(up_img[0], -up_img[1]))) <= 30.0 + 1e-6
 
 
 def test_layer_sub_window_equals_full_render():
