@@ -117,7 +117,7 @@ def bop_model_registry(
             model_id=model_id(obj_id),
             mesh_path=mesh,
             scale=unit_to_m,
-            symmetric=symmetry.symmetric,
+            symmetry=symmetry,
             face_budget=face_budget,
         )
         if spec.model_id in specs:

@@ -18,7 +18,8 @@ Prints a before/after table (overall, per object, per visibility bin) and writes
 method read the depth), "n_instances", "initial": M, "refined": M, "per_object": {obj_id:
 {"initial": M, "refined": M}}, "per_visibility": {...}, "time": {"per_object_ms_median",
 "per_iteration_ms_median"}, "config": {...}, "instances": [...]}, where M holds add_s_01d, deg5_cm5,
-proj_5px (fractions), median_rot_deg, median_trans_cm, median_proj_px, acc_pi6, acc_pi18 and n.
+proj_5px (fractions), median_rot_deg, median_trans_cm, median_proj_px, acc_pi6, acc_pi18, n and
+add_sym_01d (ADD over the symmetries; gcf_ros/eval/metrics.py says how symmetries count).
 """
 
 from __future__ import annotations
