@@ -32,6 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             "gcf-render = gcf_ros.tools.render_cli:main",
+            "gcf-models = gcf_ros.tools.models_cli:main",
             "gcf-demo = gcf_ros.ros.demo:main",
             "gcf-eval = gcf_ros.eval.cli:main",
             "gcf-simdepth = gcf_ros.eval.simdepth_cli:main",

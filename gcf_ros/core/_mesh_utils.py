@@ -73,7 +73,7 @@ def read_mesh(path: Path) -> o3d.geometry.TriangleMesh:
             return mesh
         try:
             tmesh = o3d.t.io.read_triangle_mesh(str(path), enable_post_processing=False)
-        except RuntimeError:
+        except Exception:  # a second opinion only (IndexError on a corrupt .glb)
             return mesh
     n_tensor = len(tmesh.triangle.indices) if "indices" in tmesh.triangle else 0
     if n_tensor <= len(mesh.triangles):
@@ -122,54 +122,89 @@ def check_arrays(mesh: o3d.geometry.TriangleMesh, path: Path) -> None:
 
 
 def vertex_colors(
-    mesh: o3d.geometry.TriangleMesh, flat: tuple[float, float, float]
+    mesh: o3d.geometry.TriangleMesh,
+    flat: tuple[float, float, float],
+    material_rgb: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
-    """(V, 3) float64 RGB in [0, 1]: the file's vertex colours, else texture, else ``flat``;
-    and the source: ``"vertex"``, or the ``"+"``-joined sources used of ``"texture"``, ``"flat"``.
+    """(V, 3) float64 RGB in [0, 1] and where it came from.
+
+    The file's vertex colours (source ``"vertex"``); else, per triangle corner, the texture of the
+    triangle's material sampled at the corner's UV (``"texture"``) or the material's colour
+    ``material_rgb[material id]`` ((M, 3), NaN rows: none; ``"material"``), averaged per vertex;
+    ``flat`` for vertices with neither (``"flat"``). The source is the ``"+"``-joined list of the
+    sources used, in that order.
     """
     n_verts = len(mesh.vertices)
     if mesh.has_vertex_colors():
         return np.clip(np.asarray(mesh.vertex_colors, dtype=np.float64), 0.0, 1.0), "vertex"
     colors = np.tile(np.asarray(flat, dtype=np.float64), (n_verts, 1))
-    has_sample = np.zeros(n_verts, dtype=bool)
-    sampled = _texture_vertex_colors(mesh)
-    if sampled is not None:
-        rgb, has_sample = sampled
-        colors[has_sample] = rgb[has_sample]
-    sources = ["texture"] if has_sample.any() else []
-    return colors, "+".join(sources + (["flat"] if not has_sample.all() else []))
+    corner_rgb, corner_source = _corner_colors(mesh, material_rgb)
+    faces = np.asarray(mesh.triangles).reshape(-1)
+    ok = np.isfinite(corner_rgb[:, 0])
+    sums = np.zeros((n_verts, 3))
+    np.add.at(sums, faces[ok], corner_rgb[ok])
+    counts = np.bincount(faces[ok], minlength=n_verts)
+    has_sample = counts > 0
+    colors[has_sample] = sums[has_sample] / counts[has_sample, None]
+    _LOG.debug("texture/material colours for %d of %d vertices", has_sample.sum(), n_verts)
+    used = [name for name in ("texture", "material") if (corner_source[ok] == name).any()]
+    return colors, "+".join(used + (["flat"] if not has_sample.all() else []))
 
 
-def _texture_vertex_colors(mesh: o3d.geometry.TriangleMesh) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per vertex, the mean texture colour over the triangle corners using it, and a sample mask.
+def _corner_colors(
+    mesh: o3d.geometry.TriangleMesh, material_rgb: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(3F, 3) RGB per triangle corner (NaN: none) and (3F,) its source name ("" when none).
 
     open3d stores textures bottom row first, so the texel of (u, v) is at row v * H (OBJ/OpenGL
     convention: v = 0 at the bottom of the image file).
     """
     faces = np.asarray(mesh.triangles)
-    uvs = np.asarray(mesh.triangle_uvs, dtype=np.float64)
-    if not any(np.asarray(t).ndim >= 2 for t in mesh.textures) or len(uvs) != 3 * len(faces):
-        return None
+    corner_rgb = np.full((3 * len(faces), 3), np.nan)
+    source = np.full(3 * len(faces), "", dtype=object)
     mat_ids = np.asarray(mesh.triangle_material_ids)
     if len(mat_ids) != len(faces):
         mat_ids = np.zeros(len(faces), dtype=np.int64)
-    corner_rgb = np.full((len(uvs), 3), np.nan)
     corner_mat = np.repeat(mat_ids, 3)
-    for mat_id, texture in enumerate(mesh.textures):
-        image = _texture_rgb(texture)
-        sel = corner_mat == mat_id
+    images = [_texture_rgb(texture) for texture in mesh.textures]
+    corner_uv = _corner_uvs(mesh, corner_mat, [image is not None for image in images])
+    for mat_id, image in enumerate(images):
+        sel = (corner_mat == mat_id) & np.isfinite(corner_uv[:, 0])
         if image is not None and sel.any():
-            corner_rgb[sel] = _sample_nearest(image, uvs[sel])
-    ok = np.isfinite(corner_rgb[:, 0])
-    vids = faces.reshape(-1)[ok]
-    n_verts = len(mesh.vertices)
-    sums = np.zeros((n_verts, 3))
-    np.add.at(sums, vids, corner_rgb[ok])
-    counts = np.bincount(vids, minlength=n_verts)
-    has_sample = counts > 0
-    sums[has_sample] /= counts[has_sample, None]
-    _LOG.debug("texture colours sampled for %d of %d vertices", has_sample.sum(), n_verts)
-    return sums, has_sample
+            corner_rgb[sel] = _sample_nearest(image, corner_uv[sel])
+            source[sel] = "texture"
+    if material_rgb is not None:
+        known = (corner_mat >= 0) & (corner_mat < len(material_rgb))
+        rgb = np.full_like(corner_rgb, np.nan)
+        rgb[known] = material_rgb[corner_mat[known]]
+        fill = ~np.isfinite(corner_rgb[:, 0]) & np.isfinite(rgb[:, 0])
+        corner_rgb[fill] = rgb[fill]
+        source[fill] = "material"
+    return corner_rgb, source
+
+
+def _corner_uvs(
+    mesh: o3d.geometry.TriangleMesh, corner_mat: np.ndarray, textured: list[bool]
+) -> np.ndarray:
+    """(3F, 2) UV per triangle corner, NaN where unknown.
+
+    open3d stores UVs only for the sub-meshes that have them, so with fewer than 3F UVs they are
+    assigned, in order, to the corners whose material has a texture, when the counts agree.
+    """
+    uvs = np.asarray(mesh.triangle_uvs, dtype=np.float64)
+    out = np.full((len(corner_mat), 2), np.nan)
+    if len(uvs) == len(corner_mat):
+        return uvs
+    lookup = np.array([*textured, False], dtype=bool)
+    wants = lookup[np.where((corner_mat >= 0) & (corner_mat < len(textured)), corner_mat, -1)]
+    if len(uvs) and wants.sum() == len(uvs):
+        out[wants] = uvs
+    elif len(uvs):
+        _LOG.warning(
+            "texture skipped: %d UVs for %d triangle corners, %d of them textured",
+            len(uvs), len(corner_mat), int(wants.sum()),
+        )  # fmt: skip
+    return out
 
 
 def _texture_rgb(texture: o3d.geometry.Image) -> np.ndarray | None:

@@ -172,14 +172,19 @@ def size_warning(diameter_m: float, scale: float) -> str | None:
     fits = [u for u, s in UNITS_TO_M.items() if low <= raw * s <= high]
     # Of the units that fit, the one giving a size nearest to 30 cm (log scale).
     best = min(fits, key=lambda u: abs(math.log(raw * UNITS_TO_M[u] / 0.3)), default=None)
-    hint = f"the mesh looks like it is in {best}" if best else "no unit makes it 5 mm - 5 m"
+    hint = (
+        f"the mesh looks like it is in {best}" if best else "no unit (mm, cm, m) gives 5 mm - 5 m"
+    )
     return f"diameter {shown}: a {shown} object? {hint}"
 
 
 def format_length(metres: float) -> str:
-    """``0.173`` → ``"0.173 m"``, ``0.000173`` → ``"0.173 mm"`` (3 significant digits)."""
+    """``0.173`` → ``"0.173 m"``, ``0.000173`` → ``"0.173 mm"``, ``3464`` → ``"3.46 km"`` (3
+    significant digits)."""
     if abs(metres) < 0.01:
         return f"{metres * 1000:.3g} mm"
+    if abs(metres) >= 1000:
+        return f"{metres / 1000:.3g} km"
     return f"{metres:.3g} m"
 
 

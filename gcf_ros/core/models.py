@@ -1,9 +1,12 @@
 """CAD object models: loading, checking, simplification, and a registry configured from YAML.
 
 Meshes (.ply, .obj, .stl, .glb, .gltf) are read with open3d, scaled to metres, cleaned (duplicated
-and degenerate triangles, unreferenced vertices) and given per-vertex colours (from the file, else
-sampled from the texture, else a flat colour) and unit normals. Low-level mesh helpers live in
-:mod:`gcf_ros.core._mesh_utils`.
+and degenerate triangles, unreferenced vertices) and given per-vertex colours (from the file's
+vertex colours, else per face from its material's texture sampled at the UVs or, for OBJ, the
+material's ``Kd`` colour in the .mtl, else a flat colour) and unit normals. The object frame is
+the file's own frame: meshes are scaled, never moved or rotated. Low-level mesh helpers live in
+:mod:`gcf_ros.core._mesh_utils` and :mod:`gcf_ros.core._obj_materials`; how a model is described
+(:class:`ModelSpec`, the registry YAML) in :mod:`gcf_ros.core.model_spec`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import open3d as o3d
 from gcf_ros.core import _decimate
 from gcf_ros.core import _mesh_utils as mu
 from gcf_ros.core._mesh_utils import ModelLoadError
+from gcf_ros.core._obj_materials import material_colors
 from gcf_ros.core.model_spec import (
     DEFAULT_MAX_FACES,
     UP_AXES,
@@ -186,7 +190,8 @@ def load_model(spec: ModelSpec) -> ObjectModel:
     mesh = mu.read_mesh(path)
     mu.check_arrays(mesh, path)
     color = spec.color if spec.color is not None else DEFAULT_COLOR
-    colors, color_source = mu.vertex_colors(mesh, color)
+    materials = material_colors(path, mesh) if path.suffix.lower() == ".obj" else None
+    colors, color_source = mu.vertex_colors(mesh, color, materials)
     mesh.vertex_colors = o3d.utility.Vector3dVector(colors)
     if len(mesh.triangles) > spec.max_faces:
         mesh = _limit_faces(mesh, spec, path)

@@ -157,7 +157,7 @@ class Symmetry:
             return self.kind
         out: dict[str, Any] = {"unit": "m"}
         if len(self.transforms):
-            out["discrete"] = [_plain(T.reshape(-1)) for T in self.transforms]
+            out["discrete"] = [[_plain(row) for row in T] for T in self.transforms]
         if self.axis is not None:
             out["continuous"] = {"axis": _plain(self.axis), "offset": _plain(self.offset)}
         return out

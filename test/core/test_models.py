@@ -459,3 +459,76 @@ def test_implausible_size_warns_with_the_likely_unit(
     with caplog.at_level(logging.WARNING, logger="gcf_ros.core.models"):
         load_model(ModelSpec("box", path, unit=unit))
     assert caplog.text == ""
+
+
+def _write_two_material_obj(tmp_path: Path, uvs_everywhere: bool, quad: bool = False) -> Path:
+    """A unit square (two triangles: red Kd, green Kd) and a textured triangle (blue texture,
+    Kd white) above it. Materials defined in an order that is neither alphabetical nor use order."""
+    texture = np.zeros((8, 8, 3), np.uint8)
+    texture[:] = (255, 0, 0)  # BGR blue
+    cv2.imwrite(str(tmp_path / "blue.png"), texture)
+    (tmp_path / "m.mtl").write_text(
+        "newmtl zgreen\nKd 0 1 0\n\nnewmtl textured\nKd 1 1 1\nmap_Kd blue.png\n\n"
+        "newmtl red\nKa 0 0 0\nKd 1 0 0\n"
+    )
+    uv = "/1" if uvs_everywhere else ""
+    lines = ["mtllib m.mtl", "v 0 0 0", "v 1 0 0", "v 1 1 0", "v 0 1 0"]
+    lines += ["v 0 0 1", "v 1 0 1", "v 1 1 1", "v 0 1 1", "vt 0.5 0.5"]
+    if quad:
+        lines += [f"usemtl red\nf 1{uv} 2{uv} 3{uv} 4{uv}"]
+    else:
+        lines += [f"usemtl red\nf 1{uv} 2{uv} 3{uv}", f"usemtl zgreen\nf 1{uv} 3{uv} 4{uv}"]
+    lines += ["usemtl textured\nf 5/1 6/1 7/1"]
+    path = tmp_path / "m.obj"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("uvs_everywhere", [True, False], ids=["all-uvs", "textured-face-uvs"])
+def test_obj_material_colours_and_texture(tmp_path: Path, uvs_everywhere: bool):
+    model = load_model(ModelSpec("bed", _write_two_material_obj(tmp_path, uvs_everywhere)))
+    assert model.color_source == "texture+material"
+    centres = model.verts_obj[model.faces].astype(np.float64).mean(axis=1)
+    face_rgb = model.vert_colors[model.faces].mean(axis=1)
+
+    def rgb_at(centre: tuple[float, float, float]) -> np.ndarray:
+        return face_rgb[np.argmin(np.linalg.norm(centres - centre, axis=1))]
+
+    by_centre = {c: rgb_at(c) for c in ((2 / 3, 1 / 3, 0.0), (1 / 3, 2 / 3, 0.0))}
+    by_centre[(2 / 3, 1 / 3, 1.0)] = rgb_at((2 / 3, 1 / 3, 1.0))
+    np.testing.assert_allclose(by_centre[(2 / 3, 1 / 3, 0.0)], [1, 0, 0], atol=1e-6)  # red Kd
+    np.testing.assert_allclose(by_centre[(1 / 3, 2 / 3, 0.0)], [0, 1, 0], atol=1e-6)  # green Kd
+    np.testing.assert_allclose(by_centre[(2 / 3, 1 / 3, 1.0)], [0, 0, 1], atol=1e-6)  # texture
+
+
+def test_obj_polygon_faces_with_several_materials_warn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    path = _write_two_material_obj(tmp_path, uvs_everywhere=True, quad=True)
+    with caplog.at_level(logging.WARNING, logger="gcf_ros.core.models"):
+        model = load_model(ModelSpec("bed", path, color=(0.2, 0.2, 0.2)))
+    assert model.num_faces == 3  # the quad is triangulated
+    assert "m.obj: .mtl material colours skipped: 3 materials in the .mtl file(s)" in caplog.text
+    assert "triangulate the file to keep per-material colours" in caplog.text
+
+
+def test_obj_without_mtl_and_glb_keep_working(tmp_path: Path):
+    obj = _write_cube_obj(tmp_path / "plain.obj")
+    obj.write_text("mtllib absent.mtl\n" + obj.read_text())
+    plain = load_model(ModelSpec("plain", obj))
+    assert plain.color_source == "flat" and plain.num_faces == 12
+    mesh = o3d.geometry.TriangleMesh.create_box(0.1, 0.2, 0.3)
+    mesh.compute_vertex_normals()
+    mesh.vertex_colors = o3d.utility.Vector3dVector(np.tile([0.1, 0.5, 0.9], (8, 1)))
+    for name in ("box.glb", "box.gltf"):  # the tensor writer: open3d 0.20's legacy .glb is corrupt
+        path = tmp_path / name
+        assert o3d.t.io.write_triangle_mesh(
+            str(path), o3d.t.geometry.TriangleMesh.from_legacy(mesh)
+        )
+        model = load_model(ModelSpec("box", path))
+        np.testing.assert_allclose(model.bbox_max - model.bbox_min, [0.1, 0.2, 0.3], atol=1e-6)
+        assert model.color_source == "vertex"
+        np.testing.assert_allclose(model.vert_colors.mean(0), [0.1, 0.5, 0.9], atol=0.01)
+    assert o3d.io.write_triangle_mesh(str(tmp_path / "broken.glb"), mesh)
+    with pytest.raises(ModelLoadError, match=r"broken\.glb: no vertices or no faces"):
+        load_model(ModelSpec("box", tmp_path / "broken.glb"))

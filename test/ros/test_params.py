@@ -170,9 +170,9 @@ def test_a_bad_model_registry_or_mesh_is_one_line(tmp_path):
     mesh.write_text("hello\n")
     cases = {
         "missing.yaml": (None, "models .*missing.yaml: no such file"),
-        "nomesh.yaml": (f"models:\n  obj_x:\n    mesh: {tmp_path}/none.ply\n",
+        "nomesh.yaml": (f"models:\n  obj_x:\n    mesh: {tmp_path}/none.ply\n    unit: m\n",
                         r"model 'obj_x' \(in .*nomesh.yaml\): mesh .*none.ply: no such file"),
-        "badmesh.yaml": (f"models:\n  obj_x:\n    mesh: {mesh}\n",
+        "badmesh.yaml": (f"models:\n  obj_x:\n    mesh: {mesh}\n    unit: m\n",
                          r"model 'obj_x' \(in .*badmesh.yaml\): .*bad.obj"),
         "notyaml.yaml": ("models: [\n", "models: .*notyaml.yaml: invalid YAML"),
     }  # fmt: skip
