@@ -1,9 +1,9 @@
 """Evaluation: the initial-pose protocol and the pose-error metrics of docs/design.md §4.
 
-Pure numpy (plus ``scipy.spatial`` for ADD-S), no torch and no ROS, so that the numbers any method
-reports are computed by the same small, dependency-light code. Conventions are those of
-:mod:`gcf_ros.core`: ``T_cam_obj`` (4, 4) float64 maps object points into the camera frame,
-metres, OpenCV optical frame, pixel centres at integer coordinates.
+Pure numpy (plus ``scipy.spatial`` for ADD-S and ``gcf_ros.core.symmetry``), no torch and no ROS,
+so that the numbers any method reports are computed by the same small, dependency-light code.
+Conventions are those of :mod:`gcf_ros.core`: ``T_cam_obj`` (4, 4) float64 maps object points into
+the camera frame, metres, OpenCV optical frame, pixel centres at integer coordinates.
 """
 
 from gcf_ros.eval.metrics import (
@@ -12,6 +12,7 @@ from gcf_ros.eval.metrics import (
     accuracy_curve,
     add,
     add_or_adds,
+    add_symmetric,
     adds,
     pose_errors,
     projection_error_px,
@@ -29,6 +30,7 @@ __all__ = [
     "accuracy_curve",
     "add",
     "add_or_adds",
+    "add_symmetric",
     "adds",
     "perturb_instances",
     "perturb_pose",

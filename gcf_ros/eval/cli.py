@@ -1,6 +1,13 @@
 """gcf-eval: refine perturbed ground-truth poses on a BOP dataset; the metrics of docs/design.md §4.
 
     gcf-eval --dataset ../shared/data/lmo --method mask --noise medium --max-instances 40
+    gcf-eval --dataset my_bop --dataset-unit m --models my_models.yaml --model-id 1=mug ...
+
+Any BOP-layout folder: --dataset-unit gives its length unit (mm by BOP's convention), --models
+the models (default: the folder's models/; a registry YAML or another BOP models folder), and
+--model-id maps its object ids to the registry's (default obj_NNNNNN); see
+gcf_ros/eval/models_input.py. --checkpoint takes a path or the name of a shipped weights file
+(gcf_lmo_s64.pt), from any folder.
 
 With --depth each frame also gets its depth image (the dataset's depth/ folder; LM-O here has
 none: make a copy with simulated depth with gcf-simdepth), which the gcf method's depth term uses
@@ -11,7 +18,8 @@ Prints a before/after table (overall, per object, per visibility bin) and writes
 method read the depth), "n_instances", "initial": M, "refined": M, "per_object": {obj_id:
 {"initial": M, "refined": M}}, "per_visibility": {...}, "time": {"per_object_ms_median",
 "per_iteration_ms_median"}, "config": {...}, "instances": [...]}, where M holds add_s_01d, deg5_cm5,
-proj_5px (fractions), median_rot_deg, median_trans_cm, median_proj_px, acc_pi6, acc_pi18 and n.
+proj_5px (fractions), median_rot_deg, median_trans_cm, median_proj_px, acc_pi6, acc_pi18, n and
+add_sym_01d (ADD over the symmetries; gcf_ros/eval/metrics.py says how symmetries count).
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from gcf_ros.core.bop import BopDataset
+from gcf_ros.core.bop import DEFAULT_UNIT, BopDataset
+from gcf_ros.core.symmetry import UNITS_TO_M
 from gcf_ros.eval.depth_input import NO_DEPTH_HEADER, DepthInput, DepthSettings
 from gcf_ros.eval.harness import EvalConfig, evaluate, results_dict, select_instances
 from gcf_ros.eval.methods import GcfMethod, NoRefinement, SoftRenderMethod
+from gcf_ros.eval.models_input import check_models_cover, load_registry, parse_model_ids
 from gcf_ros.eval.perturb import NOISE_LEVELS
 
 METHODS = ("none", "mask", "rgb", "gcf")
@@ -41,13 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", type=Path, required=True, help="BOP-layout folder")
+    p.add_argument(
+        "--dataset-unit", choices=sorted(UNITS_TO_M), default=DEFAULT_UNIT,
+        help="the dataset's length unit: scene_gt translations, depth x depth_scale, "
+        "models_info and meshes of its models/ (default: mm, BOP's convention)",
+    )  # fmt: skip
+    p.add_argument(
+        "--models", type=Path, default=None,
+        help="a model registry YAML, or a BOP models folder / models_info.json (default: the "
+        "dataset's models/)",
+    )  # fmt: skip
+    p.add_argument(
+        "--model-id", dest="model_ids", action="append", default=[], metavar="OBJ_ID=MODEL_ID",
+        help="the registry id of a BOP object id (repeatable; default obj_NNNNNN)",
+    )  # fmt: skip
     p.add_argument("--method", choices=METHODS, required=True)
     p.add_argument("--noise", choices=sorted(NOISE_LEVELS), default="medium")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-instances", type=int, default=None)
     p.add_argument("--iterations", type=int, default=None, help="default: the method's own")
     p.add_argument("--solver", choices=("gradient", "gauss_newton"), default="gauss_newton")
-    p.add_argument("--checkpoint", type=Path, default=None, help="gcf weights (default: shipped)")
+    p.add_argument(
+        "--checkpoint", default=None,
+        help="gcf weights: a path, or a shipped file's name (gcf_lmo_s64.pt); default: shipped",
+    )  # fmt: skip
     p.add_argument(
         "--terms", default=None,
         help="gcf: comma-separated solver terms (field, region, contour = oracle visible mask); "
@@ -165,8 +192,10 @@ def frame_range(selected: list, dataset: BopDataset, frames: str | None) -> list
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        dataset = BopDataset(args.dataset)
-        registry = dataset.model_registry()
+        model_ids = parse_model_ids(args.model_ids)
+        dataset = BopDataset(args.dataset, unit=args.dataset_unit, model_ids=model_ids)
+        registry = load_registry(args.models, dataset)
+        check_models_cover(dataset, registry, str(args.models or dataset.root / "models"))
         method = make_method(args, registry)
         depth = make_depth_input(args, dataset)
     except (FileNotFoundError, ValueError, NotImplementedError, TypeError) as err:

@@ -103,7 +103,7 @@ def evaluate(
         for b, (_, inst, visib, T0) in enumerate(items):
             m = eval_frame.models[b]
             initial, refined = (
-                pose_errors(m.verts_obj, m.diameter, m.symmetric, frame.K, T, inst.T_cam_obj)
+                pose_errors(m.verts_obj, m.diameter, m.symmetry, frame.K, T, inst.T_cam_obj)
                 for T in (T0, out.T_cam_obj[b])
             )
             records.append(InstanceRecord(
@@ -168,7 +168,7 @@ def _before_after(records: list[InstanceRecord]) -> dict:
 
 
 def _instance_dict(r: InstanceRecord) -> dict:
-    keys = ("rot_deg", "trans_cm", "proj_px", "add_m", "diameter_m")
+    keys = ("rot_deg", "trans_cm", "proj_px", "add_m", "add_sym_m", "diameter_m")
     errs = {
         stage: _clean({k: float(getattr(getattr(r, stage), k)) for k in keys})
         for stage in ("initial", "refined")

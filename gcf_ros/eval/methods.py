@@ -136,7 +136,8 @@ class GcfMethod:
         terms: Sequence[str] | None = None,
         overrides: dict | None = None,
     ) -> None:
-        from gcf_ros.gcf.refiner import Refiner, RefinerConfig, resolve_checkpoint
+        from gcf_ros.gcf.checkpoints import find_checkpoint
+        from gcf_ros.gcf.refiner import Refiner, RefinerConfig
 
         settings = {"solver": solver, **(overrides or {})}
         if iterations:
@@ -145,12 +146,9 @@ class GcfMethod:
             settings["terms"] = tuple(terms)
         predictor = None
         if "field" in settings.get("terms", RefinerConfig.terms):
-            path = resolve_checkpoint(checkpoint)
+            path = find_checkpoint(checkpoint)  # a path or a shipped name, from any folder
             if not path.is_file():
-                raise FileNotFoundError(
-                    f"no GCF weights at {path}: the field term needs trained weights "
-                    "(gcf-train --config config/train.yaml, or --checkpoint PATH)"
-                )
+                raise FileNotFoundError(f"checkpoint {path}: not a file")
             predictor = NetworkPredictor.from_weights(path, device)
         weights = None if predictor is None else predictor.weights
         self.config = RefinerConfig.resolve(weights, **settings)

@@ -1,11 +1,27 @@
 """Pose-error metrics of docs/design.md §4, per instance and summarised.
 
 Per instance: rotation error (geodesic, degrees), translation error (cm), 2D projection error
-(mean reprojection distance of the model vertices, px; BOP's "proj") and ADD or ADD-S (metres).
+(mean reprojection distance of the model vertices, px; BOP's "proj") and ADD (metres).
 
-Symmetric objects: only ADD-S is symmetry-aware. The rotation error, the 5°/5 cm criterion and the
-projection error are the **plain** ones for every object (no symmetry set is known for a
-``symmetric`` flag), so for symmetric objects they are pessimistic; read ADD-S for those.
+**Symmetry** (``gcf_ros.core.symmetry.Symmetry``; a bool is the legacy flag: True = unspecified).
+The set G of correct poses is ``T_gt @ S`` over the object's symmetry transforms S
+(:func:`gcf_ros.eval.symmetry_match.candidate_gt_poses`: the identity and the discrete transforms;
+for a continuous symmetry 36 sampled angles and the closed-form best angle). G = {T_gt} for
+``none`` and for ``unspecified`` (symmetric, transforms unknown: the legacy ``symmetric: true``).
+
+- rotation and translation errors: those of the one pose of G with the smallest rotation error
+  (so 5°/5 cm judges a single correct pose);
+- projection error: the minimum over G;
+- ``add_m``, **ADD(-S)** (the ``add_s_01d`` criterion, unchanged from before symmetries were
+  known): ADD, the mean distance of corresponding vertices, for ``none``; ADD-S, the mean distance
+  from each vertex under the estimate to the nearest vertex under T_gt, for every symmetric kind;
+- ``add_sym_m``, **ADD over symmetries** (BOP-style, the ``add_sym_01d`` criterion): the minimum
+  ADD over G: ADD for ``none``, ADD-S for ``unspecified`` (no transforms to enumerate).
+
+For ``none`` and ``unspecified`` every error is thus what it was before symmetries were known. On
+LM-O, whose models_info.json gives one discrete symmetry (a half turn) each for obj 10 (eggbox) and
+11 (glue), those two get symmetry-aware rotation, translation and projection errors and an
+``add_sym_m`` stricter than their ADD-S, which stays the published ADD(-S).
 
 Thresholds in :func:`summarize` are strict (``error < threshold``: an error exactly at the
 threshold fails); :func:`accuracy_curve` counts ``value <= threshold`` (a cumulative distribution).
@@ -23,12 +39,16 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from gcf_ros.core.symmetry import Symmetry
+from gcf_ros.eval.symmetry_match import as_symmetry, candidate_gt_poses
+
 __all__ = [
     "PoseErrors",
     "Summary",
     "accuracy_curve",
     "add",
     "add_or_adds",
+    "add_symmetric",
     "adds",
     "pose_errors",
     "projection_error_px",
@@ -62,7 +82,7 @@ def rotation_error_deg(R_est: np.ndarray, R_gt: np.ndarray) -> np.ndarray | floa
     With R = R_est R_gtᵀ: θ = atan2(sin θ, cos θ), sin θ = ‖R − Rᵀ‖_F / (2√2) (the antisymmetric
     part), cos θ = (tr R − 1) / 2, in float64. Each of the two is used where it is well
     conditioned, so the angle is accurate at 0 and near 180°, where arccos of the trace alone loses
-    half the digits. Plain geodesic also for symmetric objects (see the module docstring).
+    half the digits. Plain geodesic: :func:`pose_errors` applies the symmetries.
     """
     R_est = np.asarray(R_est, dtype=np.float64)
     R_gt = np.asarray(R_gt, dtype=np.float64)
@@ -122,13 +142,13 @@ def adds(verts_obj: np.ndarray, T_est: np.ndarray, T_gt: np.ndarray) -> float:
 
 
 def add_or_adds(
-    model_or_verts: Any, symmetric: bool | None, T_est: np.ndarray, T_gt: np.ndarray
+    model_or_verts: Any, symmetric: Symmetry | bool | None, T_est: np.ndarray, T_gt: np.ndarray
 ) -> float:
-    """ADD-S if the object is symmetric, else ADD (metres).
+    """ADD(-S), metres: ADD-S if the object is symmetric (any kind), else ADD.
 
     Args:
         model_or_verts: an ``ObjectModel`` (anything with ``verts_obj``) or vertices (V, 3) metres.
-        symmetric: the symmetry flag; ``None`` takes ``model_or_verts.symmetric``.
+        symmetric: a Symmetry or the flag; ``None`` takes ``model_or_verts.symmetric``.
         T_est, T_gt: ``T_cam_obj`` (4, 4), metres.
     """
     verts = getattr(model_or_verts, "verts_obj", model_or_verts)
@@ -136,7 +156,26 @@ def add_or_adds(
         if not hasattr(model_or_verts, "symmetric"):
             raise ValueError("symmetric=None needs a model with a `symmetric` attribute")
         symmetric = bool(model_or_verts.symmetric)
+    symmetric = as_symmetry(symmetric).symmetric
     return adds(verts, T_est, T_gt) if symmetric else add(verts, T_est, T_gt)
+
+
+def add_symmetric(
+    verts_obj: np.ndarray, symmetry: Symmetry | bool, T_est: np.ndarray, T_gt: np.ndarray
+) -> float:
+    """ADD over symmetries, metres: the minimum ADD over the correct poses ``T_gt @ S``; ADD-S
+    for an ``unspecified`` symmetry (module docstring)."""
+    sym = as_symmetry(symmetry)
+    T_est, T_gt = _pose(T_est, "T_est"), _pose(T_gt, "T_gt")
+    return _add_over(verts_obj, sym, T_est, T_gt, candidate_gt_poses(sym, T_est, T_gt))
+
+
+def _add_over(
+    verts: np.ndarray, sym: Symmetry, T_est: np.ndarray, T_gt: np.ndarray, G: np.ndarray
+) -> float:
+    if sym.kind == "unspecified":
+        return adds(verts, T_est, T_gt)
+    return min(add(verts, T_est, T) for T in G)
 
 
 @dataclass(frozen=True)
@@ -144,11 +183,13 @@ class PoseErrors:
     """Errors of one estimated pose against its ground truth.
 
     Attributes:
-        rot_deg: geodesic rotation error, degrees in [0, 180] (plain, also for symmetric objects).
+        rot_deg: geodesic rotation error, degrees in [0, 180] (module docstring: symmetries).
         trans_cm: translation error, centimetres.
         proj_px: mean 2D projection error of the model vertices, pixels (+inf: behind the camera).
-        add_m: ADD (ADD-S for symmetric objects), metres.
+        add_m: ADD(-S): ADD-S for a symmetric object (any kind), else ADD, metres.
         diameter_m: the object's diameter, metres (for the 0.1·d threshold).
+        add_sym_m: ADD over symmetries: the minimum ADD over the correct poses (ADD-S for an
+            unspecified symmetry), metres; NaN when not computed.
     """
 
     rot_deg: float
@@ -156,28 +197,36 @@ class PoseErrors:
     proj_px: float
     add_m: float
     diameter_m: float
+    add_sym_m: float = math.nan
 
 
 def pose_errors(
     model_verts_obj: np.ndarray,
     diameter_m: float,
-    symmetric: bool,
+    symmetry: Symmetry | bool,
     K: np.ndarray,
     T_est: np.ndarray,
     T_gt: np.ndarray,
 ) -> PoseErrors:
-    """All per-instance errors of ``T_est`` against ``T_gt`` (both ``T_cam_obj`` (4, 4), metres).
+    """All per-instance errors of ``T_est`` against ``T_gt`` (both ``T_cam_obj`` (4, 4), metres),
+    with the object's ``symmetry`` as in the module docstring (a bool: the legacy flag).
 
     ``model_verts_obj`` (V, 3) metres, ideally decimated; ``K`` (3, 3) the camera matrix.
     """
+    v = _verts(model_verts_obj)
     T_est = _pose(T_est, "T_est")
     T_gt = _pose(T_gt, "T_gt")
+    sym = as_symmetry(symmetry)
+    G = candidate_gt_poses(sym, T_est, T_gt)  # (M, 4, 4), T_gt first
+    rot = np.atleast_1d(rotation_error_deg(T_est[:3, :3], G[:, :3, :3]))
+    best = int(np.argmin(rot))  # the first of equal ones: T_gt itself when it is among them
     return PoseErrors(
-        rot_deg=float(rotation_error_deg(T_est[:3, :3], T_gt[:3, :3])),
-        trans_cm=float(translation_error_cm(T_est[:3, 3], T_gt[:3, 3])),
-        proj_px=projection_error_px(model_verts_obj, K, T_est, T_gt),
-        add_m=add_or_adds(model_verts_obj, bool(symmetric), T_est, T_gt),
+        rot_deg=float(rot[best]),
+        trans_cm=float(translation_error_cm(T_est[:3, 3], G[best, :3, 3])),
+        proj_px=min(projection_error_px(v, K, T_est, T) for T in G),
+        add_m=adds(v, T_est, T_gt) if sym.symmetric else add(v, T_est, T_gt),
         diameter_m=float(diameter_m),
+        add_sym_m=_add_over(v, sym, T_est, T_gt, G),
     )
 
 
@@ -195,6 +244,7 @@ class Summary:
         acc_pi6: fraction with rotation error < 30° (π/6, Pix3D-style).
         acc_pi18: fraction with rotation error < 10° (π/18).
         n: number of instances. With n = 0 every other field is NaN.
+        add_sym_01d: fraction with ADD over symmetries < 0.1 · diameter.
     """
 
     add_s_01d: float
@@ -206,6 +256,7 @@ class Summary:
     acc_pi6: float
     acc_pi18: float
     n: int
+    add_sym_01d: float = math.nan
 
     def to_dict(self) -> dict[str, float | int]:
         """The fields as a plain ``{name: value}`` dict (JSON-ready except for NaN)."""
@@ -228,6 +279,7 @@ def summarize(errors: Sequence[PoseErrors]) -> Summary:
     trans = np.array([e.trans_cm for e in errors], dtype=np.float64)
     proj = np.array([e.proj_px for e in errors], dtype=np.float64)
     add_m = np.array([e.add_m for e in errors], dtype=np.float64)
+    add_sym = np.array([e.add_sym_m for e in errors], dtype=np.float64)
     diam = np.array([e.diameter_m for e in errors], dtype=np.float64)
     return Summary(
         add_s_01d=float(np.mean(add_m < 0.1 * diam)),
@@ -239,6 +291,7 @@ def summarize(errors: Sequence[PoseErrors]) -> Summary:
         acc_pi6=float(np.mean(rot < 30.0)),
         acc_pi18=float(np.mean(rot < 10.0)),
         n=n,
+        add_sym_01d=float(np.mean(add_sym < 0.1 * diam)),
     )
 
 

@@ -3,7 +3,8 @@
     gcf-simdepth --dataset ../shared/data/lmo --out runs/lmo_simdepth --seed 0
 
 The copy has the BOP layout: each scene's rgb/ images (symlinks, or copies with --copy), a new
-depth/NNNNNN.png per frame (uint16, millimetres), scene_camera.json with depth_scale 1.0, and the
+depth/NNNNNN.png per frame (uint16, millimetres), scene_camera.json with the depth_scale that
+turns those into the dataset's unit (--dataset-unit: 1.0 for BOP's millimetres), and the
 scene's annotation files; everything else at the top (models/, camera.json, ...) is symlinked.
 The depth is *simulated* from the ground-truth poses of the annotated objects only (unannotated
 clutter is absent), over the table plane fitted to them, with the Kinect-like sensor model of
@@ -25,12 +26,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from gcf_ros.core.bop import BopDataset, BopFrame
+from gcf_ros.core.bop import DEFAULT_UNIT, BopDataset, BopFrame
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.core.symmetry import UNITS_TO_M
 from gcf_ros.eval.simdepth import DepthNoise, simulate_frame_depth
 
 README = "README.txt"
 _ANNOTATIONS = ("scene_gt.json", "scene_gt_info.json")
+PNG_UNIT_M = UNITS_TO_M["mm"]  # the depth PNGs written hold millimetres (1 mm steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,7 @@ class SimDepthConfig:
     noise: DepthNoise = dataclasses.field(default_factory=DepthNoise)
     copy_rgb: bool = False
     max_frames: int | None = None
+    unit: str = DEFAULT_UNIT
 
 
 def frame_rng(seed: int, frame: BopFrame) -> np.random.Generator:
@@ -63,7 +67,7 @@ def frame_depth(
 
 def write_dataset(config: SimDepthConfig, progress=None) -> int:
     """Write the copy; returns the number of frames. ``progress(frame)`` is called per frame."""
-    dataset = BopDataset(config.dataset, config.split)
+    dataset = BopDataset(config.dataset, config.split, unit=config.unit)
     registry = dataset.model_registry()
     src_root, out = Path(config.dataset).resolve(), Path(config.out)
     out.mkdir(parents=True)
@@ -83,7 +87,7 @@ def write_dataset(config: SimDepthConfig, progress=None) -> int:
             if progress is not None:
                 progress(frame)
         if src is not None:
-            _write_scene_files(src, dst, frames)
+            _write_scene_files(src, dst, frames, PNG_UNIT_M / dataset.unit_to_m)
     (out / README).write_text(readme_text(config, count))
     return count
 
@@ -95,21 +99,21 @@ def _write_frame(frame: BopFrame, registry: ModelRegistry, config: SimDepthConfi
     else:
         rgb.symlink_to(frame.rgb_path.resolve())
     depth = frame_depth(frame, registry, config.seed, config.noise)
-    depth_mm = np.round(depth.astype(np.float64) * 1000.0)
+    depth_mm = np.round(depth.astype(np.float64) / PNG_UNIT_M)
     depth_mm = np.where(depth_mm <= 65535, depth_mm, 0).astype(np.uint16)  # beyond 65.5 m: none
     if not cv2.imwrite(str(dst / "depth" / f"{frame.im_id:06d}.png"), depth_mm):
         raise OSError(f"{dst / 'depth'}: could not write frame {frame.im_id}")
 
 
-def _write_scene_files(src: Path, dst: Path, frames: list[BopFrame]) -> None:
-    """scene_camera.json (depth_scale 1.0), the annotations of the written frames, and
-    symlinks to the scene's other entries (masks, ...)."""
+def _write_scene_files(src: Path, dst: Path, frames: list[BopFrame], depth_scale: float) -> None:
+    """scene_camera.json (with ``depth_scale``: PNG value × it = the dataset unit), the
+    annotations of the written frames, and symlinks to the scene's other entries (masks, ...)."""
     keys = {str(f.im_id) for f in frames}
     cams = {str(f.im_id): {"cam_K": f.K.reshape(-1).tolist()} for f in frames}
     if (src / "scene_camera.json").is_file():
         given = json.loads((src / "scene_camera.json").read_text())
         cams = {k: {**given.get(k, {}), **cams[k]} for k in cams}
-    cams = {k: {**v, "depth_scale": 1.0} for k, v in cams.items()}
+    cams = {k: {**v, "depth_scale": depth_scale} for k, v in cams.items()}
     (dst / "scene_camera.json").write_text(json.dumps(cams))
     for name in _ANNOTATIONS:
         if (src / name).is_file():
@@ -127,7 +131,9 @@ def readme_text(config: SimDepthConfig, count: int) -> str:
         f"BOP-layout copy of {Path(config.dataset).resolve()} (split {config.split}, {count} "
         "frames) with SIMULATED depth, written by gcf-simdepth (gcf_ros.eval.simdepth_cli).\n\n"
         "- rgb/: the real colour images (" + ("copies" if config.copy_rgb else "symlinks") + ").\n"
-        "- depth/NNNNNN.png: uint16 millimetres (scene_camera.json depth_scale 1.0), 0 = missing."
+        f"- depth/NNNNNN.png: uint16 millimetres (scene_camera.json depth_scale "
+        f"{PNG_UNIT_M / UNITS_TO_M[config.unit]:g}: the dataset unit is {config.unit}), "
+        "0 = missing."
         "\n  Simulated from the ground-truth poses of the ANNOTATED objects only (other objects "
         "in the\n  photographs are absent), over a table plane fitted under them, with a "
         "Kinect-like sensor\n  model (axial noise after Nguyen et al. 2012, edge dropout, blob "
@@ -148,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True, help="BOP-layout folder to copy")
     p.add_argument("--out", type=Path, required=True, help="new folder (must not exist)")
     p.add_argument("--split", default="test")
+    p.add_argument(
+        "--dataset-unit", choices=sorted(UNITS_TO_M), default=DEFAULT_UNIT,
+        help="the dataset's length unit (default: mm, BOP's convention)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--drop-fraction", type=float, default=0.0,
@@ -170,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             else DepthNoise(drop_fraction=args.drop_fraction)
         )
         config = SimDepthConfig(args.dataset, args.out, args.split, args.seed, noise,
-                                args.copy, args.max_frames)  # fmt: skip
+                                args.copy, args.max_frames, args.dataset_unit)  # fmt: skip
         t0 = time.perf_counter()
         with tqdm(desc="gcf-simdepth", unit="frame", mininterval=2.0) as bar:
             count = write_dataset(config, progress=lambda _: bar.update())

@@ -45,6 +45,7 @@ from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import RenderOutput
+from gcf_ros.gcf.checkpoints import default_checkpoint, find_checkpoint, resolve_checkpoint  # noqa: F401
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
 from gcf_ros.gcf.terms import (
@@ -224,22 +225,6 @@ class IterationRecord:
     step: np.ndarray
 
 
-def default_checkpoint() -> Path:
-    from gcf_ros.resources import share_dir
-
-    return share_dir() / "weights" / "gcf_lmo.pt"
-
-
-def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
-    """The weights file: ``checkpoint`` as a path, else a file of that name among the shipped
-    weights (``gcf_lmo_s64.pt``: the faster S = 64 network), else the default."""
-    if not checkpoint:
-        return default_checkpoint()
-    path = Path(checkpoint)
-    shipped = default_checkpoint().parent / path.name
-    return shipped if not path.is_file() and path.name == str(path) and shipped.is_file() else path
-
-
 class Refiner:
     """Batched GCF refinement of the detections of one image.
 
@@ -306,9 +291,9 @@ class Refiner:
         device: str = "cpu",
         overrides: Mapping | None = None,
     ) -> Refiner:
-        """The network of ``checkpoint`` (see ``resolve_checkpoint``), with the settings its file
-        records and ``overrides`` (RefinerConfig fields) on top."""
-        predictor = NetworkPredictor.from_weights(resolve_checkpoint(checkpoint), device)
+        """The network of ``checkpoint`` (a path or a shipped name: :mod:`gcf_ros.gcf.checkpoints`),
+        with the settings its file records and ``overrides`` (RefinerConfig fields) on top."""
+        predictor = NetworkPredictor.from_weights(find_checkpoint(checkpoint), device)
         config = RefinerConfig.resolve(predictor.weights, **(overrides or {}))
         return cls(registry, predictor, config)
 

@@ -18,7 +18,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 
 from gcf_ros.core.models import ModelLoadError, ModelRegistry
-from gcf_ros.gcf.refiner import Refiner, resolve_checkpoint
+from gcf_ros.gcf.checkpoints import resolve_checkpoint, shipped_hint
+from gcf_ros.gcf.refiner import Refiner
 from gcf_ros.ros.params import NodeParams
 
 _ROS_TYPES = {
@@ -88,8 +89,10 @@ def load_models(path: Path) -> ModelRegistry:
 
 def load_refiner(registry: ModelRegistry, checkpoint: str, device: str, overrides: dict) -> Refiner:
     """The refiner with the network of ``checkpoint`` ('' = the shipped weights)."""
-    path = resolve_checkpoint(checkpoint or None)
+    path = resolve_checkpoint(checkpoint or None)  # a path or a shipped name (any folder)
     problem = _file_problem(path)
+    if problem == "no such file":
+        problem += f"; {shipped_hint()}"
     if problem is None:
         with path.open("rb") as f:
             head = f.read(4)

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from gcf_ros.gcf.checkpoints import find_checkpoint
 from gcf_ros.train.guards import NonFiniteError, check_export_path
 from gcf_ros.train.train import TrainConfig, Trainer
 
@@ -77,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=str, default=None, help="run folder (default: train.out_dir)")
     p.add_argument("--export", type=str, default=None, help="weights file (default: train.export)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
-    p.add_argument("--init", type=Path, default=None, help="start from this weights file")
+    p.add_argument(
+        "--init", default=None,
+        help="start from this weights file (a path, or a shipped file's name: gcf_lmo.pt)",
+    )  # fmt: skip
     p.add_argument(
         "--data-on-device",
         action="store_true",
@@ -133,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         elif last.is_file():
             raise ValueError(f"{last} exists: pass --resume, or choose another --out")
         elif args.init:
-            trainer.init_from_weights(args.init)
-            print(f"gcf-train: initialised from {args.init}")
+            init = find_checkpoint(args.init)  # a path or a shipped name, as everywhere
+            trainer.init_from_weights(init)
+            print(f"gcf-train: initialised from {init}")
     except (FileNotFoundError, ValueError) as err:
         print(f"gcf-train: {err}", file=sys.stderr)
         return 2

@@ -1,14 +1,16 @@
-"""The BOP reader on the real LM-O subset (scene 2, 100 frames)."""
+"""The BOP reader on the real LM-O subset (scene 2, 100 frames) and on a tiny folder of our own."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from gcf_ros.core._bop_camera import image_size
 from gcf_ros.core.bop import LMO_SYMMETRIC_OBJ_IDS, BopDataset, BopFrame
 
 
@@ -214,3 +216,115 @@ def test_depth_is_read_in_metres_with_the_frames_depth_scale(lmo_root: Path, tmp
     other.depth_path.write_bytes(b"not a png")
     with pytest.raises(ValueError, match="unreadable"):
         other.load_depth()
+
+
+# The tiny BOP folder of test/conftest.py: two images of different sizes and intrinsics, lengths in
+# metres (tiny_bop) or millimetres (tiny_bop_mm).
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_the_dataset_unit_applies_to_poses_depth_and_models(tiny_bop: Path, tiny_bop_mm: Path):
+    """The same scene stored in metres (read with unit="m") and in millimetres (BOP's default)
+    gives the same frames, poses, model sizes and meshes in metres."""
+    in_m, in_mm = BopDataset(tiny_bop, unit="m"), BopDataset(tiny_bop_mm)
+    assert (in_m.unit_to_m, in_mm.unit_to_m) == (1.0, 0.001)
+    for a, b in zip(in_m.frames(), in_mm.frames(), strict=True):
+        assert (a.im_id, a.width, a.height) == (b.im_id, b.width, b.height)
+        assert (a.unit_to_m, b.unit_to_m) == (1.0, 0.001)
+        for ia, ib in zip(a.instances, b.instances, strict=True):
+            np.testing.assert_allclose(ia.T_cam_obj, ib.T_cam_obj, atol=1e-12)
+            assert 0.4 < ia.t_cam_obj[2] < 0.7  # metres: the scene's depth
+    np.testing.assert_allclose(in_m.models_info[1]["bbox_size_m"], (0.06, 0.04, 0.03))
+    np.testing.assert_allclose(in_mm.models_info[1]["bbox_size_m"], (0.06, 0.04, 0.03))
+    reg_m, reg_mm = in_m.model_registry(), in_mm.model_registry()
+    assert reg_m.spec("obj_000001").scale == 1.0 and reg_mm.spec("obj_000001").scale == 0.001
+    np.testing.assert_allclose(
+        reg_m.get("obj_000002").verts_obj, reg_mm.get("obj_000002").verts_obj, atol=1e-7
+    )
+    with pytest.raises(ValueError, match=r"dataset unit must be one of \['cm', 'm', 'mm'\]"):
+        BopDataset(tiny_bop, unit="km")
+
+
+def test_depth_in_the_dataset_unit(tiny_bop: Path, tmp_path: Path):
+    """PNG value × depth_scale is in the dataset's unit: 0.001 turns a metre dataset's mm PNG
+    into metres; with BOP's default unit the same scale would mean micrometres."""
+    root = _copy(tiny_bop, tmp_path / "bop")
+    cams = _json(root / "test/000001/scene_camera.json")
+    cams = {k: {**v, "depth_scale": 0.001} for k, v in cams.items()}
+    (root / "test/000001/scene_camera.json").write_text(json.dumps(cams))
+    frame = next(BopDataset(root, unit="m").frames())
+    raw = np.full((frame.height, frame.width), 500, np.uint16)
+    (frame.depth_path.parent).mkdir()
+    assert cv2.imwrite(str(frame.depth_path), raw)
+    np.testing.assert_allclose(frame.load_depth(), 0.5)
+    np.testing.assert_allclose(next(BopDataset(root).frames()).load_depth(), 0.0005)
+
+
+def test_each_image_has_its_own_size(tiny_bop: Path):
+    frames = list(BopDataset(tiny_bop, unit="m").frames())
+    assert [(f.im_id, f.width, f.height) for f in frames] == [(0, 160, 120), (3, 200, 150)]
+    assert frames[1].K[0, 2] == 101.0  # its own cam_K, not camera.json's
+    for f in frames:
+        assert f.load_rgb().shape == (f.height, f.width, 3)
+
+
+def test_image_size_from_png_and_jpeg_headers(tmp_path: Path):
+    image = np.zeros((37, 53, 3), np.uint8)
+    for name in ("a.png", "a.jpg", "a.bmp"):
+        assert cv2.imwrite(str(tmp_path / name), image)
+        assert image_size(tmp_path / name) == (53, 37)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(ValueError, match=r"bad\.png: unreadable"):
+        image_size(tmp_path / "bad.png")
+
+
+def _edit_cams(root: Path, edit) -> None:
+    path = root / "test/000001/scene_camera.json"
+    cams = _json(path)
+    edit(cams)
+    path.write_text(json.dumps(cams))
+
+
+def test_size_and_intrinsics_that_disagree_name_the_file(tiny_bop: Path, tmp_path: Path):
+    rgb3 = r"000001/rgb/000003\.png"
+    # a stated size that is not the file's
+    root = _copy(tiny_bop, tmp_path / "stated")
+    _edit_cams(root, lambda c: c["3"].update(width=640, height=480))
+    with pytest.raises(ValueError, match=rf"{rgb3}: image is 200 x 150, but .*scene_camera\.json"):
+        list(BopDataset(root, unit="m").frames())
+    # no cam_K: camera.json's intrinsics, which are for 160 x 120 images
+    root = _copy(tiny_bop, tmp_path / "shared_K")
+    _edit_cams(root, lambda c: c["3"].pop("cam_K"))
+    with pytest.raises(ValueError, match=rf"{rgb3}: .*camera\.json.* for 160 x 120 images"):
+        list(BopDataset(root, unit="m").frames())
+    # a principal point outside the image
+    root = _copy(tiny_bop, tmp_path / "cx")
+    _edit_cams(root, lambda c: c["3"].update(cam_K=[250, 0, 330, 0, 250, 74, 0, 0, 1]))
+    with pytest.raises(ValueError, match=rf"{rgb3}: the principal point \(330\.0, 74\.0\)"):
+        list(BopDataset(root, unit="m").frames())
+    # the image file replaced after the dataset was read
+    root = _copy(tiny_bop, tmp_path / "replaced")
+    frame = BopDataset(root, unit="m").frame(1, 3)
+    assert cv2.imwrite(str(frame.rgb_path), np.zeros((10, 20, 3), np.uint8))
+    with pytest.raises(ValueError, match=rf"{rgb3}: image is 20 x 10, its frame 200 x 150"):
+        frame.load_rgb()
+
+
+def test_without_image_files_camera_json_gives_the_size(tiny_bop: Path, tmp_path: Path):
+    root = _copy(tiny_bop, tmp_path / "no_rgb")
+    shutil.rmtree(root / "test/000001/rgb")
+    assert {(f.width, f.height) for f in BopDataset(root, unit="m").frames()} == {(160, 120)}
+    camera = _json(root / "camera.json")
+    (root / "camera.json").write_text(json.dumps({k: camera[k] for k in ("fx", "fy", "cx", "cy")}))
+    with pytest.raises(ValueError, match=r"000000\.png: image not found, and neither"):
+        list(BopDataset(root, unit="m").frames())
+
+
+def test_model_ids_map_bop_ids_to_registry_ids(tiny_bop: Path):
+    ds = BopDataset(tiny_bop, unit="m", model_ids={2: "can"})
+    assert [i.model_id for i in next(ds.frames()).instances] == ["obj_000001", "can"]
+    assert ds.model_registry().ids == ("can", "obj_000001")

@@ -16,10 +16,10 @@ from gcf_ros.eval.metrics import pose_errors
 from gcf_ros.eval.perturb import perturb_instances
 
 METRIC_KEYS = {"add_s_01d", "deg5_cm5", "proj_5px", "median_rot_deg", "median_trans_cm",
-               "median_proj_px", "acc_pi6", "acc_pi18", "n"}  # fmt: skip
+               "median_proj_px", "acc_pi6", "acc_pi18", "n", "add_sym_01d"}  # fmt: skip
 
 
-ERROR_KEYS = ("rot_deg", "trans_cm", "proj_px", "add_m")
+ERROR_KEYS = ("rot_deg", "trans_cm", "proj_px", "add_m", "add_sym_m")
 
 
 class Recorder:
@@ -45,7 +45,7 @@ class Recorder:
             for b, m in enumerate(frame.models):
                 T_gt = frame.T_gt_all[frame.refine_idx[b]]
                 rows.append({
-                    stage: pose_errors(m.verts_obj, m.diameter, m.symmetric, frame.K, T, T_gt)
+                    stage: pose_errors(m.verts_obj, m.diameter, m.symmetry, frame.K, T, T_gt)
                     for stage, T in (("initial", T_init[b]), ("refined", T_out[b]))
                 })  # fmt: skip
         return rows

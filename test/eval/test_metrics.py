@@ -48,7 +48,7 @@ def _ring(n: int = 72, radius: float = 0.05) -> np.ndarray:
 def test_identity_gives_zero_errors(cloud):
     T = _T()
     e = pose_errors(cloud, 0.1, False, K, T, T)
-    assert e == PoseErrors(0.0, 0.0, 0.0, 0.0, 0.1)
+    assert e == PoseErrors(0.0, 0.0, 0.0, 0.0, 0.1, add_sym_m=0.0)
     assert adds(cloud, T, T) == 0.0
 
 

@@ -54,3 +54,19 @@ def test_refuses_an_existing_folder_and_copies_on_request(copy2, lmo_root, tmp_p
     assert frame.rgb_path.is_file() and not frame.rgb_path.is_symlink()
     depth = frame.load_depth()
     assert (depth > 0).mean() > 0.99  # no holes, no edges dropped: only pixels off the table
+
+
+def test_a_metre_dataset_gets_the_depth_scale_of_its_unit(tiny_bop, tmp_path):
+    """The PNGs hold millimetres; for a dataset in metres depth_scale is 0.001, so the copy's
+    depth reads back in metres as the exact simulated depth (1 mm steps)."""
+    out = tmp_path / "sim"
+    assert main(["--dataset", str(tiny_bop), "--dataset-unit", "m", "--out", str(out),
+                 "--exact"]) == 0  # fmt: skip
+    source, copy = BopDataset(tiny_bop, unit="m"), BopDataset(out, unit="m")
+    registry = source.model_registry()
+    for frame, src in zip(copy.frames(), source.frames(), strict=True):
+        assert frame.depth_scale == 0.001 and (frame.width, frame.height) == (src.width, src.height)
+        expected = frame_depth(src, registry, 0, DepthNoise.ideal())
+        np.testing.assert_allclose(frame.load_depth(required=True), expected, atol=6e-4)
+        assert (expected > 0.3).mean() > 0.5  # the table plane, metres away
+    assert "depth_scale 0.001: the dataset unit is m" in (out / "README.txt").read_text()

@@ -155,6 +155,16 @@ def test_a_bad_checkpoint_is_one_line_with_the_path_and_the_reason(bad_files, na
     assert message.startswith(f"checkpoint {path}: ") and "\n" not in message
 
 
+def test_a_shipped_checkpoint_name_loads_from_any_folder(tmp_path, monkeypatch):
+    """``checkpoint:=gcf_lmo_s64.pt`` resolves to the shipped file whatever the current folder;
+    a name that is not shipped lists the shipped ones."""
+    monkeypatch.chdir(tmp_path)
+    assert load_refiner(None, "gcf_lmo_s64.pt", "cpu", {}).predictor.window_size == 64
+    with pytest.raises(StartupError, match=r"gcf_lmo_s65\.pt: no such file; shipped weights") as e:
+        load_refiner(None, "gcf_lmo_s65.pt", "cpu", {})
+    assert "gcf_lmo.pt, gcf_lmo_s64.pt" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_a_bad_model_registry_or_mesh_is_one_line(tmp_path):
     mesh = tmp_path / "bad.obj"
     mesh.write_text("hello\n")

@@ -196,6 +196,18 @@ def test_cli_train_resume_export(data_root, tmp_path, capsys):
     assert meta["iteration"] == 3 and "--stop-after 3" in meta["command"]
 
 
+def test_cli_init_names_resolve_like_every_checkpoint(data_root, tmp_path, capsys):
+    """--init takes a path or a shipped file's name (gcf_ros.gcf.checkpoints); a name that is
+    not shipped is an error listing those that are."""
+    config = _config(data_root, tmp_path / "unused", iterations=1)
+    yaml_path = tmp_path / "train.yaml"
+    yaml_path.write_text(yaml.safe_dump({"synth": {"window_size": S}, "train": config.to_dict()}))
+    args = ["--config", str(yaml_path), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*args, "--init", "gcf_lmo_s65.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "gcf_lmo_s65.pt: no such file; shipped weights" in err and "gcf_lmo_s64.pt" in err
+
+
 def test_time_limit_stops_early_with_a_checkpoint(data_root, tmp_path):
     trainer = Trainer(_config(data_root, tmp_path / "run"))
     record = trainer.fit(progress=False, max_seconds=0.0)
