@@ -4,7 +4,8 @@
         camera_info:=/camera/color/camera_info detections:=/detector/poses
     ros2 launch gcf_ros gcf.launch.py params_file:=/path/to/my_gcf.yaml device:=cuda
 
-Arguments: params_file (default: the package's config/gcf.yaml), namespace, device,
+Arguments: params_file (default: the package's config/gcf.yaml), namespace, device, rviz (true:
+also open RViz 2 with the package's config/gcf.rviz: TF, mesh markers, the overlay image),
 fastdds_profile (the node's FASTRTPS_DEFAULT_PROFILES_FILE: the user's, else the package's
 config/fastdds_large_messages.xml, for the overlay images it sends), and the remappings image,
 camera_info, detections, depth (read only with use_depth: true in the params_file),
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -40,6 +42,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="parameter file of gcf_refiner"),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
         DeclareLaunchArgument("device", default_value="cpu", description="cpu or cuda"),
+        DeclareLaunchArgument("rviz", default_value="false",
+                              description="also open RViz 2 with config/gcf.rviz"),
         DeclareLaunchArgument(
             "fastdds_profile",
             default_value=EnvironmentVariable(PROFILE_ENV, default_value=str(profile)),
@@ -61,4 +65,11 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         emulate_tty=True,
     )
-    return LaunchDescription([*args, node])
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        arguments=["-d", str(share / "config" / "gcf.rviz")],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+        output="log",
+    )
+    return LaunchDescription([*args, node, rviz])

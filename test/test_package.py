@@ -39,3 +39,24 @@ def test_setup_py_version_matches_and_installs_launch_and_config():
     text = (ROOT / "setup.py").read_text()
     assert re.search(r'version="0\.1\.0"', text)
     assert '"launch/*.py"' in text and '"config/*.yaml"' in text
+
+
+def test_rviz_config_shows_what_the_node_publishes():
+    """config/gcf.rviz (opened by the launch file's rviz:=true) is installed, is valid YAML and
+    watches the node's own output topics, in the demo player's optical frame."""
+    import yaml
+
+    from gcf_ros.ros.player import OPTICAL_FRAME
+
+    assert '"config/*.rviz"' in (ROOT / "setup.py").read_text()
+    doc = yaml.safe_load((ROOT / "config" / "gcf.rviz").read_text())
+    manager = doc["Visualization Manager"]
+    displays = {d["Class"]: d for d in manager["Displays"]}
+    assert displays["rviz_default_plugins/MarkerArray"]["Topic"]["Value"] == "/markers"
+    assert displays["rviz_default_plugins/Image"]["Topic"]["Value"] == "/debug/overlay"
+    assert "rviz_default_plugins/TF" in displays
+    assert manager["Global Options"]["Fixed Frame"] == OPTICAL_FRAME
+    node = (ROOT / "gcf_ros" / "ros" / "refiner_node.py").read_text()
+    assert '"markers"' in node and '"debug/overlay"' in node
+    launch = (ROOT / "launch" / "gcf.launch.py").read_text()
+    assert '"gcf.rviz"' in launch and 'DeclareLaunchArgument("rviz"' in launch
