@@ -31,6 +31,7 @@ checked.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ from gcf_ros.gcf.weights_meta import WeightsMeta
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
+
+
+_LOG = logging.getLogger(__name__)
 
 
 class RefinementCancelledError(Exception):
@@ -251,6 +255,7 @@ class Refiner:
         self.timer: PhaseTimer | None = None
         self.on_iteration: Callable[[IterationRecord], None] | None = None
         self.cancel: threading.Event | None = None
+        self._warned_untrained: set[str] = set()
 
     def _check_terms(self, config: RefinerConfig) -> None:
         needy = [t for t in config.terms if TERMS[t].needs_network]
@@ -398,11 +403,28 @@ class Refiner:
             self.on_iteration(IterationRecord(it, idx, T.numpy(), windows, crops, K_win, render,
                                               network, scores, xi.numpy()))  # fmt: skip
 
+    def untrained_note(self, model_id: str) -> str:
+        """Why the field term is unreliable for ``model_id`` ("" when the network's weights file
+        lists it among its training models, records none, or the field term is off)."""
+        weights = getattr(self.predictor, "weights", None)
+        trained = getattr(weights, "trained_models", ())
+        if "field" not in self.config.terms or not trained or model_id in trained:
+            return ""
+        if model_id not in self._warned_untrained:
+            self._warned_untrained.add(model_id)
+            _LOG.warning("model %r is not among the models the network was trained on (%s): its "
+                         "field term is unreliable for it; use terms=('region',) (training-free) "
+                         "or fine-tune (README: Adding your own object)", model_id,
+                         ", ".join(trained))  # fmt: skip
+        return f"network not trained on {model_id}: field unreliable"
+
     def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
         status, reason = state.status[b], state.reason[b]
         if status != REJECTED:
             rejection = self._rejection(state, b, shape, K)
             status, reason = (REJECTED, rejection) if rejection else (status, reason)
+        note = self.untrained_note(det.model_id)
+        reason = f"{reason}; {note}" if reason and note else reason or note
         return RefineResult(
             det.model_id, det.instance_id, state.T[b].copy(), state.T0[b].copy(),
             float(state.confidence[b]), int(state.iterations[b]), int(status), reason,

@@ -31,6 +31,8 @@ DEFAULT_WINDOW_SIZE = 64  # S of weights files that do not record theirs (all be
 DAMPING = 0.1
 MIN_CONFIDENCE = 0.2  # stage 3 on its synthetic validation windows: 1.7 % below (p10 0.30)
 ROTATION_DAMPING = {"gauss_newton": 5.0, "gradient": 20.0}
+# A file's meta keys this module owns; the rest is the training record.
+_OWN_KEYS = ("window_size", "refiner", "trained_models")
 _DEFAULTS_NOTE = "defaults (DAMPING, ROTATION_DAMPING, MIN_CONFIDENCE): not tuned for this network"
 _PER_SOLVER = ("damping", "rotation_damping")
 
@@ -48,6 +50,8 @@ class WeightsMeta:
         note: how these settings were chosen (command, data, numbers).
         training: how the network was trained (config, command, data seeds, the file it started
             from, validation numbers): a record, not read by the refiner.
+        trained_models: the model ids of the network's training data (empty: not recorded). The
+            refiner notes results for other models: the field is untrained for them.
     """
 
     window_size: int = DEFAULT_WINDOW_SIZE
@@ -56,6 +60,7 @@ class WeightsMeta:
     min_confidence: float = MIN_CONFIDENCE
     note: str = _DEFAULTS_NOTE
     training: Mapping = field(default_factory=dict)
+    trained_models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         values = [*self.damping.values(), *self.rotation_damping.values(), self.min_confidence]
@@ -77,7 +82,8 @@ class WeightsMeta:
             window_size=int(meta.get("window_size", DEFAULT_WINDOW_SIZE)),
             min_confidence=float(recorded.get("min_confidence", MIN_CONFIDENCE)),
             note=str(recorded.get("note", _DEFAULTS_NOTE)),
-            training={k: v for k, v in meta.items() if k not in ("window_size", "refiner")},
+            training={k: v for k, v in meta.items() if k not in _OWN_KEYS},
+            trained_models=tuple(str(m) for m in meta.get("trained_models", ())),
             **per_solver,
         )
 
@@ -85,7 +91,10 @@ class WeightsMeta:
         """The plain ``meta`` of a weights file (what ``from_dict`` reads)."""
         refiner = {k: dict(getattr(self, k)) for k in _PER_SOLVER}
         refiner.update(min_confidence=self.min_confidence, note=self.note)
-        return {**self.training, "window_size": self.window_size, "refiner": refiner}
+        own = {"window_size": self.window_size, "refiner": refiner}
+        if self.trained_models:
+            own["trained_models"] = list(self.trained_models)
+        return {**self.training, **own}
 
 
 def read_weights_meta(path: str | Path) -> WeightsMeta:
@@ -97,7 +106,7 @@ def read_weights_meta(path: str | Path) -> WeightsMeta:
 def edit_weights_meta(path: str | Path, settings: list[str], note: str) -> WeightsMeta:
     """Rewrite the weights file at ``path`` (the network and training record unchanged) with
     ``settings`` (``KEY=VALUE``: ``window_size``, ``min_confidence``, ``damping.SOLVER``,
-    ``rotation_damping.SOLVER``) and ``note``."""
+    ``rotation_damping.SOLVER``, ``trained_models`` = comma-separated model ids) and ``note``."""
     from gcf_ros.gcf.network import load_gcf_weights, save_gcf_weights
 
     net, raw = load_gcf_weights(path)
@@ -109,9 +118,12 @@ def edit_weights_meta(path: str | Path, settings: list[str], note: str) -> Weigh
             change = {name: {**getattr(meta, name), solver: float(value)}}
         elif sep and key in ("window_size", "min_confidence"):
             change = {key: int(value) if key == "window_size" else float(value)}
+        elif sep and key == "trained_models":
+            change = {key: tuple(m.strip() for m in value.split(",") if m.strip())}
         else:
-            raise ValueError(f"{item!r}: expected window_size, min_confidence, damping.SOLVER or "
-                             f"rotation_damping.SOLVER (SOLVER in {SOLVERS}) = VALUE")  # fmt: skip
+            raise ValueError(f"{item!r}: expected window_size, min_confidence, damping.SOLVER, "
+                             f"rotation_damping.SOLVER (SOLVER in {SOLVERS}) or trained_models "
+                             "= VALUE")  # fmt: skip
         meta = dataclasses.replace(meta, **change)
     save_gcf_weights(path, net, meta.to_dict())
     return read_weights_meta(path)  # fail here, not in the refiner, if the file does not load

@@ -525,7 +525,10 @@ class Trainer:
             },
             "torch": str(torch.__version__),
         }
-        meta = WeightsMeta(window_size=int(self.train_set.size), training=training)
+        models = tuple(str(m) for m in self.train_set.model_ids)  # its shards' models
+        meta = WeightsMeta(
+            window_size=int(self.train_set.size), training=training, trained_models=models
+        )
         save_gcf_weights(path, net, meta.to_dict())
         load_gcf_weights(path)  # fail here, not in the refiner, if the file does not load
         return path

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
+from gcf_ros.core.models import ModelRegistry
 from gcf_ros.gcf.network import GcfNet, NetConfig, load_gcf_weights, save_gcf_weights
-from gcf_ros.gcf.refiner import RefinerConfig, default_checkpoint, resolve_checkpoint
+from gcf_ros.gcf.refiner import (
+    Detection,
+    Refiner,
+    RefinerConfig,
+    default_checkpoint,
+    resolve_checkpoint,
+)
 from gcf_ros.gcf.weights_meta import (
     DAMPING,
     DEFAULT_WINDOW_SIZE,
@@ -19,6 +28,7 @@ from gcf_ros.gcf.weights_meta import (
     main,
     read_weights_meta,
 )
+from gcf_ros.resources import default_models_yaml
 
 
 def _settings(meta: WeightsMeta) -> dict:
@@ -37,6 +47,8 @@ def test_shipped_files():
     assert (s64.window_size, s64.min_confidence) == (DEFAULT_WINDOW_SIZE, MIN_CONFIDENCE)
     assert _settings(s64) == {s: (DAMPING, ROTATION_DAMPING[s]) for s in ROTATION_DAMPING}
     assert "command" in s64.training
+    lmo = ModelRegistry.from_yaml(default_models_yaml()).ids
+    assert shipped.trained_models == s64.trained_models == tuple(lmo)
     config = RefinerConfig.resolve(shipped, solver="gradient", iterations=3)
     assert (config.window_size, config.damping, config.rotation_damping) == (128, 0.1, 20.0)
     assert config.min_confidence == 0.003 and config.iterations == 3
@@ -73,11 +85,35 @@ def test_editor_rewrites_only_the_settings(tmp_path):
     assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
     assert after["meta"]["command"] == before["meta"]["command"]
     assert WeightsMeta.from_dict(after["meta"]).training == read_weights_meta(path).training
+    meta = edit_weights_meta(path, ["trained_models=mug, obj_000005"], "n")
+    assert meta.trained_models == ("mug", "obj_000005")
+    meta = edit_weights_meta(path, ["min_confidence=0.01"], "n")
+    assert meta.trained_models == ("mug", "obj_000005")  # kept by other edits
     with pytest.raises(ValueError, match=r"damping\.SOLVER"):
         edit_weights_meta(path, ["damping.newton=1"], "x")
     with pytest.raises(ValueError, match="settings >= 0"):
         edit_weights_meta(path, ["damping.gradient=-1"], "x")
     assert read_weights_meta(path) == meta  # a refused edit leaves the file
+
+
+def test_results_for_a_model_the_network_never_saw_say_so(novel_registry, caplog):
+    """The shipped network knows the eight LM-O models; a result for another model notes that its
+    field is untrained (and the refiner warns once), whatever its status."""
+    refiner = Refiner.from_checkpoint(novel_registry, overrides={"iterations": 2})
+    T = np.eye(4)
+    T[:3, 3] = (0.0, 0.0, 0.5)
+    image = np.full((480, 640, 3), 90, np.uint8)
+    K = np.array([[572.4, 0, 320.0], [0, 573.6, 240.0], [0, 0, 1]])
+    with caplog.at_level(logging.WARNING, logger="gcf_ros.gcf.refiner"):
+        (first,) = refiner.refine(image, K, [Detection("novel", T)])
+        (second,) = refiner.refine(image, K, [Detection("novel", T)])
+    assert "network not trained on novel: field unreliable" in first.status_reason
+    assert first.status_reason == second.status_reason
+    assert sum("not among the models the network was trained on" in r.message
+               for r in caplog.records) == 1  # fmt: skip
+    assert refiner.untrained_note("obj_000005") == ""
+    region_only = Refiner(novel_registry, None, RefinerConfig.resolve(None, terms=("region",)))
+    assert region_only.untrained_note("novel") == ""  # no field term, nothing to note
 
 
 def test_command_line(tmp_path, capsys):

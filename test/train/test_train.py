@@ -152,6 +152,10 @@ def test_export_round_trip(data_root, tmp_path):
     ]
     assert training["best_iteration"] in (2, 4) and training["train_config"]["batch_size"] == 8
     assert meta.window_size == S  # the refiner crops at the size the network was trained at
+    # the models of its training data (the refiner notes results for other models)
+    assert (
+        meta.trained_models == tuple(ShardDataset(data_root / "train").model_ids) == ("obj_000001",)
+    )
     untuned = WeightsMeta()
     assert (meta.damping, meta.rotation_damping) == (untuned.damping, untuned.rotation_damping)
     best = torch.load(tmp_path / "run/best.pt", weights_only=True)["model"]
