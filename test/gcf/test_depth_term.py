@@ -152,11 +152,17 @@ def test_a_result_the_depth_disagrees_with_is_rejected(novel_registry):
     T0 = _coarse(T, seed=3)
     config = RefinerConfig.resolve(None, terms=("region",), iterations=8)
     refiner = Refiner(novel_registry, None, config)
-    (res,) = refiner.refine(
-        image, K, [Detection("novel", T0)], depth_m=_depth_image(model, T_other)
-    )
+    wrong = _depth_image(model, T_other)
+    (res,) = refiner.refine(image, K, [Detection("novel", T0)], depth_m=wrong)
     assert res.status == REJECTED and "depth agrees on" in res.status_reason, res.status_reason
     assert res.scores["depth_inliers"] < config.min_depth_inliers
+    # its pose is that of the RGB-only refinement (the depth dragged it away)
+    (rgb,) = refiner.refine(image, K, [Detection("novel", T0)])
+    np.testing.assert_array_equal(res.T_cam_obj, rgb.T_cam_obj)
+    assert res.status_reason.endswith("pose: the RGB-only refinement")
+    off = Refiner(novel_registry, None, dataclasses.replace(config, depth_fallback=False))
+    (dragged,) = off.refine(image, K, [Detection("novel", T0)], depth_m=wrong)
+    assert not np.array_equal(dragged.T_cam_obj, rgb.T_cam_obj) and dragged.status == REJECTED
     (good,) = refiner.refine(image, K, [Detection("novel", T0)], depth_m=_depth_image(model, T))
     assert good.status != REJECTED and good.scores["depth_inliers"] > 0.8
 
