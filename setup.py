@@ -33,6 +33,7 @@ setup(
         "console_scripts": [
             "gcf-render = gcf_ros.tools.render_cli:main",
             "gcf-models = gcf_ros.tools.models_cli:main",
+            "gcf-refine = gcf_ros.tools.refine_cli:main",
             "gcf-demo = gcf_ros.ros.demo:main",
             "gcf-eval = gcf_ros.eval.cli:main",
             "gcf-simdepth = gcf_ros.eval.simdepth_cli:main",

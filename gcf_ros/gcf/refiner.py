@@ -62,6 +62,7 @@ from gcf_ros.gcf.terms import (
 from gcf_ros.gcf.weights_meta import WeightsMeta
 
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
+STATUS_NAMES = {CONVERGED: "CONVERGED", MAX_ITERATIONS: "MAX_ITERATIONS", REJECTED: "REJECTED"}
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
 
 
