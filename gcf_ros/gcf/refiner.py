@@ -129,7 +129,12 @@ class RefinerConfig:
     depth_field_stop: int | None = 6
     # Results the depth disagrees with (depth_inliers < min_depth_inliers) get the pose of an
     # RGB-only refinement (still REJECTED): a late or unregistered depth image drags poses away.
+    # When at least depth_frame_fallback of a call's results disagree, the depth image itself is
+    # suspect and every result of the call falls back (> 1: never). 0.5 chosen on LM-O frames
+    # 1-50 with the depth one frame late: the only setting tried (0.34, 0.5, off) that was no
+    # worse than RGB-only there on every number.
     depth_fallback: bool = True
+    depth_frame_fallback: float = 0.5
     depth: DepthConfig = field(default_factory=DepthConfig)
     # With depth, results whose depth term agrees on less than this fraction of the rendered
     # pixels with depth (``scores["depth_inliers"]`` at the last iteration) are REJECTED. Chosen
@@ -344,19 +349,25 @@ class Refiner:
     def _fall_back_to_rgb(self, image_rgb, K, detections, results: list[RefineResult]) -> None:
         """Replace the pose of each result the depth disagrees with by the RGB-only refinement's
         (in place): a depth image out of step with the colour image (late, not registered) drags
-        poses to where its surfaces are. The result stays REJECTED and says so."""
+        poses to where its surfaces are. Those results stay REJECTED and say so; when enough of
+        the frame's results disagree (``depth_frame_fallback``), all of them fall back."""
         flagged = [
             b for b, r in enumerate(results)
             if r.scores.get("depth_inliers", 1.0) < self.config.min_depth_inliers
         ]  # fmt: skip
         if not flagged:
             return
-        rgb = self.refine(image_rgb, K, [detections[b] for b in flagged])
-        for b, r in zip(flagged, rgb, strict=True):
+        reasons = {b: results[b].status_reason for b in flagged}
+        if len(flagged) >= self.config.depth_frame_fallback * len(results):
+            why = (f"depth disagrees with {len(flagged)} of {len(results)} objects of the frame "
+                   "(not registered, or not in step with the image?)")  # fmt: skip
+            reasons = {b: reasons.get(b, why) for b in range(len(results))}
+        rgb = self.refine(image_rgb, K, [detections[b] for b in reasons])
+        for (b, reason), r in zip(reasons.items(), rgb, strict=True):
             depth_scores = {k: v for k, v in results[b].scores.items() if k.startswith("depth_")}
             results[b] = dataclasses.replace(
                 r, status=REJECTED, scores={**r.scores, **depth_scores},
-                status_reason=f"{results[b].status_reason}; pose: the RGB-only refinement",
+                status_reason=f"{reason}; pose: the RGB-only refinement",
             )  # fmt: skip
 
     def refine_poses(self, image_rgb, K, model_ids, T_init) -> list[RefineResult]:

@@ -195,3 +195,32 @@ def test_depth_input_and_config_checks():
         DepthConfig(scales_m=())
     with pytest.raises(ValueError):
         RefinerConfig.resolve(None, depth_scale=-1.0)
+
+
+@pytest.mark.parametrize(("frame_share", "fallen"), [(0.5, [0, 1]), (0.75, [1])])
+def test_a_frame_whose_depth_disagrees_with_most_objects_falls_back_whole(
+    novel_registry, frame_share, fallen
+):
+    """Out of two results, one disagrees with the depth: at depth_frame_fallback 0.5 the frame's
+    depth is suspect and both get the RGB-only pose (REJECTED); at 0.75 only that one."""
+    model = novel_registry.get("novel")
+    T = _true_pose()
+    image, _ = _synthetic_image(model, T)
+    dets = [Detection("novel", _coarse(T, seed=s)) for s in (4, 5)]
+    config = RefinerConfig.resolve(None, terms=("region",), depth_frame_fallback=frame_share)
+    refiner = Refiner(novel_registry, None, config)
+    rgb = refiner.refine(image, K, dets)
+    results = [
+        dataclasses.replace(r, T_cam_obj=np.eye(4), scores={"depth_inliers": inl}, status=0)
+        for r, inl in zip(rgb, (0.9, 0.3), strict=True)
+    ]
+    refiner._fall_back_to_rgb(image, K, dets, results)
+    for b, r in enumerate(results):
+        if b in fallen:
+            np.testing.assert_allclose(r.T_cam_obj, rgb[b].T_cam_obj, atol=1e-9)
+            assert r.status == REJECTED and r.status_reason.endswith("RGB-only refinement")
+            assert r.scores["depth_inliers"] == (0.9, 0.3)[b]
+        else:
+            np.testing.assert_array_equal(r.T_cam_obj, np.eye(4))
+    if frame_share == 0.5:
+        assert "depth disagrees with 1 of 2 objects of the frame" in results[0].status_reason
