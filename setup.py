@@ -18,7 +18,10 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
+        (
+            f"share/{PACKAGE}/config",
+            glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz"),
+        ),
         # config/models.yaml refers to ../data/models/...: keep that layout under share/.
         (f"share/{PACKAGE}/data/models/lmo", glob("data/models/lmo/*")),
         (f"share/{PACKAGE}/data/demo", glob("data/demo/*")),
