@@ -116,7 +116,7 @@ class RefinerConfig:
     # depth image, weighted by depth_scale against the field (0: depth is ignored); such a call
     # runs depth_iterations instead of ``iterations``. With depth, the field's and the silhouette
     # terms' rotation damping are multiplied by rotation_damping_with_depth. Chosen on LM-O frames
-    # 1-50 with simulated depth at medium noise (docs/results.md "Depth"): scale 100 (1 to 300
+    # 1-50 with simulated depth at medium noise (docs/results.md "Session 9"): scale 100 (1 to 300
     # tried), 10 iterations (8: 79 % ADD(-S), 10: 82 %), the colour terms' damping kept (x 1;
     # x 0.1 to 0.3 no better, more gross failures).
     depth_scale: float = 100.0
@@ -138,8 +138,8 @@ class RefinerConfig:
     depth: DepthConfig = field(default_factory=DepthConfig)
     # With depth, results whose depth term agrees on less than this fraction of the rendered
     # pixels with depth (``scores["depth_inliers"]`` at the last iteration) are REJECTED. Chosen
-    # on LM-O frames 1-50 with simulated depth (docs/results.md): 0.6 caught 68 of the 74 results
-    # off by more than 0.1 d and rejected 23 of the 282 good ones.
+    # on LM-O frames 1-50 with simulated depth (docs/results.md "Session 9"): 0.6 caught 64 of the
+    # 65 results off by more than 0.1 d and rejected 22 of the 291 good ones.
     min_depth_inliers: float = 0.6
 
     def __post_init__(self) -> None:
