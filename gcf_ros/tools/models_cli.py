@@ -10,7 +10,8 @@
 mesh and prints its size in the stated unit and in metres, with a warning when the size suggests
 the wrong unit. The YAML's leading comment block is kept; other comments are not. ``check`` loads
 every model and prints one line per problem (exit 1 on an error; ``--strict``: on a warning too).
-``show`` prints a table of the models. The keys are documented in gcf_ros's config/models.yaml.
+``show`` prints a table of the models. Both load the registries a file's ``include:`` names too.
+The keys are documented in gcf_ros's config/models.yaml.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ import numpy as np
 import yaml
 
 from gcf_ros.core.model_spec import (
+    REGISTRY_KEYS,
     UNITS_TO_M,
     UP_AXES,
     ModelSpec,
     format_length,
+    include_paths,
     size_warning,
     spec_from_yaml,
 )
@@ -218,13 +221,27 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _load_all(
-    path: Path,
+    path: Path, outer: tuple[Path, ...] = ()
 ) -> tuple[list[tuple[ModelSpec, ObjectModel]], list[str], list[str]]:
-    """Every loadable (spec, model) of ``path``, and one line per error and per warning."""
+    """Every loadable (spec, model) of ``path`` (its included registries' first), and one line
+    per error and per warning."""
     _, doc = _read_doc(path)
-    base = path.resolve().parent
     models, errors, warnings = [], [], []
-    tf_names: dict[str, str] = {}
+    try:
+        included = include_paths(path, doc)
+    except ModelLoadError as err:
+        included, errors = [], [_one_line(str(err))]
+    for other in included:
+        if other.resolve() in (*outer, path.resolve()):
+            errors.append(f"{path}: include {other} includes itself")
+            continue
+        try:
+            more = _load_all(other, (*outer, path.resolve()))
+        except _CliError as err:
+            errors.append(str(err))
+            continue
+        models, errors, warnings = models + more[0], errors + more[1], warnings + more[2]
+    base = path.resolve().parent
     for key, entry in doc["models"].items():
         model_id = str(key)
         capture = _WarningCapture()
@@ -241,14 +258,26 @@ def _load_all(
         warnings += [
             line if named in line else f"{path}: {named}: {line}" for line in capture.lines
         ]
+        models.append((spec, model))
+    if not outer:
+        errors += _clashes(path, [spec for spec, _ in models], [m for _, m in models])
+    return models, errors, warnings
+
+
+def _clashes(path: Path, specs: list[ModelSpec], models: list[ObjectModel]) -> list[str]:
+    """One line per model id defined twice and per TF name shared by two models."""
+    errors, ids, tf_names = [], {}, {}
+    for spec, model in zip(specs, models, strict=True):
+        if spec.model_id in ids:
+            errors.append(f"{path}: model {spec.model_id!r} is defined twice")
         if model.tf_name in tf_names:
             errors.append(
-                f"{path}: models {tf_names[model.tf_name]!r} and {model_id!r} share tf_name "
+                f"{path}: models {tf_names[model.tf_name]!r} and {spec.model_id!r} share tf_name "
                 f"{model.tf_name!r}"
             )
-        tf_names.setdefault(model.tf_name, model_id)
-        models.append((spec, model))
-    return models, errors, warnings
+        ids.setdefault(spec.model_id, spec)
+        tf_names.setdefault(model.tf_name, spec.model_id)
+    return errors
 
 
 def _read_doc(path: Path) -> tuple[str, dict[str, Any]]:
@@ -265,8 +294,8 @@ def _read_doc(path: Path) -> tuple[str, dict[str, Any]]:
         doc = {"models": {}}
     if not isinstance(doc, dict) or not isinstance(doc.get("models") or {}, dict):
         raise _CliError(f"{path}: expected a top-level 'models:' mapping")
-    if set(doc) != {"models"}:
-        raise _CliError(f"{path}: unknown top-level keys {sorted(set(doc) - {'models'})}")
+    if set(doc) - REGISTRY_KEYS:
+        raise _CliError(f"{path}: unknown top-level keys {sorted(set(doc) - REGISTRY_KEYS)}")
     doc["models"] = doc["models"] or {}
     header = []
     for line in text.splitlines(keepends=True):
