@@ -188,3 +188,28 @@ def test_show_prints_a_table(tmp_path: Path, capsys):
     assert len(lines) == 9
     result = _run("show", str(ROOT / "config" / "models.yaml"))
     assert result.returncode == 0 and result.stdout.splitlines() == lines
+
+
+def test_check_show_and_add_follow_include(tmp_path: Path, capsys):
+    _box(tmp_path / "mug.ply", 80.0)
+    registry = tmp_path / "models.yaml"
+    registry.write_text(f"# mine\ninclude: [{ROOT / 'config' / 'models.yaml'}]\nmodels: {{}}\n")
+    argv = ["add", str(registry), "--id", "mug", "--mesh", str(tmp_path / "mug.ply")]
+    assert models_cli.main([*argv, "--unit", "mm"]) == 0
+    doc = yaml.safe_load(registry.read_text())
+    assert doc["include"] == [str(ROOT / "config" / "models.yaml")]
+    assert list(doc["models"]) == ["mug"]
+    capsys.readouterr()
+    assert models_cli.main(["show", str(registry)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 10 and lines[-1].split()[0] == "mug"
+    result = _run("check", str(registry))
+    assert result.returncode == 0 and "9 model(s) loaded, 0 error(s)" in result.stdout
+    argv = ["add", str(registry), "--id", "obj_000001", "--mesh", str(tmp_path / "mug.ply")]
+    assert models_cli.main([*argv, "--unit", "mm", "--tf-name", "ape"]) == 0
+    result = _run("check", str(registry))
+    assert result.returncode == 1
+    assert f"error: {registry}: model 'obj_000001' is defined twice" in result.stdout
+    assert f"error: {registry}: models 'obj_000001' and 'obj_000001' share tf_name 'ape'" in (
+        result.stdout
+    )
