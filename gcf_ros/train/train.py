@@ -224,6 +224,7 @@ class Trainer:
         )
         self.iteration = 0
         self.init_meta: dict | None = None  # set by init_from_weights
+        self._init_settings: WeightsMeta | None = None  # the --init file's refiner settings
         self.best = {"val_epe": math.inf, "iteration": -1}
         self._epoch_order: tuple[int, np.ndarray] | None = None
 
@@ -488,6 +489,10 @@ class Trainer:
             raise ValueError(f"{path} holds another network: {old}")
         self.init_meta = {"path": str(path), "command": meta.get("command", ""),
                           "val_epe": meta.get("val_epe"), "grown": grown}  # fmt: skip
+        if meta.get("refiner"):  # settings chosen for that network: kept by export()
+            recorded = WeightsMeta.from_dict(meta)
+            note = f"inherited from {path} (gcf-train --init), not re-tuned: {recorded.note}"
+            self._init_settings = dataclasses.replace(recorded, note=note)
 
     @property
     def export_path(self) -> Path:
@@ -497,7 +502,9 @@ class Trainer:
     def export(
         self, path: str | Path | None = None, command: str = "", overwrite_shipped: bool = False
     ) -> Path:
-        """Write the weights-only file of the best checkpoint (else the current net).
+        """Write the weights-only file of the best checkpoint (else the current net), with the
+        refiner settings (damping, threshold) of the ``init_from_weights`` file when that file
+        recorded some and was trained at the same window size (a fine-tune), else the defaults.
 
         Raises ValueError for a path in the shipped weights folder unless ``overwrite_shipped``,
         NonFiniteError when the weights or the best validation number are not finite."""
@@ -526,6 +533,9 @@ class Trainer:
             "torch": str(torch.__version__),
         }
         meta = WeightsMeta(window_size=int(self.train_set.size), training=training)
+        init = self._init_settings
+        if init is not None and init.window_size == meta.window_size:
+            meta = dataclasses.replace(init, training=training)
         save_gcf_weights(path, net, meta.to_dict())
         load_gcf_weights(path)  # fail here, not in the refiner, if the file does not load
         return path

@@ -159,6 +159,30 @@ def test_export_round_trip(data_root, tmp_path):
         assert torch.equal(value, best[key])
 
 
+def test_a_fine_tune_keeps_the_settings_its_init_file_records(data_root, tmp_path):
+    """--init from a file with tuned refiner settings (the shipped one: min_confidence 0.003) at
+    the same window size: the export records them, marked as inherited; at another size, not."""
+    from gcf_ros.gcf.weights_meta import edit_weights_meta
+
+    first = Trainer(_config(data_root, tmp_path / "first", iterations=2, val_every=2))
+    first.fit(progress=False)
+    tuned = first.export()
+    edit_weights_meta(tuned, ["min_confidence=0.003", "rotation_damping.gauss_newton=7"], "tuned")
+    fine = Trainer(_config(data_root, tmp_path / "fine", iterations=2, val_every=2))
+    fine.init_from_weights(tuned)
+    fine.fit(progress=False)
+    meta = read_weights_meta(fine.export(tmp_path / "fine.pt"))
+    assert (meta.min_confidence, meta.rotation_damping["gauss_newton"]) == (0.003, 7.0)
+    assert meta.note.startswith(f"inherited from {tuned}") and meta.note.endswith(": tuned")
+    assert meta.window_size == S and meta.training["init"]["path"] == str(tuned)
+    edit_weights_meta(tuned, ["window_size=32"], "at S = 32")
+    other = Trainer(_config(data_root, tmp_path / "other", iterations=2, val_every=2))
+    other.init_from_weights(tuned)
+    other.fit(progress=False)
+    meta = read_weights_meta(other.export(tmp_path / "other.pt"))
+    assert meta.min_confidence == WeightsMeta().min_confidence and meta.window_size == S
+
+
 def test_checkpoint_errors(data_root, tmp_path):
     trainer = Trainer(_config(data_root, tmp_path / "run"))
     torch.save({"model": {}}, tmp_path / "bad.pt")
