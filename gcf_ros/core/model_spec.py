@@ -34,6 +34,7 @@ __all__ = [
     "read_registry_yaml",
     "size_warning",
     "spec_from_yaml",
+    "specs_from_registry_doc",
     "up_axis_vector",
 ]
 
@@ -199,7 +200,14 @@ def read_registry_yaml(path: Path, _outer: tuple[Path, ...] = ()) -> dict[str, M
     e.g., the packaged LM-O models and the user's. A model id defined twice, or a file that
     includes itself, is an error.
     """
-    doc = _registry_doc(path)
+    return specs_from_registry_doc(path, _registry_doc(path), _outer)
+
+
+def specs_from_registry_doc(
+    path: Path, doc: dict[str, Any], _outer: tuple[Path, ...] = ()
+) -> dict[str, ModelSpec]:
+    """The specs of a parsed registry file ``doc`` as if read from ``path`` (see
+    :func:`read_registry_yaml`): e.g. to check an edited registry before writing it."""
     specs: dict[str, ModelSpec] = {}
     where: dict[str, Path] = {}
     for other in include_paths(path, doc):
@@ -221,7 +229,7 @@ def include_paths(path: Path, doc: dict[str, Any]) -> list[Path]:
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise ModelLoadError(f"{path}: 'include:' must be a file name or a list of them")
     base = path.resolve().parent
-    return [p if p.is_absolute() else base / p for p in (Path(n).expanduser() for n in names)]
+    return [(base / Path(n).expanduser()).resolve() for n in names]  # base / absolute = absolute
 
 
 def _registry_doc(path: Path) -> dict[str, Any]:

@@ -2,16 +2,18 @@
 
     gcf-models add REGISTRY.yaml --id mug --mesh meshes/mug.obj --unit mm [--up +y]
         [--symmetry none|unspecified|continuous:z|discrete:z:4|continuous:z+discrete:x:2]
-        [--tf-name mug]
+        [--tf-name mug] [--include OTHER_REGISTRY.yaml]
     gcf-models check REGISTRY.yaml [--strict]
     gcf-models show REGISTRY.yaml
 
 ``add`` creates or updates one entry (the mesh path stored relative to the YAML file), loads the
 mesh and prints its size in the stated unit and in metres, with a warning when the size suggests
-the wrong unit. The YAML's leading comment block is kept; other comments are not. ``check`` loads
-every model and prints one line per problem (exit 1 on an error; ``--strict``: on a warning too).
-``show`` prints a table of the models. Both load the registries a file's ``include:`` names too.
-The keys are documented in gcf_ros's config/models.yaml.
+the wrong unit; ``--include`` adds another registry file to the ``include:`` list (its models
+become this registry's too, e.g. gcf_ros's config/models.yaml beside your object). The YAML's
+leading comment block is kept; other comments are not. ``check`` loads every model and prints one
+line per problem (exit 1 on an error; ``--strict``: on a warning too). ``show`` prints a table of
+the models. Both load the registries a file's ``include:`` names too. The keys are documented in
+gcf_ros's config/models.yaml.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gcf_ros.core.model_spec import (
     include_paths,
     size_warning,
     spec_from_yaml,
+    specs_from_registry_doc,
 )
 from gcf_ros.core.models import ModelLoadError, ObjectModel, load_model
 from gcf_ros.core.symmetry import Symmetry
@@ -119,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     sym_help = "none, unspecified, continuous:z, discrete:z:4, continuous:z+discrete:x:2, ..."
     add.add_argument("--symmetry", type=parse_symmetry, default=None, help=sym_help)
     add.add_argument("--tf-name", default=None, help="TF frame name (default: the id)")
+    add.add_argument(
+        "--include",
+        type=Path,
+        action="append",
+        default=[],
+        help="also include this registry's models (e.g. gcf_ros's config/models.yaml; repeatable)",
+    )
     check = sub.add_parser("check", help="load every model; one line per problem")
     check.add_argument("registry", type=Path)
     check.add_argument("--strict", action="store_true", help="warnings fail too")
@@ -161,6 +171,7 @@ def _add(args: argparse.Namespace) -> int:
         raise _CliError(_one_line(str(err))) from None
     verb = "updated" if args.id in doc["models"] else "added"
     doc["models"][args.id] = entry
+    _add_includes(doc, path, args.include)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
     print(f"{PROG}: {verb} model {args.id!r} in {path} (mesh {entry['mesh']})")
@@ -173,6 +184,27 @@ def _add(args: argparse.Namespace) -> int:
     if hint:
         print(f"{PROG}: warning: model {args.id!r}: {hint}; check --unit", file=sys.stderr)
     return 0
+
+
+def _add_includes(doc: dict[str, Any], path: Path, includes: list[Path]) -> None:
+    """Add ``includes`` (relative to the registry ``path``) to ``doc``'s ``include:`` list, before
+    ``models:``; files already there are kept once. The result must load (ids defined once)."""
+    if not includes:
+        return
+    names = doc.get("include") or []
+    names = [names] if isinstance(names, str) else list(names)
+    for other in includes:
+        if not other.expanduser().is_file():
+            raise _CliError(f"--include {other}: no such registry file")
+        name = os.path.relpath(other.expanduser().resolve(), path.resolve().parent)
+        names += [] if name in names else [name]
+    models = doc.pop("models")
+    doc.pop("include", None)
+    doc.update(include=names, models=models)
+    try:
+        specs_from_registry_doc(path, doc)
+    except ModelLoadError as err:
+        raise _CliError(_one_line(str(err))) from None
 
 
 def _size_lines(model: ObjectModel, spec: ModelSpec) -> list[str]:
