@@ -183,6 +183,41 @@ def test_a_fine_tune_keeps_the_settings_its_init_file_records(data_root, tmp_pat
     assert meta.min_confidence == WeightsMeta().min_confidence and meta.window_size == S
 
 
+def test_init_blend_exports_the_midpoint_also_after_a_resume(data_root, tmp_path, capsys):
+    """init_blend 0.5: every float tensor of the export is halfway between the --init network
+    and the trained one (kept in checkpoints, so a resumed run blends too); without --init, or
+    from a grown network, it is refused before training."""
+    first = Trainer(_config(data_root, tmp_path / "first", iterations=2, val_every=2))
+    first.fit(progress=False)
+    init_path = first.export()
+    init = load_gcf_weights(init_path)[0].state_dict()
+    config = _config(data_root, tmp_path / "fine", iterations=4, val_every=2, ckpt_every=2)
+    config = dataclasses.replace(config, init_blend=0.5)
+    fine = Trainer(config)
+    fine.init_from_weights(init_path)
+    fine.fit(progress=False, stop_after=2)
+    resumed = Trainer(config)
+    resumed.load_checkpoint(tmp_path / "fine" / "last.pt")
+    resumed.fit(progress=False)
+    assert resumed.init_meta["path"] == str(init_path)
+    blended = load_gcf_weights(resumed.export(tmp_path / "blend.pt"))[0].state_dict()
+    best = torch.load(tmp_path / "fine" / "best.pt", weights_only=True)["model"]
+    moved = 0
+    for key, value in blended.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (init[key] + best[key]) / 2)
+            moved += not torch.equal(init[key], best[key])
+        else:
+            assert torch.equal(value, best[key])
+    assert moved > 10
+    with pytest.raises(ValueError, match="needs a run started with --init"):
+        Trainer(dataclasses.replace(config, out_dir=str(tmp_path / "x"))).export(tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="init_blend must be in"):
+        dataclasses.replace(config, init_blend=0.0)
+    args = _cli_yaml(data_root, tmp_path, init_blend=0.5)
+    assert main(args) == 2 and "needs --init" in capsys.readouterr().err
+
+
 def test_checkpoint_errors(data_root, tmp_path):
     trainer = Trainer(_config(data_root, tmp_path / "run"))
     torch.save({"model": {}}, tmp_path / "bad.pt")
