@@ -11,6 +11,12 @@ The initial poses are the truth perturbed at the protocol's medium level. Every 
 (``terms|key=value,...`` as in ``gcf-eval --terms/--set``) refines the same cases. Prints, per
 configuration, the medians over meshes of the per-mesh median 2D error and ADD(-S) < 0.1 d rate,
 and the share of meshes whose median 2D error and ADD(-S) rate improved over the initial poses.
+
+``--registry YAML --models ID,...`` renders those models of a registry instead, at their own size
+and colours (README, "Adding your own object": the new object before and after fine-tuning):
+
+    python experiments/novel_meshes.py --registry data/models/example/models.yaml --models hammer \
+        --cases 48 region field,region [--checkpoint runs/add_object/gcf_add_object.pt]
 """
 
 from __future__ import annotations
@@ -89,10 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=10)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--work", type=Path, default=Path("out/novel_meshes"))
+    p.add_argument("--registry", type=Path, default=None, help="models of this registry instead")
+    p.add_argument("--models", default=None, help="with --registry: comma-separated model ids")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
-    registry = mesh_registry(args.meshes, args.work)
+    if args.registry is None:
+        registry = mesh_registry(args.meshes, args.work)
+    else:
+        full = ModelRegistry.from_yaml(args.registry)
+        ids = args.models.split(",") if args.models else list(full.ids)
+        registry = ModelRegistry({i: full.spec(i) for i in ids})
     predictor = NetworkPredictor.from_weights(Path(args.checkpoint or default_checkpoint()))
     renderer = RaycastRenderer()
     cases = {}
@@ -116,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             for img, T, T_init in items:
                 (res,) = refiner.refine(img, K, [Detection(model_id, T_init)])
                 for T_est, bucket in ((res.T_cam_obj, errs), (T_init, errs0)):
-                    e = pose_errors(model.verts_obj, model.diameter, False, K, T_est, T)
+                    e = pose_errors(model.verts_obj, model.diameter, model.symmetric, K,
+                                    T_est, T)  # fmt: skip
                     bucket.append((e.proj_px, e.add_m < 0.1 * model.diameter))
             rows[spec][model_id] = np.array(errs, dtype=float)
             rows["initial"][model_id] = np.array(errs0, dtype=float)

@@ -24,17 +24,21 @@ from gcf_ros.core.symmetry import UNITS_TO_M, Symmetry, SymmetryError
 __all__ = [
     "DEFAULT_MAX_FACES",
     "PLAUSIBLE_DIAMETER_M",
+    "REGISTRY_KEYS",
     "UNITS_TO_M",
     "UP_AXES",
     "YAML_KEYS",
     "ModelSpec",
     "format_length",
+    "include_paths",
     "read_registry_yaml",
     "size_warning",
     "spec_from_yaml",
+    "specs_from_registry_doc",
     "up_axis_vector",
 ]
 
+REGISTRY_KEYS = frozenset(["models", "include"])  # top-level keys of a registry file
 # Load-time face limit: 10x the largest LM-O model (45 666 faces); above it a mesh is decimated.
 DEFAULT_MAX_FACES = 500_000
 UP_AXES = ("+x", "-x", "+y", "-y", "+z", "-z")
@@ -188,8 +192,48 @@ def format_length(metres: float) -> str:
     return f"{metres:.3g} m"
 
 
-def read_registry_yaml(path: Path) -> dict[str, ModelSpec]:
-    """``models: {id: {...}}`` of a registry file → specs; relative meshes are relative to it."""
+def read_registry_yaml(path: Path, _outer: tuple[Path, ...] = ()) -> dict[str, ModelSpec]:
+    """``models: {id: {...}}`` of a registry file → specs; relative meshes are relative to it.
+
+    ``include: [FILE, ...]`` (optional; paths relative to this file, or absolute) adds the models
+    of other registry files, read the same way, before this file's own: one registry then holds,
+    e.g., the packaged LM-O models and the user's. A model id defined twice, or a file that
+    includes itself, is an error.
+    """
+    return specs_from_registry_doc(path, _registry_doc(path), _outer)
+
+
+def specs_from_registry_doc(
+    path: Path, doc: dict[str, Any], _outer: tuple[Path, ...] = ()
+) -> dict[str, ModelSpec]:
+    """The specs of a parsed registry file ``doc`` as if read from ``path`` (see
+    :func:`read_registry_yaml`): e.g. to check an edited registry before writing it."""
+    specs: dict[str, ModelSpec] = {}
+    where: dict[str, Path] = {}
+    for other in include_paths(path, doc):
+        if other.resolve() in (*_outer, path.resolve()):
+            raise ModelLoadError(f"{path}: include {other} includes itself")
+        for model_id, spec in read_registry_yaml(other, (*_outer, path.resolve())).items():
+            _add_once(specs, where, model_id, spec, other)
+    base = path.resolve().parent
+    for key, entry in doc["models"].items():
+        _add_once(specs, where, str(key), spec_from_yaml(str(key), entry, base, path), path)
+    return specs
+
+
+def include_paths(path: Path, doc: dict[str, Any]) -> list[Path]:
+    """The registry files named by the ``include:`` key of ``doc`` (parsed from ``path``),
+    relative paths resolved against ``path``'s folder."""
+    names = doc.get("include") or []
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ModelLoadError(f"{path}: 'include:' must be a file name or a list of them")
+    base = path.resolve().parent
+    return [(base / Path(n).expanduser()).resolve() for n in names]  # base / absolute = absolute
+
+
+def _registry_doc(path: Path) -> dict[str, Any]:
+    """The parsed registry file, its top-level keys checked."""
     try:
         doc = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -198,10 +242,18 @@ def read_registry_yaml(path: Path) -> dict[str, ModelSpec]:
         raise ModelLoadError(f"{path}: invalid YAML: {err}") from err
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
         raise ModelLoadError(f"{path}: expected a top-level 'models:' mapping")
-    if set(doc) != {"models"}:
-        raise ModelLoadError(f"{path}: unknown top-level keys {sorted(set(doc) - {'models'})}")
-    base = path.resolve().parent
-    return {str(k): spec_from_yaml(str(k), v, base, path) for k, v in doc["models"].items()}
+    unknown = sorted(set(doc) - REGISTRY_KEYS)
+    if unknown:
+        raise ModelLoadError(f"{path}: unknown top-level keys {unknown}")
+    return doc
+
+
+def _add_once(specs: dict, where: dict, model_id: str, spec: ModelSpec, path: Path) -> None:
+    if model_id in specs:
+        raise ModelLoadError(
+            f"{path}: model {model_id!r} is defined twice (also in {where[model_id]})"
+        )
+    specs[model_id], where[model_id] = spec, path
 
 
 def spec_from_yaml(model_id: str, entry: Any, base: Path, yaml_path: Path) -> ModelSpec:

@@ -2,15 +2,18 @@
 
     gcf-models add REGISTRY.yaml --id mug --mesh meshes/mug.obj --unit mm [--up +y]
         [--symmetry none|unspecified|continuous:z|discrete:z:4|continuous:z+discrete:x:2]
-        [--tf-name mug]
+        [--tf-name mug] [--include OTHER_REGISTRY.yaml]
     gcf-models check REGISTRY.yaml [--strict]
     gcf-models show REGISTRY.yaml
 
 ``add`` creates or updates one entry (the mesh path stored relative to the YAML file), loads the
 mesh and prints its size in the stated unit and in metres, with a warning when the size suggests
-the wrong unit. The YAML's leading comment block is kept; other comments are not. ``check`` loads
-every model and prints one line per problem (exit 1 on an error; ``--strict``: on a warning too).
-``show`` prints a table of the models. The keys are documented in gcf_ros's config/models.yaml.
+the wrong unit; ``--include`` adds another registry file to the ``include:`` list (its models
+become this registry's too, e.g. gcf_ros's config/models.yaml beside your object). The YAML's
+leading comment block is kept; other comments are not. ``check`` loads every model and prints one
+line per problem (exit 1 on an error; ``--strict``: on a warning too). ``show`` prints a table of
+the models. Both load the registries a file's ``include:`` names too. The keys are documented in
+gcf_ros's config/models.yaml.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ import numpy as np
 import yaml
 
 from gcf_ros.core.model_spec import (
+    REGISTRY_KEYS,
     UNITS_TO_M,
     UP_AXES,
     ModelSpec,
     format_length,
+    include_paths,
     size_warning,
     spec_from_yaml,
+    specs_from_registry_doc,
 )
 from gcf_ros.core.models import ModelLoadError, ObjectModel, load_model
 from gcf_ros.core.symmetry import Symmetry
@@ -116,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     sym_help = "none, unspecified, continuous:z, discrete:z:4, continuous:z+discrete:x:2, ..."
     add.add_argument("--symmetry", type=parse_symmetry, default=None, help=sym_help)
     add.add_argument("--tf-name", default=None, help="TF frame name (default: the id)")
+    add.add_argument(
+        "--include",
+        type=Path,
+        action="append",
+        default=[],
+        help="also include this registry's models (e.g. gcf_ros's config/models.yaml; repeatable)",
+    )
     check = sub.add_parser("check", help="load every model; one line per problem")
     check.add_argument("registry", type=Path)
     check.add_argument("--strict", action="store_true", help="warnings fail too")
@@ -158,6 +171,7 @@ def _add(args: argparse.Namespace) -> int:
         raise _CliError(_one_line(str(err))) from None
     verb = "updated" if args.id in doc["models"] else "added"
     doc["models"][args.id] = entry
+    _add_includes(doc, path, args.include)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
     print(f"{PROG}: {verb} model {args.id!r} in {path} (mesh {entry['mesh']})")
@@ -170,6 +184,27 @@ def _add(args: argparse.Namespace) -> int:
     if hint:
         print(f"{PROG}: warning: model {args.id!r}: {hint}; check --unit", file=sys.stderr)
     return 0
+
+
+def _add_includes(doc: dict[str, Any], path: Path, includes: list[Path]) -> None:
+    """Add ``includes`` (relative to the registry ``path``) to ``doc``'s ``include:`` list, before
+    ``models:``; files already there are kept once. The result must load (ids defined once)."""
+    if not includes:
+        return
+    names = doc.get("include") or []
+    names = [names] if isinstance(names, str) else list(names)
+    for other in includes:
+        if not other.expanduser().is_file():
+            raise _CliError(f"--include {other}: no such registry file")
+        name = os.path.relpath(other.expanduser().resolve(), path.resolve().parent)
+        names += [] if name in names else [name]
+    models = doc.pop("models")
+    doc.pop("include", None)
+    doc.update(include=names, models=models)
+    try:
+        specs_from_registry_doc(path, doc)
+    except ModelLoadError as err:
+        raise _CliError(_one_line(str(err))) from None
 
 
 def _size_lines(model: ObjectModel, spec: ModelSpec) -> list[str]:
@@ -218,13 +253,27 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _load_all(
-    path: Path,
+    path: Path, outer: tuple[Path, ...] = ()
 ) -> tuple[list[tuple[ModelSpec, ObjectModel]], list[str], list[str]]:
-    """Every loadable (spec, model) of ``path``, and one line per error and per warning."""
+    """Every loadable (spec, model) of ``path`` (its included registries' first), and one line
+    per error and per warning."""
     _, doc = _read_doc(path)
-    base = path.resolve().parent
     models, errors, warnings = [], [], []
-    tf_names: dict[str, str] = {}
+    try:
+        included = include_paths(path, doc)
+    except ModelLoadError as err:
+        included, errors = [], [_one_line(str(err))]
+    for other in included:
+        if other.resolve() in (*outer, path.resolve()):
+            errors.append(f"{path}: include {other} includes itself")
+            continue
+        try:
+            more = _load_all(other, (*outer, path.resolve()))
+        except _CliError as err:
+            errors.append(str(err))
+            continue
+        models, errors, warnings = models + more[0], errors + more[1], warnings + more[2]
+    base = path.resolve().parent
     for key, entry in doc["models"].items():
         model_id = str(key)
         capture = _WarningCapture()
@@ -241,14 +290,26 @@ def _load_all(
         warnings += [
             line if named in line else f"{path}: {named}: {line}" for line in capture.lines
         ]
+        models.append((spec, model))
+    if not outer:
+        errors += _clashes(path, [spec for spec, _ in models], [m for _, m in models])
+    return models, errors, warnings
+
+
+def _clashes(path: Path, specs: list[ModelSpec], models: list[ObjectModel]) -> list[str]:
+    """One line per model id defined twice and per TF name shared by two models."""
+    errors, ids, tf_names = [], {}, {}
+    for spec, model in zip(specs, models, strict=True):
+        if spec.model_id in ids:
+            errors.append(f"{path}: model {spec.model_id!r} is defined twice")
         if model.tf_name in tf_names:
             errors.append(
-                f"{path}: models {tf_names[model.tf_name]!r} and {model_id!r} share tf_name "
+                f"{path}: models {tf_names[model.tf_name]!r} and {spec.model_id!r} share tf_name "
                 f"{model.tf_name!r}"
             )
-        tf_names.setdefault(model.tf_name, model_id)
-        models.append((spec, model))
-    return models, errors, warnings
+        ids.setdefault(spec.model_id, spec)
+        tf_names.setdefault(model.tf_name, spec.model_id)
+    return errors
 
 
 def _read_doc(path: Path) -> tuple[str, dict[str, Any]]:
@@ -265,8 +326,8 @@ def _read_doc(path: Path) -> tuple[str, dict[str, Any]]:
         doc = {"models": {}}
     if not isinstance(doc, dict) or not isinstance(doc.get("models") or {}, dict):
         raise _CliError(f"{path}: expected a top-level 'models:' mapping")
-    if set(doc) != {"models"}:
-        raise _CliError(f"{path}: unknown top-level keys {sorted(set(doc) - {'models'})}")
+    if set(doc) - REGISTRY_KEYS:
+        raise _CliError(f"{path}: unknown top-level keys {sorted(set(doc) - REGISTRY_KEYS)}")
     doc["models"] = doc["models"] or {}
     header = []
     for line in text.splitlines(keepends=True):

@@ -256,7 +256,12 @@ def _manifest(config, registry_yaml, seed, shard_size, sizes, names) -> dict[str
 _RESUME_KEYS = ("generator_version", "config", "seed", "shard_size", "model_ids", "level_names")
 # SynthConfig keys newer than some manifests, with the values that draw what the older generator
 # drew: a set begun before them resumes with a config that pins them so (the shipped LM-O ones).
-_LEGACY_CONFIG = {"apparent_size_range": [0.13, 0.56], "clutter_scale": 1.0, "noise_xy_scale": 1.0}
+_LEGACY_CONFIG = {
+    "apparent_size_range": [0.13, 0.56],
+    "clutter_scale": 1.0,
+    "noise_xy_scale": 1.0,
+    "model_weights": {},
+}
 
 
 def _check_resumable(path: Path, manifest: dict[str, Any]) -> None:

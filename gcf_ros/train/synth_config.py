@@ -5,11 +5,12 @@ See :mod:`gcf_ros.train.synth` for what the settings control.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from gcf_ros.eval.perturb import NOISE_LEVELS, NoiseLevel
@@ -77,6 +78,10 @@ class SynthConfig:
             30 % of the windows are upsampled from fewer camera pixels, where the off mode draws
             detail no camera delivers.
         camera_blur_px: (lo, hi) σ of the Gaussian camera blur (optics, demosaicing), camera px.
+        model_weights: model id → relative weight of drawing that model for a sample; models not
+            listed weigh 1. Empty (the default): every model of the registry equally often, drawn
+            exactly as before this key existed. E.g. ``{my_object: 8}`` beside the eight LM-O
+            models gives the new object half of the samples.
     """
 
     window_size: int = 64
@@ -97,6 +102,7 @@ class SynthConfig:
     supersample: int = 2
     camera_resolution: bool = False
     camera_blur_px: tuple[float, float] = (0.3, 0.9)
+    model_weights: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fx_range", tuple(float(v) for v in self.fx_range))
@@ -106,6 +112,11 @@ class SynthConfig:
         unknown = sorted(set(self.noise_mix) - set(SYNTH_LEVELS))
         if unknown:
             raise ValueError(f"noise_mix: unknown level(s) {unknown}; known: {list(SYNTH_LEVELS)}")
+        object.__setattr__(
+            self, "model_weights", {str(k): float(v) for k, v in self.model_weights.items()}
+        )
+        if any(not w >= 0 for w in self.model_weights.values()):
+            raise ValueError(f"model_weights must be >= 0, got {self.model_weights}")
         probs = list(self.noise_mix.values())
         if not probs or min(probs) < 0 or not sum(probs) > 0:
             raise ValueError(f"noise_mix needs non-negative probabilities, got {self.noise_mix}")
@@ -150,6 +161,20 @@ class SynthConfig:
     def level_names(self) -> tuple[str, ...]:
         """Noise level names in the order that ``level`` indices refer to."""
         return tuple(self.noise_mix)
+
+    def model_probabilities(self, model_ids: Sequence[str]) -> np.ndarray | None:
+        """(M,) probabilities of drawing each of ``model_ids`` (a registry's sorted ids); None
+        without ``model_weights`` (uniform, drawn as ``rng.integers(M)``). ValueError for a
+        weighted id the registry lacks, or when every weight is 0."""
+        if not self.model_weights:
+            return None
+        unknown = sorted(set(self.model_weights) - set(model_ids))
+        if unknown:
+            raise ValueError(f"model_weights: unknown model id(s) {unknown}; known: {model_ids}")
+        weights = np.array([self.model_weights.get(i, 1.0) for i in model_ids])
+        if not weights.sum() > 0:
+            raise ValueError(f"model_weights leave no model to draw: {self.model_weights}")
+        return weights / weights.sum()
 
     def distances_for(self, diameter: float, fx: float) -> tuple[float, float]:
         """(near, far) metres of ``distance_range`` for a model of ``diameter`` metres seen by a

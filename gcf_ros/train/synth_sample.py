@@ -46,10 +46,12 @@ class SampleSynthesizer:
 
     def check_config(self, cfg: SynthConfig) -> None:
         """Raise ValueError when an explicit ``cfg.distance_range`` is too near for a model (parts
-        of it would be behind the camera: the fields would be meaningless or non-finite)."""
+        of it would be behind the camera: the fields would be meaningless or non-finite), or
+        ``cfg.model_weights`` names a model the registry lacks."""
         K = np.diag([cfg.fx_range[0], cfg.fx_range[0], 1.0])
         for model in self.models:
             sc.distance_range(cfg, model, K)
+        cfg.model_probabilities(self.ids)  # raises for unknown ids
 
     def sample(
         self, cfg: SynthConfig, levels: Sequence[NoiseLevel], rng: np.random.Generator
@@ -64,7 +66,7 @@ class SampleSynthesizer:
 
     def _try_sample(self, cfg: SynthConfig, levels, rng: np.random.Generator) -> dict | None:
         S, S2 = cfg.window_size, cfg.window_size * cfg.supersample
-        idx = int(rng.integers(len(self.models)))
+        idx = self._draw_model(cfg, rng)
         model = self.models[idx]
         K = sc.sample_intrinsics(rng, cfg.fx_range, cfg.image_width, cfg.image_height)
         T_true = sc.sample_true_pose(
@@ -100,6 +102,13 @@ class SampleSynthesizer:
             "level": level,
             "visible": visible,
         }
+
+    def _draw_model(self, cfg: SynthConfig, rng: np.random.Generator) -> int:
+        """Index of the sample's model: uniform, or by ``cfg.model_weights``."""
+        probs = cfg.model_probabilities(self.ids)
+        if probs is None:
+            return int(rng.integers(len(self.models)))
+        return int(rng.choice(len(probs), p=probs))
 
     def _image(self, cfg, rng, idx, T_true, K2, coverage, side) -> np.ndarray:
         """(S, S, 3) uint8: background, clutter behind, the object at T*, occluders in front, all

@@ -89,6 +89,11 @@ class TrainConfig:
     # Module-name prefixes of the parameters that train (e.g. ["mask_head"]); the others are
     # frozen and kept in eval mode (their batch-norm statistics too). Empty: all train.
     trainable: tuple[str, ...] = ()
+    # The export is init + init_blend * (trained - init) for a run started with --init (weight-
+    # space ensembling, WiSE-FT: Wortsman et al., CVPR 2022): 1 = the trained network; 0.5 kept
+    # the shipped models' accuracy on real LM-O frames where the full fine-tune lost it
+    # (config/train_add_object.yaml; docs/results.md, "Adding an object (issue 20)").
+    init_blend: float = 1.0
     net: NetConfig = field(default_factory=NetConfig)
 
     def __post_init__(self) -> None:
@@ -101,6 +106,8 @@ class TrainConfig:
                  if getattr(self, k) < 1]  # fmt: skip
         if small:
             raise ValueError(f"train config values must be >= 1: {small}")
+        if not 0.0 < self.init_blend <= 1.0:
+            raise ValueError(f"init_blend must be in (0, 1], got {self.init_blend}")
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "net": self.net.to_dict()}
@@ -224,6 +231,8 @@ class Trainer:
         )
         self.iteration = 0
         self.init_meta: dict | None = None  # set by init_from_weights
+        # the --init file's network (None when grown) and meta, for export(); kept in checkpoints
+        self._init: dict | None = None
         self.best = {"val_epe": math.inf, "iteration": -1}
         self._epoch_order: tuple[int, np.ndarray] | None = None
 
@@ -444,6 +453,8 @@ class Trainer:
             "rng": rng,
             "config": self.config.to_dict(),
         }
+        if self._init is not None:
+            state["init"] = {**self._init, "record": self.init_meta}
         path = Path(path)
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -464,6 +475,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.iteration, self.best = int(state["iteration"]), dict(state["best"])
+        if "init" in state:
+            self.init_meta = state["init"]["record"]
+            self._init = {k: v for k, v in state["init"].items() if k != "record"}
         if state["config"]["iterations"] == self.config.iterations:  # a fitted schedule goes on
             self.total_iterations = int(state.get("total_iterations", self.config.iterations))
         torch.set_rng_state(state["rng"]["torch"])
@@ -488,6 +502,10 @@ class Trainer:
             raise ValueError(f"{path} holds another network: {old}")
         self.init_meta = {"path": str(path), "command": meta.get("command", ""),
                           "val_epe": meta.get("val_epe"), "grown": grown}  # fmt: skip
+        if grown and self.config.init_blend != 1.0:
+            raise ValueError(f"init_blend < 1 needs --init of the same network; {path} was grown")
+        state = None if grown else {k: v.detach().clone() for k, v in net.state_dict().items()}
+        self._init = {"state": state, "meta": meta}
 
     @property
     def export_path(self) -> Path:
@@ -497,7 +515,10 @@ class Trainer:
     def export(
         self, path: str | Path | None = None, command: str = "", overwrite_shipped: bool = False
     ) -> Path:
-        """Write the weights-only file of the best checkpoint (else the current net).
+        """Write the weights-only file of the best checkpoint (else the current net), blended
+        with the ``init_from_weights`` network by ``config.init_blend``, with the refiner
+        settings (damping, threshold) of that file when it recorded some and was trained at the
+        same window size (a fine-tune), else the defaults.
 
         Raises ValueError for a path in the shipped weights folder unless ``overwrite_shipped``,
         NonFiniteError when the weights or the best validation number are not finite."""
@@ -510,6 +531,8 @@ class Trainer:
             net = GcfNet(self.config.net)
             state = torch.load(best_path, map_location="cpu", weights_only=True)
             net.load_state_dict(state["model"])
+        if self.config.init_blend != 1.0:
+            net = self._blended(net)
         check_finite_state(net.state_dict(), f"the weights to export to {path}")
         training = {
             "train_config": self.config.to_dict(),
@@ -529,9 +552,26 @@ class Trainer:
         meta = WeightsMeta(
             window_size=int(self.train_set.size), training=training, trained_models=models
         )
+        recorded = self._init["meta"] if self._init else {}
+        init = WeightsMeta.from_dict(recorded)
+        if recorded.get("refiner") and init.window_size == meta.window_size:  # a fine-tune
+            note = f"inherited from {self.init_meta['path']} (--init), not re-tuned: {init.note}"
+            meta = dataclasses.replace(init, note=note, training=training, trained_models=models)
         save_gcf_weights(path, net, meta.to_dict())
         load_gcf_weights(path)  # fail here, not in the refiner, if the file does not load
         return path
+
+    def _blended(self, net: GcfNet) -> GcfNet:
+        """``net`` moved back towards the init network: init + init_blend * (net - init) for
+        every float tensor (batch-norm statistics too), the trained value for the others."""
+        if self._init is None or self._init["state"] is None:
+            raise ValueError("init_blend < 1 needs a run started with --init from the same network")
+        alpha, init = self.config.init_blend, self._init["state"]
+        state = {k: init[k] + alpha * (v - init[k]) if v.is_floating_point() else v
+                 for k, v in net.state_dict().items()}  # fmt: skip
+        out = GcfNet(self.config.net)
+        out.load_state_dict(state)
+        return out
 
 
 def _lr_factor(step: int, warmup: int, total: int) -> float:

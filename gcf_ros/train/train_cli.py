@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"iterations": args.iterations, "out_dir": args.out, "lr": args.lr,
                      "export": args.export}  # fmt: skip
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
+        if config.init_blend != 1.0 and not (args.init or args.resume):
+            raise ValueError(f"train.init_blend {config.init_blend} needs --init WEIGHTS")
         # before hours of training (an absolute export path stays itself under repo_root() /)
         check_export_path(repo_root() / config.export, args.overwrite_shipped)
         trainer = Trainer(config, repo_root(), args.device, load_diameters(args.config),

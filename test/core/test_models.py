@@ -532,3 +532,40 @@ def test_obj_without_mtl_and_glb_keep_working(tmp_path: Path):
     assert o3d.io.write_triangle_mesh(str(tmp_path / "broken.glb"), mesh)
     with pytest.raises(ModelLoadError, match=r"broken\.glb: no vertices or no faces"):
         load_model(ModelSpec("box", tmp_path / "broken.glb"))
+
+
+def test_include_adds_other_registries_and_refuses_twins_and_cycles(tmp_path: Path):
+    _write_cube_obj(tmp_path / "cube.obj")
+    (tmp_path / "mine").mkdir()
+    mine = tmp_path / "mine" / "models.yaml"
+    mine.write_text(
+        f"include: [{MODELS_YAML}, ../other.yaml]\n"
+        "models:\n  cube: {mesh: ../cube.obj, unit: cm, tf_name: my_cube}\n"
+    )
+    (tmp_path / "other.yaml").write_text("models:\n  cube2: {mesh: cube.obj, unit: mm}\n")
+    registry = ModelRegistry.from_yaml(mine)
+    assert registry.ids == tuple(
+        sorted([*ModelRegistry.from_yaml(MODELS_YAML).ids, "cube", "cube2"])
+    )
+    assert registry.spec("obj_000010").symmetry.kind == "discrete"  # as the included file says
+    assert registry.spec("obj_000001").mesh_path == (LMO_MODELS / "obj_000001.ply").resolve()
+    assert registry.spec("cube2").mesh_path == (tmp_path / "cube.obj").resolve()
+    assert registry.get("cube").diameter == pytest.approx(0.01 * np.sqrt(3))
+    (tmp_path / "other.yaml").write_text("models:\n  obj_000005: {mesh: cube.obj, unit: mm}\n")
+    with pytest.raises(ModelLoadError, match="'obj_000005' is defined twice"):
+        ModelRegistry.from_yaml(mine)
+    (tmp_path / "other.yaml").write_text("include: mine/models.yaml\nmodels: {}\n")
+    with pytest.raises(ModelLoadError, match="includes itself"):
+        ModelRegistry.from_yaml(mine)
+    (tmp_path / "other.yaml").write_text("include: [3]\nmodels: {}\n")
+    with pytest.raises(ModelLoadError, match="'include:' must be a file name"):
+        ModelRegistry.from_yaml(mine)
+
+
+def test_the_example_registry_includes_the_lmo_models():
+    registry = ModelRegistry.from_yaml(ROOT / "data" / "models" / "example" / "models.yaml")
+    assert set(registry.ids) == {*ModelRegistry.from_yaml(MODELS_YAML).ids, "hammer"}
+    hammer = registry.get("hammer")
+    assert hammer.color_source == "material" and not hammer.symmetric
+    np.testing.assert_array_equal(hammer.up_axis, [0, 1, 0])
+    np.testing.assert_allclose(hammer.bbox_max - hammer.bbox_min, [0.07, 0.146, 0.026], atol=1e-6)

@@ -188,3 +188,36 @@ def test_show_prints_a_table(tmp_path: Path, capsys):
     assert len(lines) == 9
     result = _run("show", str(ROOT / "config" / "models.yaml"))
     assert result.returncode == 0 and result.stdout.splitlines() == lines
+
+
+def test_check_show_and_add_follow_include(tmp_path: Path, capsys):
+    _box(tmp_path / "mug.ply", 80.0)
+    registry = tmp_path / "mine" / "models.yaml"
+    shipped = ROOT / "config" / "models.yaml"
+    argv = ["add", str(registry), "--id", "mug", "--mesh", str(tmp_path / "mug.ply"), "--unit"]
+    assert models_cli.main([*argv, "mm", "--include", str(shipped)]) == 0
+    doc = yaml.safe_load(registry.read_text())
+    assert list(doc) == ["include", "models"] and list(doc["models"]) == ["mug"]
+    assert (registry.parent / doc["include"][0]).resolve() == shipped.resolve()
+    assert models_cli.main([*argv, "cm", "--include", str(shipped)]) == 0  # listed once
+    assert yaml.safe_load(registry.read_text())["include"] == doc["include"]
+    capsys.readouterr()
+    assert models_cli.main(["show", str(registry)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 10 and lines[-1].split()[0] == "mug"
+    result = _run("check", str(registry))
+    assert result.returncode == 0 and "9 model(s) loaded, 0 error(s)" in result.stdout
+    before = registry.read_text()
+    other = tmp_path / "other.yaml"
+    other.write_text("models:\n  mug: {mesh: mug.ply, unit: mm}\n")
+    assert models_cli.main([*argv, "mm", "--include", str(other)]) == 1
+    assert "'mug' is defined twice" in capsys.readouterr().err
+    assert registry.read_text() == before  # refused before writing
+    argv = ["add", str(registry), "--id", "obj_000001", "--mesh", str(tmp_path / "mug.ply")]
+    assert models_cli.main([*argv, "--unit", "mm", "--tf-name", "ape"]) == 0
+    result = _run("check", str(registry))
+    assert result.returncode == 1
+    assert f"error: {registry}: model 'obj_000001' is defined twice" in result.stdout
+    assert f"error: {registry}: models 'obj_000001' and 'obj_000001' share tf_name 'ape'" in (
+        result.stdout
+    )

@@ -23,6 +23,7 @@ from gcf_ros.train.synth_sample import SampleSynthesizer, _scaled_level
 
 REPO = Path(__file__).resolve().parents[2]
 LMO_MESHES = REPO / "data" / "models" / "lmo"
+ADD_OBJECT = REPO / "config" / "train_add_object.yaml"
 FLOAT_KEYS = ("render", "field", "T_true", "T_init", "K_window")
 
 
@@ -158,7 +159,8 @@ def test_lmo_configs_keep_their_absolute_lengths():
     """Every shipped config draws the LM-O models at 0.35-1.5 m with unscaled clutter and noise
     (their data sets stay reproducible); "auto" is the default only for new configs."""
     assert SynthConfig().distance_range == "auto"
-    configs = sorted((REPO / "config").glob("train*.yaml"))
+    # train_add_object.yaml is a new object's config (README, "Adding your own object"): "auto"
+    configs = sorted(set((REPO / "config").glob("train*.yaml")) - {ADD_OBJECT})
     assert len(configs) >= 10
     models = None
     for path in configs:
@@ -176,8 +178,8 @@ def test_lmo_configs_keep_their_absolute_lengths():
 
 
 def test_a_set_begun_before_the_size_keys_resumes(tmp_path):
-    """A manifest without the size keys (an older generator) resumes with the LM-O config that
-    pins them to what that generator drew; another distance range does not."""
+    """A manifest without the size keys and model_weights (an older generator) resumes with the
+    LM-O config that pins them to what that generator drew; another distance range does not."""
     import dataclasses
     import json
 
@@ -191,7 +193,7 @@ def test_a_set_begun_before_the_size_keys_resumes(tmp_path):
     out = tmp_path / "set"
     write_shards(config, registry, out, 1, shard_size=1, workers=1, progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
-    for key in ("apparent_size_range", "clutter_scale", "noise_xy_scale"):
+    for key in ("apparent_size_range", "clutter_scale", "noise_xy_scale", "model_weights"):
         del manifest["config"][key]
     (out / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
     again = write_shards(config, registry, out, 1, shard_size=1, workers=1, progress=False)
@@ -199,3 +201,30 @@ def test_a_set_begun_before_the_size_keys_resumes(tmp_path):
     other = dataclasses.replace(config, distance_range=(0.4, 1.5))
     with pytest.raises(ValueError, match="config differ"):
         write_shards(other, registry, out, 1, shard_size=1, workers=1, progress=False)
+
+
+def test_model_weights_split_the_samples_and_name_known_models(tmp_path):
+    """No model_weights: uniform, drawn as before the key existed. {hammer: 8} beside the eight
+    LM-O models: half the samples are the hammer; a weight 0 never draws its model."""
+    lmo_ids = ModelRegistry.from_yaml(REPO / "config" / "models.yaml").ids
+    ids = (*lmo_ids, "hammer")
+    assert SynthConfig().model_probabilities(ids) is None
+    config, registry = load_synth_yaml(ADD_OBJECT)
+    probs = config.model_probabilities(ids)
+    assert probs[-1] == pytest.approx(0.5) and probs[:-1] == pytest.approx([1 / 16] * 8)
+    assert config.distance_range == "auto" and set(ModelRegistry.from_yaml(registry).ids) == {*ids}
+    with pytest.raises(ValueError, match=r"unknown model id\(s\) \['mug'\]"):
+        SynthConfig(model_weights={"mug": 2}).model_probabilities(ids)
+    with pytest.raises(ValueError, match="leave no model"):
+        SynthConfig(model_weights=dict.fromkeys(ids, 0)).model_probabilities(ids)
+    with pytest.raises(ValueError, match=">= 0"):
+        SynthConfig(model_weights={"hammer": -1})
+    (tmp_path / "box").mkdir()
+    two = tmp_path / "models.yaml"
+    two.write_text(f"include: [{_box_registry(tmp_path / 'box', (0.1, 0.1, 0.1))}]\nmodels:\n"
+                   f"  ape: {{mesh: {LMO_MESHES}/obj_000001.ply, unit: mm}}\n")  # fmt: skip
+    only_box = SynthConfig(window_size=16, model_weights={"ape": 0})
+    data = generate_shard(only_box, two, seed=0, n=6)
+    assert [str(data["model_ids"][i]) for i in data["model_idx"]] == ["box"] * 6
+    with pytest.raises(ValueError, match="unknown model id"):
+        generate_shard(SynthConfig(window_size=16, model_weights={"mug": 1}), two, seed=0, n=1)

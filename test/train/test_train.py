@@ -163,6 +163,65 @@ def test_export_round_trip(data_root, tmp_path):
         assert torch.equal(value, best[key])
 
 
+def test_a_fine_tune_keeps_the_settings_its_init_file_records(data_root, tmp_path):
+    """--init from a file with tuned refiner settings (the shipped one: min_confidence 0.003) at
+    the same window size: the export records them, marked as inherited; at another size, not."""
+    from gcf_ros.gcf.weights_meta import edit_weights_meta
+
+    first = Trainer(_config(data_root, tmp_path / "first", iterations=2, val_every=2))
+    first.fit(progress=False)
+    tuned = first.export()
+    edit_weights_meta(tuned, ["min_confidence=0.003", "rotation_damping.gauss_newton=7"], "tuned")
+    fine = Trainer(_config(data_root, tmp_path / "fine", iterations=2, val_every=2))
+    fine.init_from_weights(tuned)
+    fine.fit(progress=False)
+    meta = read_weights_meta(fine.export(tmp_path / "fine.pt"))
+    assert (meta.min_confidence, meta.rotation_damping["gauss_newton"]) == (0.003, 7.0)
+    assert meta.note.startswith(f"inherited from {tuned}") and meta.note.endswith(": tuned")
+    assert meta.window_size == S and meta.training["init"]["path"] == str(tuned)
+    edit_weights_meta(tuned, ["window_size=32"], "at S = 32")
+    other = Trainer(_config(data_root, tmp_path / "other", iterations=2, val_every=2))
+    other.init_from_weights(tuned)
+    other.fit(progress=False)
+    meta = read_weights_meta(other.export(tmp_path / "other.pt"))
+    assert meta.min_confidence == WeightsMeta().min_confidence and meta.window_size == S
+
+
+def test_init_blend_exports_the_midpoint_also_after_a_resume(data_root, tmp_path, capsys):
+    """init_blend 0.5: every float tensor of the export is halfway between the --init network
+    and the trained one (kept in checkpoints, so a resumed run blends too); without --init, or
+    from a grown network, it is refused before training."""
+    first = Trainer(_config(data_root, tmp_path / "first", iterations=2, val_every=2))
+    first.fit(progress=False)
+    init_path = first.export()
+    init = load_gcf_weights(init_path)[0].state_dict()
+    config = _config(data_root, tmp_path / "fine", iterations=4, val_every=2, ckpt_every=2)
+    config = dataclasses.replace(config, init_blend=0.5)
+    fine = Trainer(config)
+    fine.init_from_weights(init_path)
+    fine.fit(progress=False, stop_after=2)
+    resumed = Trainer(config)
+    resumed.load_checkpoint(tmp_path / "fine" / "last.pt")
+    resumed.fit(progress=False)
+    assert resumed.init_meta["path"] == str(init_path)
+    blended = load_gcf_weights(resumed.export(tmp_path / "blend.pt"))[0].state_dict()
+    best = torch.load(tmp_path / "fine" / "best.pt", weights_only=True)["model"]
+    moved = 0
+    for key, value in blended.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (init[key] + best[key]) / 2)
+            moved += not torch.equal(init[key], best[key])
+        else:
+            assert torch.equal(value, best[key])
+    assert moved > 10
+    with pytest.raises(ValueError, match="needs a run started with --init"):
+        Trainer(dataclasses.replace(config, out_dir=str(tmp_path / "x"))).export(tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="init_blend must be in"):
+        dataclasses.replace(config, init_blend=0.0)
+    args = _cli_yaml(data_root, tmp_path, init_blend=0.5)
+    assert main(args) == 2 and "needs --init" in capsys.readouterr().err
+
+
 def test_checkpoint_errors(data_root, tmp_path):
     trainer = Trainer(_config(data_root, tmp_path / "run"))
     torch.save({"model": {}}, tmp_path / "bad.pt")
