@@ -39,6 +39,7 @@ from gcf_ros.eval.harness import EvalConfig, evaluate, results_dict, select_inst
 from gcf_ros.eval.methods import GcfMethod, NoRefinement, SoftRenderMethod
 from gcf_ros.eval.models_input import check_models_cover, load_registry, parse_model_ids
 from gcf_ros.eval.perturb import NOISE_LEVELS
+from gcf_ros.gcf.inference import BACKENDS, DEFAULT_BACKEND
 
 METHODS = ("none", "mask", "rgb", "gcf")
 
@@ -103,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
         "order; the first N frames get the scene's first depth image)",
     )  # fmt: skip
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument(
+        "--network-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+        help="gcf: how the network runs (gcf_ros/gcf/inference.py; same poses within float "
+        "rounding)",
+    )  # fmt: skip
     p.add_argument("--min-visib", type=float, default=0.3)
     p.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     p.add_argument("--plot", type=Path, default=None, help="also draw accuracy curves (PNG)")
@@ -121,8 +127,9 @@ def make_method(args, registry):
     terms = args.terms.split(",") if args.terms else None
     overrides = parse_overrides(args.overrides)
     return GcfMethod(
-        registry, args.checkpoint, args.iterations, args.solver, args.device, terms, overrides
-    )
+        registry, args.checkpoint, args.iterations, args.solver, args.device, terms, overrides,
+        args.network_backend,
+    )  # fmt: skip
 
 
 def make_depth_input(args, dataset: BopDataset) -> DepthInput | None:

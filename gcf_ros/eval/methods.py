@@ -135,6 +135,7 @@ class GcfMethod:
         device,
         terms: Sequence[str] | None = None,
         overrides: dict | None = None,
+        backend: str = "fused",
     ) -> None:
         from gcf_ros.gcf.checkpoints import find_checkpoint
         from gcf_ros.gcf.refiner import Refiner, RefinerConfig
@@ -149,7 +150,7 @@ class GcfMethod:
             path = find_checkpoint(checkpoint)  # a path or a shipped name, from any folder
             if not path.is_file():
                 raise FileNotFoundError(f"checkpoint {path}: not a file")
-            predictor = NetworkPredictor.from_weights(path, device)
+            predictor = NetworkPredictor.from_weights(path, device, backend)
         weights = None if predictor is None else predictor.weights
         self.config = RefinerConfig.resolve(weights, **settings)
         self.label = f"gcf ({self.config.solver})"

@@ -10,6 +10,7 @@ import torch
 
 from gcf_ros.core.render.types import RenderOutput
 from gcf_ros.gcf.field import true_field
+from gcf_ros.gcf.inference import DEFAULT_BACKEND, make_backend
 from gcf_ros.gcf.inputs import image_input, render_input
 from gcf_ros.gcf.weights_meta import WeightsMeta
 
@@ -34,16 +35,25 @@ class FieldPredictor(Protocol):
 
 class NetworkPredictor:
     """The trained two-branch network (``gcf_ros.gcf.network.GcfNet``) and what its weights file
-    records (``weights``: the window size it was trained at, the refiner settings chosen for it)."""
+    records (``weights``: the window size it was trained at, the refiner settings chosen for it).
+
+    ``net`` stays the network as trained; ``backend`` (``gcf_ros.gcf.inference.BACKENDS``) is how
+    it runs: "fused" (default: the same function, ~1.5x faster on one CPU thread), "eager" (the
+    module itself) or "onnxruntime" (optional package; CPU)."""
 
     def __init__(
         self,
         net: torch.nn.Module,
         device: str | torch.device = "cpu",
         weights: WeightsMeta | None = None,
+        backend: str = DEFAULT_BACKEND,
     ) -> None:
         self.device = torch.device(device)
+        if backend == "onnxruntime" and self.device.type != "cpu":
+            raise ValueError(f"network backend 'onnxruntime' runs on the CPU, not {self.device}")
         self.net = net.to(self.device).eval()
+        self.backend = backend
+        self.run = make_backend(self.net, backend, threads=max(1, torch.get_num_threads()))
         self.weights = weights or WeightsMeta()
 
     @property
@@ -52,11 +62,13 @@ class NetworkPredictor:
         return self.weights.window_size
 
     @classmethod
-    def from_weights(cls, path: Path, device: str | torch.device = "cpu") -> NetworkPredictor:
+    def from_weights(
+        cls, path: Path, device: str | torch.device = "cpu", backend: str = DEFAULT_BACKEND
+    ) -> NetworkPredictor:
         from gcf_ros.gcf.network import load_gcf_weights
 
         net, meta = load_gcf_weights(path, device)
-        return cls(net, device, WeightsMeta.from_dict(meta))
+        return cls(net, device, WeightsMeta.from_dict(meta), backend)
 
     def predict(self, image_windows, render, diameters, K_window, instance_idx):
         field, weight, _ = self.predict_with_mask(
@@ -69,7 +81,7 @@ class NetworkPredictor:
         """``predict`` plus the visible-mask head's probabilities (B, S, S) (None without it)."""
         image = image_input(image_windows).to(self.device)
         rend = render_input(render, diameters).to(self.device)
-        out = self.net(image, rend)
+        out = self.run(image, rend)
         field = out.field.permute(0, 2, 3, 1).float().cpu().contiguous()
         weight = out.weight[:, 0].float().cpu() if out.weight is not None else None
         if weight is None:

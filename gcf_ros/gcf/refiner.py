@@ -48,6 +48,7 @@ from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import RenderOutput
 from gcf_ros.gcf.checkpoints import default_checkpoint, find_checkpoint, resolve_checkpoint  # noqa: F401
+from gcf_ros.gcf.inference import DEFAULT_BACKEND
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
 from gcf_ros.gcf.terms import (
@@ -307,10 +308,12 @@ class Refiner:
         checkpoint: Path | None = None,
         device: str = "cpu",
         overrides: Mapping | None = None,
+        backend: str = DEFAULT_BACKEND,
     ) -> Refiner:
         """The network of ``checkpoint`` (a path or a shipped name: :mod:`gcf_ros.gcf.checkpoints`),
-        with the settings its file records and ``overrides`` (RefinerConfig fields) on top."""
-        predictor = NetworkPredictor.from_weights(find_checkpoint(checkpoint), device)
+        with the settings its file records and ``overrides`` (RefinerConfig fields) on top, run by
+        the network ``backend`` (:mod:`gcf_ros.gcf.inference`)."""
+        predictor = NetworkPredictor.from_weights(find_checkpoint(checkpoint), device, backend)
         config = RefinerConfig.resolve(predictor.weights, **(overrides or {}))
         return cls(registry, predictor, config)
 

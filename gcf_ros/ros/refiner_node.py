@@ -150,8 +150,9 @@ class GcfRefinerNode(Node):
         if self.params.threads > 0:
             torch.set_num_threads(self.params.threads)
         self.refiner = load_refiner(
-            self.registry, self.params.checkpoint, device, self._refiner_config()
-        )
+            self.registry, self.params.checkpoint, device, self._refiner_config(),
+            self.params.network_backend,
+        )  # fmt: skip
         trained = self.refiner.predictor.window_size
         if self.params.window_size and self.params.window_size != trained:
             self.get_logger().warning(
@@ -185,7 +186,8 @@ class GcfRefinerNode(Node):
         self.refiner.cancel = self.worker.stopping  # shutdown ends a refinement between iterations
         self._name_timer = self.create_timer(NAME_CHECK_S, self._check_unique_name)
         self.get_logger().info(
-            f"ready: {len(self._known_models)} models, {self.device}, {self.params.solver} x "
+            f"ready: {len(self._known_models)} models, {self.device} "
+            f"({self.params.network_backend} network), {self.params.solver} x "
             f"{self.params.iterations}, detections: {self.params.detections_type}, "
             f"inputs {self.params.input_reliability}, "
             f"tracking {'on' if self.params.tracking else 'off'}, "

@@ -19,6 +19,7 @@ from rclpy.node import Node
 
 from gcf_ros.core.models import ModelLoadError, ModelRegistry
 from gcf_ros.gcf.checkpoints import resolve_checkpoint, shipped_hint
+from gcf_ros.gcf.inference import DEFAULT_BACKEND
 from gcf_ros.gcf.refiner import Refiner
 from gcf_ros.ros.params import NodeParams
 
@@ -87,8 +88,15 @@ def load_models(path: Path) -> ModelRegistry:
     return registry
 
 
-def load_refiner(registry: ModelRegistry, checkpoint: str, device: str, overrides: dict) -> Refiner:
-    """The refiner with the network of ``checkpoint`` ('' = the shipped weights)."""
+def load_refiner(
+    registry: ModelRegistry,
+    checkpoint: str,
+    device: str,
+    overrides: dict,
+    backend: str = DEFAULT_BACKEND,
+) -> Refiner:
+    """The refiner with the network of ``checkpoint`` ('' = the shipped weights), run by the
+    network ``backend`` (``gcf_ros.gcf.inference``)."""
     path = resolve_checkpoint(checkpoint or None)  # a path or a shipped name (any folder)
     problem = _file_problem(path)
     if problem == "no such file":
@@ -101,7 +109,7 @@ def load_refiner(registry: ModelRegistry, checkpoint: str, device: str, override
     if problem:
         raise StartupError(f"checkpoint {path}: {problem}")
     try:
-        return Refiner.from_checkpoint(registry, path, device, overrides)
+        return Refiner.from_checkpoint(registry, path, device, overrides, backend)
     except Exception as err:  # torch.load's, or the weights do not fit: one line
         raise StartupError(f"checkpoint {path}: {_brief(err)}") from None
 
