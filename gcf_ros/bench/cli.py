@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from gcf_ros.bench.suite import BenchConfig
+from gcf_ros.gcf.inference import BACKENDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--objects", type=int, nargs="+", help="objects per frame (1 4 16)")
     g.add_argument("--windows", type=int, nargs="+", help="window sizes, px (64 128 192)")
     g.add_argument("--faces", type=int, nargs="+", help="mesh faces (2000 25000 100000)")
+    g.add_argument("--backends", nargs="+", choices=BACKENDS,
+                   help="network inference backends (all; --quick: eager fused)")  # fmt: skip
     g.add_argument("--skip-node", action="store_true",
                    help="no ROS-node benchmark ('node': null)")  # fmt: skip
     g.add_argument("--node-seconds", type=float, help="length of each node stream (default 8)")
@@ -73,7 +76,7 @@ def bench_config(args: argparse.Namespace, device: str) -> BenchConfig:
     names = {
         "repeats": "repeats", "baseline_repeats": "baseline_repeats",
         "bench_instances": "instances", "baseline_iterations": "baseline_iterations",
-        "objects": "objects", "windows": "windows", "faces": "faces",
+        "objects": "objects", "windows": "windows", "faces": "faces", "backends": "backends",
     }  # fmt: skip
     overrides = {
         field: tuple(v) if isinstance(v, list) else v

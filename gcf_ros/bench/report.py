@@ -10,8 +10,9 @@ JSON (milliseconds, MB; other tools read these keys)::
     iterations:  {method: median iterations per object}
     ratios:      {mask_over_gcf, rgb_over_gcf}  per iteration, against gcf_gauss_newton;
                  rgbd_over_gcf_per_object: gcf_rgbd / gcf_gauss_newton per object
-    scaling:     {method, objects | window_px | mesh_faces: [{value, actual, per_iteration_ms,
-                 per_object_ms, iterations, phases_ms, memory_mb}], notes}
+    scaling:     {method, objects | window_px | mesh_faces | network_backend: [{value, actual,
+                 per_iteration_ms, per_object_ms, iterations, phases_ms, memory_mb}], notes};
+                 network_backend points also carry "backend" (value: its index in BACKENDS)
     node:        the node end to end (gcf_ros.ros.bench_node), null with --skip-node
     memory_mb:   {method: {rss_before, peak_rss, delta}}
     device:      "cpu" | "cuda"
@@ -25,6 +26,7 @@ import dataclasses
 
 from gcf_ros.bench.cases import CaseTiming
 from gcf_ros.bench.suite import METHODS, BenchConfig, BenchResults
+from gcf_ros.gcf.inference import BACKENDS
 
 JSON_KEYS = (
     "per_iteration_ms", "per_object_ms", "p90_ms", "phases_ms", "iterations", "ratios", "scaling",
@@ -59,7 +61,7 @@ def to_json(results: BenchResults, config: BenchConfig, machine: dict, settings:
         "scaling": {
             "method": "gcf_gauss_newton",
             **{
-                axis: [_point_json(p.value, p.actual, p.timing) for p in points]
+                axis: [_point_json(p.value, p.actual, p.timing, axis) for p in points]
                 for axis, points in results.scaling.items()
             },
             "notes": list(results.notes),
@@ -77,8 +79,10 @@ def to_json(results: BenchResults, config: BenchConfig, machine: dict, settings:
     }
 
 
-def _point_json(value: int, actual: int, t: CaseTiming) -> dict:
+def _point_json(value: int, actual: int, t: CaseTiming, axis: str) -> dict:
+    named = {"backend": BACKENDS[value]} if axis == "network_backend" else {}
     return {
+        **named,
         "value": value,
         "actual": actual,
         "per_iteration_ms": t.per_iteration.to_dict(),
@@ -130,11 +134,14 @@ def _scaling_lines(scaling: dict) -> list[str]:
         f"{'':<24}{'median':>8}{'p90':>8}{'median':>10}{'p90':>8}{'':>7}{'MB':>11}{'ms/it':>9}"
         f"{'ms/it':>8}",
     ]
-    names = {"objects": "objects", "window_px": "window px", "mesh_faces": "faces"}
+    names = {"objects": "objects", "window_px": "window px", "mesh_faces": "faces",
+             "network_backend": "network"}  # fmt: skip
     for axis, label in names.items():
         for p in scaling.get(axis, []):
             name = f"{label} {p['value']}"
             name += f" ({p['actual']})" if p["actual"] != p["value"] else ""
+            if axis == "network_backend":
+                name = f"{label} {p['backend']}"
             it, ob = p["per_iteration_ms"], p["per_object_ms"]
             lines.append(
                 f"{name:<24}{it['median']:>8.1f}{it['p90']:>8.1f}{ob['median']:>10.1f}"

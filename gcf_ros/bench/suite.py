@@ -6,8 +6,9 @@ Methods (same frame, same instances, one object per refinement): ``gcf_gauss_new
 runs: ``gcf_ros.eval.simdepth``) and the PyTorch3D soft-rasterizer baselines ``mask`` and ``rgb``
 (their tuned defaults: 40 Adam iterations, 48 px window, 500-face meshes). Scaling, GCF with
 Gauss-Newton only (the baselines' CPU rasterizer grows with window area x faces, far past any
-budget here): objects per frame (one batched ``refine``), window size, and mesh faces of the LM-O
-driller (obj_000008).
+budget here): objects per frame (one batched ``refine``), window size, mesh faces of the LM-O
+driller (obj_000008), and the network's inference backend (``gcf_ros.gcf.inference``; the methods
+above run the default, "fused").
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gcf_ros.bench.cases import CaseTiming, simulated_depth, time_gcf, time_soft
 from gcf_ros.bench.frame import SCALING_MODEL, BenchFrame, VariantRegistry, mesh_variant
 from gcf_ros.bench.timing import sync_for
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.gcf.inference import BACKENDS, DEFAULT_BACKEND
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, default_checkpoint
 
@@ -39,6 +41,8 @@ class BenchConfig:
         objects: objects per frame for the batch-size scaling.
         windows: window sizes (px) for the window scaling.
         faces: mesh sizes (faces) for the mesh scaling.
+        backends: network inference backends for the backend scaling ("onnxruntime" is left out,
+            with a note, where the package or the CPU device is missing).
     """
 
     device: str = "cpu"
@@ -49,8 +53,11 @@ class BenchConfig:
     objects: tuple[int, ...] = (1, 4, 16)
     windows: tuple[int, ...] = (64, 128, 192)
     faces: tuple[int, ...] = (2000, 25000, 100000)
+    backends: tuple[str, ...] = BACKENDS
 
     def __post_init__(self) -> None:
+        if any(b not in BACKENDS for b in self.backends):
+            raise ValueError(f"backends must be among {BACKENDS}, got {self.backends}")
         if min(self.repeats, self.baseline_repeats, self.baseline_iterations) < 1:
             raise ValueError("repeats, baseline_repeats and baseline_iterations must be >= 1")
         if self.instances is not None and self.instances < 1:
@@ -61,7 +68,8 @@ class BenchConfig:
     @classmethod
     def quick(cls, **overrides) -> BenchConfig:
         """About two minutes on two CPU cores: two instances, one baseline run each."""
-        return replace(cls(repeats=3, baseline_repeats=1, instances=2), **overrides)
+        quick = cls(repeats=3, baseline_repeats=1, instances=2, backends=("eager", DEFAULT_BACKEND))
+        return replace(quick, **overrides)
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,9 @@ def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
 
     i = frame.model_ids.index(SCALING_MODEL)
     single = ([SCALING_MODEL], frame.T_init[i : i + 1])
-    scaling: dict[str, list[ScalingPoint]] = {"objects": [], "window_px": [], "mesh_faces": []}
+    scaling: dict[str, list[ScalingPoint]] = {
+        "objects": [], "window_px": [], "mesh_faces": [], "network_backend": []
+    }  # fmt: skip
     for n in config.objects:
         progress(f"scaling: {n} objects per frame")
         point = gcf(registry, {}, frame.batch(n))
@@ -144,7 +154,30 @@ def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
         notes.append(f"mesh_faces {faces}: {SCALING_MODEL} {how}, {model.num_faces} faces")
         point = gcf(VariantRegistry(registry, {SCALING_MODEL: model}), {}, single)
         scaling["mesh_faces"].append(ScalingPoint(faces, model.num_faces, point))
+    for name in config.backends:
+        missing = _backend_missing(name, config.device)
+        if missing:
+            notes.append(f"network_backend {name}: not run ({missing})")
+            continue
+        progress(f"scaling: network backend {name}")
+        other = NetworkPredictor(predictor.net, config.device, predictor.weights, name)
+        point = time_gcf(frame, registry, other, {}, [single], config.repeats, sync)
+        i = BACKENDS.index(name)  # ScalingPoint values are ints: the report names it
+        scaling["network_backend"].append(ScalingPoint(i, i, point))
     return scaling
+
+
+def _backend_missing(name: str, device: str) -> str:
+    """Why backend ``name`` cannot run here ("" when it can)."""
+    if name != "onnxruntime":
+        return ""
+    if device != "cpu":
+        return "CPU only"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "package onnxruntime not installed"
+    return ""
 
 
 def _variant_note(full_faces: int, faces: int) -> str:

@@ -19,7 +19,7 @@ from gcf_ros.eval.metrics import add_or_adds
 
 TINY = ["--quick", "--threads", "1", "--repeats", "1", "--bench-instances", "1",
         "--baseline-iterations", "2", "--objects", "1", "--windows", "64",
-        "--faces", "2000", "--skip-node"]  # fmt: skip
+        "--faces", "2000", "--backends", "fused", "onnxruntime", "--skip-node"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -59,10 +59,14 @@ def test_tiny_run_writes_the_documented_json(tmp_path, capsys):
         (point,) = doc["scaling"][axis]
         assert _positive(point["per_iteration_ms"]["median"])
         assert _positive(point["per_object_ms"]["median"])
+    backends = doc["scaling"]["network_backend"]
+    assert [p["backend"] for p in backends] == ["fused", "onnxruntime"]
+    assert all(_positive(p["phases_ms"]["network"]) for p in backends)
     assert doc["scaling"]["mesh_faces"][0]["actual"] <= 2000
     assert {"cpu", "cores", "torch_threads", "torch"} <= set(doc["machine"])
     assert doc["machine"]["torch_threads"] == 1
-    assert "gcf_gauss_newton" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "gcf_gauss_newton" in printed and "network onnxruntime" in printed
 
 
 def test_accuracy_plot_with_stored_baselines(tmp_path, lmo_root, monkeypatch):
