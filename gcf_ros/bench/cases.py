@@ -37,8 +37,9 @@ from gcf_ros.gcf.refiner import Refiner, RefinerConfig
 from gcf_ros.pipeline.pipeline import FramePipeline
 from gcf_ros.pipeline.types import Detections, Observation
 
-# region, depth: the terms' own (depth only with a depth image)
-GCF_PHASES = ("crop", "render", "network", "region", "depth", "solve", "update")
+# field, region, depth: the solver terms' own time (field: its residuals and Jacobians without the
+# network, which runs inside it and is its own phase; depth only with a depth image)
+GCF_PHASES = ("crop", "render", "network", "field", "region", "depth", "solve", "update")
 SOFT_PHASES = ("forward", "backward", "step")
 Batch = tuple[Sequence[str], np.ndarray]  # model ids (B,), initial poses (B, 4, 4)
 
@@ -80,6 +81,8 @@ class _Recorder:
         if not its:
             return
         totals = {p: sum(times.get(p, [])) for p in self.phase_names}
+        if "field" in totals and "network" in totals:  # the network runs inside the field term
+            totals["field"] = max(0.0, totals["field"] - totals["network"])
         for p, total in totals.items():
             self.phases[p].append(total / len(its))
         self.phases["other"].append((sum(its) - sum(totals.values())) / len(its))

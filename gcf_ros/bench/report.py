@@ -5,7 +5,8 @@ JSON (milliseconds, MB; other tools read these keys)::
     per_iteration_ms, per_object_ms: {gcf_gauss_newton, gcf_gradient, gcf_rgbd, mask, rgb} -> median
     p90_ms:      {per_iteration: {method: p90}, per_object: {method: p90}}
     phases_ms:   {method: {phase: {median, p90}}}  per iteration; gcf: crop, render, network,
-                 region, depth (the terms' own), solve, update, other; baselines: forward
+                 field, region, depth (the terms' own; field without the network), solve,
+                 update, other; baselines: forward
                  (render + loss), backward, step, other
     iterations:  {method: median iterations per object}
     ratios:      {mask_over_gcf, rgb_over_gcf}  per iteration, against gcf_gauss_newton;
