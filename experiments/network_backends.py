@@ -6,7 +6,7 @@ trained module, measured interleaved in one process (the machine is shared: comp
 Candidates: "eager" (GcfNet as trained, channels-last), "fused" (gcf_ros/gcf/inference.py), ONNX
 Runtime fp32 on the fused export, ONNX Runtime int8 (static QDQ quantisation of that export,
 calibrated on random inputs: a speed probe only, its accuracy is not what a real calibration
-would give), bf16 autocast of the fused network, and with --compile torch.compile (inductor,
+would give), bf16 autocast of the trained module (this CPU has no bf16 instructions), and with --compile torch.compile (inductor,
 freezing; minutes of warm-up on 2 cores). One torch thread and one ONNX Runtime thread.
 """
 
@@ -96,10 +96,10 @@ def main() -> None:
 
         def bf16(i, r):
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = fused(i, r)
+                out = net(i, r)
             return out.field.float(), out.weight.float()
 
-        candidates["fused bf16 autocast"] = bf16
+        candidates["eager bf16 autocast"] = bf16
         if args.compile:
             import torch._inductor.config as inductor
 

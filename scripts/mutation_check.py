@@ -58,6 +58,7 @@ RELIABLE_SENDER = f"{EVERY_FRAME}[reliable-sender]"
 PROFILE_SENDER = f"{EVERY_FRAME}[best-effort-sender-with-profile]"
 HINT = f"{DELIVERY}::test_arrays_without_their_images_give_one_hint"
 DEPTH_TERM = "test/gcf/test_depth_term.py"
+INFERENCE = "test/gcf/test_inference.py"
 DEPTH_NODE = "test/ros/test_depth.py"
 DEPTH_NODE_E2E = (
     f"{DEPTH_NODE}::test_the_node_refines_with_registered_depth_and_notes_every_frame_without"
@@ -251,6 +252,15 @@ SABOTAGES = [
     Sabotage("depth-dropped-by-eval", "gcf-eval --depth never hands depth to the refiner",
              "gcf_ros/eval/methods.py",
              "detections, depth_m=frame.depth_m)", "detections, depth_m=None)", _t(DEPTH_EVAL)),
+    Sabotage("fused-band-offset", "the fused cost volume reads its offsets one column off",
+             "gcf_ros/gcf/inference.py", "(s[0], s[1], s[2] + 1, wp, 1)",
+             "(s[0], s[1], s[2], wp, 1)", _t(INFERENCE)),
+    Sabotage("fused-no-batchnorm", "the fused network drops the BatchNorms instead of folding them",
+             "gcf_ros/gcf/inference.py", "fused = fuse_conv_bn_eval(child[0].eval(), child[1].eval())",
+             "fused = child[0]", _t(INFERENCE)),
+    Sabotage("fused-heads-swapped", "the fused network's merged heads take the weight for the field",
+             "gcf_ros/gcf/inference.py", "field = (heads[:, :2] * self.config.field_scale)",
+             "field = (heads[:, 1:3] * self.config.field_scale)", _t(INFERENCE)),
 ]  # fmt: skip
 
 
