@@ -323,8 +323,8 @@ class _Context:
         graph = "cuda_graph" if self.device.type == "cuda" else "eager"
         return {
             "raycast": Placement(network_device=dev),
-            "gpu": Placement.gpu(dev, graph, bin_size=self._bin_size()),
-            "gpu_eager": Placement.gpu(dev, "eager", bin_size=self._bin_size()),
+            "gpu": Placement.gpu(dev, graph),
+            "gpu_eager": Placement.gpu(dev, "eager"),
             "gpu_render_cpu_solve": Placement(
                 "pytorch3d", dev, "cpu", dev, graph, bin_size=self._bin_size()
             ),

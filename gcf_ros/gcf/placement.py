@@ -67,7 +67,9 @@ class Placement:
 
     @classmethod
     def gpu(cls, device: str = "cuda", network_backend: str = "cuda_graph", **kw) -> Placement:
-        """Everything that can run on ``device`` does: PyTorch3D, the solve, the network."""
+        """Everything that can run on ``device`` does: PyTorch3D (on CUDA with its binning unless
+        ``bin_size`` says otherwise), the solve, the network."""
+        kw.setdefault("bin_size", None if torch.device(device).type == "cuda" else 0)
         return cls("pytorch3d", device, device, device, network_backend, **kw)
 
     @property

@@ -162,7 +162,8 @@ def test_placements_and_their_renderers():
     assert (gpu.renderer, gpu.render_device, str(gpu.solve_on), gpu.network_device) == (
         "pytorch3d", "cuda", "cuda", "cuda",
     )  # fmt: skip
-    assert gpu.network_backend == "cuda_graph"
+    assert gpu.network_backend == "cuda_graph" and gpu.bin_size is None  # PyTorch3D's binning
+    assert Placement.gpu("cpu", "eager").bin_size == 0  # naive: the CPU rasterizer's only mode
     with pytest.raises(ValueError, match="CPU only"):
         Placement(render_device="cuda")
     with pytest.raises(ValueError, match="needs network_device cuda"):
