@@ -31,6 +31,7 @@ from gcf_ros.bench.timing import Memory, PeakRss, Stats
 from gcf_ros.core.camera import crop_window_for_box
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer
+from gcf_ros.core.render.types import Renderer
 from gcf_ros.eval.simdepth import simulate_frame_depth
 from gcf_ros.gcf.predictor import FieldPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
@@ -121,13 +122,16 @@ def time_gcf(
     repeats: int,
     sync=None,
     depth_m: np.ndarray | None = None,
+    renderer: Renderer | None = None,
 ) -> CaseTiming:
     """GCF refinement of each batch (all its objects in one frame of the pipeline), with the
     settings the weights record and ``settings`` (RefinerConfig fields) on top; with ``depth_m``
-    (H, W) metres registered to the frame, the depth term runs too."""
+    (H, W) metres registered to the frame, the depth term runs too. ``renderer``: the refiner's
+    (None: its default, open3d ray casting; scripts/gpu_check.py passes the GPU placements')."""
     rec = _Recorder(GCF_PHASES)
     with PeakRss() as probe:
-        refiner = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, **settings))
+        config = RefinerConfig.resolve(predictor.weights, **settings)
+        refiner = Refiner(registry, predictor, config, renderer=renderer)
         pipeline = FramePipeline(refiner)
         for ids, T_init in batches:
             dets = Detections.of_poses(ids, T_init)

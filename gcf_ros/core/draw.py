@@ -17,6 +17,7 @@ from gcf_ros.core.render.raycast import RaycastRenderer
 
 if TYPE_CHECKING:
     from gcf_ros.core.models import ObjectModel
+    from gcf_ros.core.render.types import Renderer
 
 AXIS_COLORS_RGB = ((230, 40, 40), (40, 200, 40), (50, 90, 255))  # x red, y green, z blue
 _MAX_OUTLINE_WINDOW = 1024  # px; larger footprints are rendered at reduced resolution
@@ -27,7 +28,7 @@ def outline_contours(
     K: np.ndarray,
     T_cam_obj: np.ndarray,
     image_size: tuple[int, int],
-    renderer: RaycastRenderer | None = None,
+    renderer: Renderer | None = None,
 ) -> list[np.ndarray]:
     """Silhouette contours of a model at a pose: float (N, 2) polylines in full-image pixels.
 
@@ -53,7 +54,7 @@ def outline_contours(
         torch.from_numpy(window.K_window(K))[None],
         size,
     )
-    mask = out.mask[0].numpy().astype(np.uint8)
+    mask = out.mask[0].cpu().numpy().astype(np.uint8)  # any renderer's device
     return _mask_contours(mask, window)
 
 

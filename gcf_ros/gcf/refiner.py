@@ -27,6 +27,13 @@ A caller that must be able to stop a long refinement (the node, on shutdown) set
 ``refiner.cancel`` to a ``threading.Event``: once it is set, ``refine`` raises
 :class:`RefinementCancelledError` before the next iteration. Unset (None, the default), nothing is
 checked.
+
+Devices (docs/performance.md, "GPU path (issue 21)"): the renderer decides where the rendering
+lives (the default open3d ray caster: the CPU; ``PyTorch3DRenderer(device="cuda")``: the GPU, all
+windows of the frame in one batch; :func:`gcf_ros.gcf.placement.build_refiner` builds the
+combinations). The field term and the solve run on the rendering's device; the NumPy-based terms
+(silhouette lines, depth) and the per-instance bookkeeping on the CPU. A predictor gets the
+rendering on the CPU unless it sets ``accepts_device_render = True``.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.raycast import RaycastRenderer
-from gcf_ros.core.render.types import RenderOutput
+from gcf_ros.core.render.types import Renderer, RenderOutput
 from gcf_ros.gcf.checkpoints import default_checkpoint, find_checkpoint, resolve_checkpoint  # noqa: F401
 from gcf_ros.gcf.inference import DEFAULT_BACKEND
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
@@ -258,7 +265,7 @@ class Refiner:
         registry: ModelRegistry,
         predictor: FieldPredictor | None,
         config: RefinerConfig | None = None,
-        renderer: RaycastRenderer | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.registry = registry
         self.predictor = predictor
@@ -287,6 +294,8 @@ class Refiner:
     def _network(self, crops, render, diameters, K_win, idx) -> _NetworkRun | None:
         if self.predictor is None:
             return None
+        if not getattr(self.predictor, "accepts_device_render", False):
+            render = render.to("cpu")  # a no-op for CPU renderings
         return _NetworkRun(self.predictor, self.timer, (crops, render, diameters, K_win, idx))
 
     def _term_weight(self, name: str, with_depth: bool) -> TermWeight:
@@ -436,7 +445,7 @@ class Refiner:
             # The field judges its own steps (LM-like acceptance); a step that other terms share
             # may rightly raise the field's residual (a biased field), so then none is undone.
             judge = field[1].numpy() if field is not None and not shared else None
-            pixels = render.mask.flatten(1).sum(1).numpy()
+            pixels = render.mask.flatten(1).sum(1).cpu().numpy()
             scores = _scores(render, inputs.network, systems)
             state.record_scores(idx, scores)
             state.update(idx, xi.numpy(), pixels, conf, judge, it, cfg)
@@ -517,12 +526,13 @@ class _NetworkRun:
 
 def _field_readout(render, evidence: NetworkEvidence) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) mean predicted weight and mean |field| (px) over each rendering: the field's
-    confidence and its step-acceptance judge."""
+    confidence and its step-acceptance judge; CPU tensors, whatever the rendering's device."""
     mask = render.mask
+    field, weight = evidence.field.to(mask.device), evidence.weight.to(mask.device)
     count = mask.flatten(1).sum(1).clamp_min(1)
-    weight = (evidence.weight * mask).flatten(1).sum(1) / count
-    residual = (evidence.field.norm(dim=-1) * mask).flatten(1).sum(1) / count
-    return weight, residual
+    mean_weight = (weight * mask).flatten(1).sum(1) / count
+    residual = (field.norm(dim=-1) * mask).flatten(1).sum(1) / count
+    return mean_weight.cpu(), residual.cpu()
 
 
 def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
@@ -553,7 +563,7 @@ def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
     for d, w, r in zip(out, weights.tolist(), resid.tolist(), strict=True):
         d["field_weight"], d["field_residual_px"] = float(w), float(r)
     if ev.visible is not None:
-        seen = ev.visible > 0.5
+        seen = (ev.visible > 0.5).to(mask.device)
         inter = (seen & mask).flatten(1).sum(1)
         union = (seen | mask).flatten(1).sum(1).clamp_min(1)
         for d, iou in zip(out, (inter / union).tolist(), strict=True):
@@ -577,7 +587,9 @@ def checked_depth(depth_m: np.ndarray | None, image_hw: tuple[int, int]) -> np.n
 
 
 def _clamp_step(xi: torch.Tensor, T: torch.Tensor, cfg: RefinerConfig) -> torch.Tensor:
-    """Scale each update (B, 6) into the trust region: |omega| and |dt| / z bounded."""
+    """Scale each update (B, 6) into the trust region: |omega| and |dt| / z bounded; on the
+    device of the poses T (B, 4, 4) (the CPU: the bookkeeping's)."""
+    xi = xi.to(T.device)
     rot = xi[:, 3:].norm(dim=-1) / np.radians(cfg.max_step_rot_deg)
     trans = xi[:, :3].norm(dim=-1) / (cfg.max_step_trans_rel * T[:, 2, 3].abs().clamp_min(0.05))
     return xi / torch.maximum(torch.maximum(rot, trans), torch.ones_like(rot))[:, None]

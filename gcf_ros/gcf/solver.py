@@ -63,22 +63,32 @@ class TermWeight:
 
 
 def solve_terms(
-    systems: Sequence[tuple[Residuals, TermWeight]], kind: str = "gauss_newton", step: float = 0.3
+    systems: Sequence[tuple[Residuals, TermWeight]],
+    kind: str = "gauss_newton",
+    step: float = 0.3,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """The pose update xi (B, 6) from several terms' residuals (``gcf_ros.gcf.terms``).
+    """The pose update xi (B, 6) float64 from several terms' residuals (``gcf_ros.gcf.terms``).
 
     Each term's normal equations are divided by its total weight per instance and multiplied by
     its scale and its per-instance confidence, then summed with the term's own damping:
     ``A = sum_t s_t c_t (H_t + D_t) / n_t``, ``b = sum_t s_t c_t g_t / n_t``. ``gauss_newton``
     solves A xi = b; ``gradient`` takes the Jacobi-preconditioned step ``step * b / diag(A)``. With
     one term these are the two solvers of the module docstring.
+
+    Devices: each term's H (B, 6, 6), g (B, 6) and n (B,) are formed on its rows' device (the
+    heavy part: sums over the rows); they are then gathered on ``device`` (None: the first term's),
+    where the 6 x 6 systems are solved and xi is returned.
     """
     if kind not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {kind!r}")
+    if device is None and systems:
+        device = systems[0][0].r.device
     A = b = None
     for res, tw in systems:
-        H, g, n = res.normal_equations()
-        f = (tw.scale * res.confidence / n.clamp_min(1e-12))[:, None]
+        H, g, n = (x.to(device) for x in res.normal_equations())
+        conf = res.confidence.to(device)
+        f = (tw.scale * conf / n.clamp_min(1e-12))[:, None]
         f = torch.where(n[:, None] > 0, f, torch.zeros_like(f))
         diag = torch.diagonal(H, dim1=-2, dim2=-1)
         d = torch.full_like(diag, tw.damping)

@@ -2,12 +2,14 @@
 
 ``RaycastRenderer`` (open3d, CPU) is the renderer of the GCF refinement loop;
 ``PyTorch3DRenderer`` (hard rasterizer plus soft silhouette / soft Phong for the differentiable
-baselines) runs on CPU and CUDA. Both return a ``RenderOutput``.
+baselines) runs on CPU and CUDA. Both return a ``RenderOutput``. ``DeviceRenderer`` wraps either
+and moves its output to another device (where the refiner's field term and solve then run).
 """
 
+from gcf_ros.core.render.device import DeviceRenderer
 from gcf_ros.core.render.types import Renderer, RenderOutput, Shading
 
-__all__ = ["RenderOutput", "Renderer", "Shading", "make_renderer"]
+__all__ = ["DeviceRenderer", "RenderOutput", "Renderer", "Shading", "make_renderer"]
 
 
 def make_renderer(backend: str, **kwargs) -> Renderer:

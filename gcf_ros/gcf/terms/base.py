@@ -11,6 +11,11 @@ field's sign: ``r = measured - predicted``, so the Gauss-Newton step solves
 Each term's normal equations are divided by its total weight per instance (a weighted *mean* of the
 per-row information), so the relative influence of two terms is their ``scale``, not their row
 counts, and the same scales serve a 40-line silhouette and a 2 000-pixel field.
+
+Devices: a term computes on the device of the data its rows come from. The field term follows the
+rendering (``RenderOutput`` on the CPU or a GPU: the network's output is moved there); the terms
+built on NumPy / OpenCV (silhouette lines, depth) read the rendering on the CPU and return CPU
+rows. ``solve_terms`` gathers each term's 6 x 6 normal equations on one device.
 """
 
 from __future__ import annotations
@@ -86,6 +91,8 @@ class TermInputs:
 class Residuals:
     """Linearised residuals of one term at xi = 0, N rows per instance (padding rows: w = 0).
 
+    All tensors live on one device, the term's (module docstring, "Devices").
+
     Attributes:
         r: (B, N, k) measured minus predicted, window pixels (along ``directions`` when k = 1).
         J: (B, N, k, 6) d(predicted)/d(xi), window pixels per metre / radian.
@@ -107,7 +114,7 @@ class Residuals:
     readouts: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def normal_equations(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """H (B, 6, 6), g (B, 6), and the total weight (B,), all float64."""
+        """H (B, 6, 6), g (B, 6), and the total weight (B,), all float64 on the rows' device."""
         Jw = self.J * self.w[..., None, None]
         H = torch.einsum("bnki,bnkj->bij", Jw, self.J)
         g = torch.einsum("bnki,bnk->bi", Jw, self.r)
@@ -165,5 +172,5 @@ def predicted_measurement(
 
 
 def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """x (B, M, ...) gathered along M at idx (B, n)."""
-    return x[torch.arange(x.shape[0])[:, None], idx]
+    """x (B, M, ...) gathered along M at idx (B, n) (both on one device)."""
+    return x[torch.arange(x.shape[0], device=x.device)[:, None], idx]

@@ -94,7 +94,10 @@ class DepthTerm:
             raise ValueError("the depth term needs a depth image (refine(..., depth_m=...))")
         cfg, render = self.config, inputs.render
         B, S = render.batch_size, render.size
-        rows = [_sample_rows(render.mask[b].numpy(), cfg.max_points) for b in range(B)]
+        # NumPy look-ups and per-instance histograms: the term runs on the CPU whatever the
+        # rendering's device (module docstring of gcf_ros.gcf.terms.base, "Devices").
+        mask = render.mask.cpu().numpy()
+        rows = [_sample_rows(mask[b], cfg.max_points) for b in range(B)]
         n = max(1, *(len(r) for r in rows))
         idx = np.zeros((B, n), np.int64)
         z_obs = np.zeros((B, n), np.float64)
@@ -103,9 +106,9 @@ class DepthTerm:
             z_obs[b, : len(r)] = _lookup(inputs.depth_m, window.to_image(_window_uv(r, S)))
         take = torch.from_numpy(idx)
         ar = torch.arange(B)[:, None]
-        X_obj = render.xyz_obj.reshape(B, S * S, 3)[ar, take].double()
-        normals = render.normals_cam.reshape(B, S * S, 3)[ar, take].double()
-        T = inputs.T_cam_obj.double()
+        X_obj = render.xyz_obj.cpu().reshape(B, S * S, 3)[ar, take].double()
+        normals = render.normals_cam.cpu().reshape(B, S * S, 3)[ar, take].double()
+        T = inputs.T_cam_obj.cpu().double()
         X_cam = se3_apply(T, X_obj)
         z = X_cam[..., 2].clamp_min(1e-6)
         zo = torch.from_numpy(z_obs)
@@ -122,7 +125,7 @@ class DepthTerm:
         w = w * enough[:, None]
         inliers = (valid & (e.abs() < 2 * c)).sum(1) / n_valid.clamp_min(1)
         Y = X_cam * (zo / z)[..., None]
-        px_per_m = inputs.K_window[:, 0, 0].double()[:, None] / z
+        px_per_m = inputs.K_window[:, 0, 0].cpu().double()[:, None] / z
         res = plane_residuals(T, X_obj, normals, px_per_m, Y, w)
         confidence = torch.where(enough, inliers, torch.zeros_like(inliers))
         sampled = torch.tensor([max(len(r), 1) for r in rows], dtype=torch.float64)
@@ -150,7 +153,7 @@ def plane_residuals(
     s = px_per_m[..., None]
     r = (s * normals_cam * (Y_cam - X)).sum(-1, keepdim=True)  # (B, N, 1)
     J = (s * normals_cam)[..., None, :] @ point_jacobian(X, T_cam_obj[:, :3, 3])  # (B, N, 1, 6)
-    conf = torch.ones(X.shape[0], dtype=X.dtype)
+    conf = torch.ones(X.shape[0], dtype=X.dtype, device=X.device)
     return Residuals(r, J, w, X_obj, None, conf)
 
 

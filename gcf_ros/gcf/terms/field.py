@@ -42,8 +42,12 @@ def field_residuals(
 ) -> Residuals:
     """Rows for the rendered pixels of ``render`` (foreground first, padded to the batch's largest
     count, about 10 % of the window): field (B, S, S, 2), weight (B, S, S). The solver scales
-    the term by its weights alone (confidence 1): the weight's scale is the network's own."""
+    the term by its weights alone (confidence 1): the weight's scale is the network's own.
+
+    The rows are computed on the rendering's device (``field_px`` and ``weight`` are moved there:
+    the predictor may return them on the CPU)."""
     B, S = render.batch_size, render.size
+    field_px, weight = field_px.to(render.mask.device), weight.to(render.mask.device)
     fg = render.mask.reshape(B, S * S)
     n = max(int(fg.sum(1).max()), 1)
     idx = torch.argsort(fg.to(torch.int8), dim=1, descending=True, stable=True)[:, :n]

@@ -160,10 +160,10 @@ class _LineTerm:
         cfg = self.config
         step = cfg.step(inputs.iteration)
         rows, confidences = [], []
+        # OpenCV on the CPU whatever the rendering's device; the rows are CPU tensors.
+        masks, xyz = inputs.render.mask.cpu().numpy(), inputs.render.xyz_obj.cpu().numpy()
         for b in range(inputs.batch_size):
-            lines = contour_lines(
-                inputs.render.mask[b].numpy(), inputs.render.xyz_obj[b].numpy(), cfg
-            )
+            lines = contour_lines(masks[b], xyz[b], cfg)
             if len(lines.centres) == 0:  # nothing rendered away from the border: no evidence
                 rows.append((lines, np.zeros(0), np.zeros(0)))
                 confidences.append(0.0)
@@ -238,8 +238,8 @@ class RegionTerm(_LineTerm):
     def _probabilities(self, inputs: TermInputs, b: int, uv: np.ndarray) -> tuple:
         rc = self.region
         window = inputs.windows[b]
-        crop = inputs.crops[b].numpy()
-        mask = inputs.render.mask[b].numpy().astype(np.uint8)
+        crop = inputs.crops[b].cpu().numpy()
+        mask = inputs.render.mask[b].cpu().numpy().astype(np.uint8)
         inside = _window_inside_image(window, inputs.image_rgb.shape)
         kernel = np.ones((2 * rc.inner_px + 1,) * 2, np.uint8)
         fg = cv2.erode(mask, kernel).astype(bool) & inside
@@ -290,7 +290,7 @@ class MaskTerm(_LineTerm):
         visible = None if inputs.network is None else inputs.network().visible
         if visible is None:
             return np.full(uv.shape[:2], 0.5), 0.0
-        p, valid = bilinear(visible[b].numpy().astype(np.float32), uv)  # window coordinates
+        p, valid = bilinear(visible[b].cpu().numpy().astype(np.float32), uv)  # window coords
         p[~valid] = 0.5  # beyond the window: no evidence
         return p, 1.0
 

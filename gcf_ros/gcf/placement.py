@@ -1,0 +1,133 @@
+"""Where each stage of the refinement loop runs: the renderer and its device, the device of the
+field term and the solve, the network's device and inference backend (issue 21: the GPU path).
+
+    refiner = build_refiner(registry, Placement.gpu())      # PyTorch3D + solve + network on CUDA
+    refiner = build_refiner(registry, Placement())          # the default: all on the CPU
+
+What runs where (gcf/refiner.py, "Devices"): the crop and the per-instance bookkeeping are always
+on the CPU, as are the NumPy-based terms (silhouette lines, depth). The rendering lives where the
+renderer puts it (open3d ray casting: the CPU only; PyTorch3D: ``render_device``, all windows of
+a frame in one batch); ``solve_device`` (None: the rendering's) is where the field term's rows and
+the 6 x 6 solves are computed (the rendering is moved there by a ``DeviceRenderer``). The network
+runs on ``network_device`` with ``network_backend`` (:mod:`gcf_ros.gcf.cuda_graph`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gcf_ros.core.models import ModelRegistry
+from gcf_ros.core.render.device import DeviceRenderer
+from gcf_ros.core.render.types import Renderer
+from gcf_ros.gcf.checkpoints import find_checkpoint
+from gcf_ros.gcf.cuda_graph import BACKENDS, DEFAULT_BUCKETS, accelerate
+from gcf_ros.gcf.predictor import NetworkPredictor
+from gcf_ros.gcf.refiner import Refiner, RefinerConfig
+
+RENDERERS = ("raycast", "pytorch3d")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Devices and backends of one refiner (module docstring).
+
+    Attributes:
+        renderer: ``raycast`` (open3d, CPU) or ``pytorch3d`` (hard rasterizer, CPU or CUDA).
+        render_device: where the renderer runs (``raycast``: ``cpu`` only).
+        solve_device: where the field term and the solve run; None: ``render_device``.
+        network_device: where the network runs.
+        network_backend: ``eager``, ``cuda_graph`` or ``compile`` (gcf_ros.gcf.cuda_graph).
+        bin_size: PyTorch3D's rasterizer: 0 naive (exact; the only mode on a CPU), None its
+            coarse-to-fine heuristic (CUDA), > 0 a fixed bin size.
+        buckets: the batch sizes the accelerated network is captured / compiled for.
+    """
+
+    renderer: str = "raycast"
+    render_device: str = "cpu"
+    solve_device: str | None = None
+    network_device: str = "cpu"
+    network_backend: str = "eager"
+    bin_size: int | None = 0
+    buckets: tuple[int, ...] = DEFAULT_BUCKETS
+
+    def __post_init__(self) -> None:
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"renderer must be one of {RENDERERS}, got {self.renderer!r}")
+        if self.renderer == "raycast" and torch.device(self.render_device).type != "cpu":
+            raise ValueError("the raycast renderer (open3d) runs on the CPU only")
+        if self.network_backend not in BACKENDS:
+            raise ValueError(f"network_backend must be one of {BACKENDS}")
+        on_cuda = torch.device(self.network_device).type == "cuda"
+        if self.network_backend == "cuda_graph" and not on_cuda:
+            raise ValueError("network_backend 'cuda_graph' needs network_device cuda")
+
+    @classmethod
+    def gpu(cls, device: str = "cuda", network_backend: str = "cuda_graph", **kw) -> Placement:
+        """Everything that can run on ``device`` does: PyTorch3D (on CUDA with its binning unless
+        ``bin_size`` says otherwise), the solve, the network."""
+        kw.setdefault("bin_size", None if torch.device(device).type == "cuda" else 0)
+        return cls("pytorch3d", device, device, device, network_backend, **kw)
+
+    @property
+    def solve_on(self) -> torch.device:
+        return torch.device(self.solve_device or self.render_device)
+
+    def to_dict(self) -> dict:
+        return {
+            "renderer": self.renderer, "render_device": self.render_device,
+            "solve_device": str(self.solve_on), "network_device": self.network_device,
+            "network_backend": self.network_backend, "bin_size": self.bin_size,
+        }  # fmt: skip
+
+
+def placement_renderer(placement: Placement) -> Renderer:
+    """The renderer of ``placement``, its output on the solve device."""
+    if placement.renderer == "raycast":
+        from gcf_ros.core.render.raycast import RaycastRenderer
+
+        renderer: Renderer = RaycastRenderer()
+    else:
+        from gcf_ros.core.render.pytorch3d_backend import PyTorch3DRenderer
+
+        renderer = PyTorch3DRenderer(device=placement.render_device, bin_size=placement.bin_size)
+    if torch.device(placement.render_device) == placement.solve_on:
+        return renderer
+    return DeviceRenderer(renderer, placement.solve_on)
+
+
+def place_predictor(predictor: NetworkPredictor, placement: Placement) -> NetworkPredictor:
+    """``predictor`` with its network wrapped for ``placement.network_backend`` (in place; its
+    device must be ``placement.network_device``). A bridge until the predictor's own inference
+    backend choice takes ``gcf_ros.gcf.cuda_graph.accelerate`` (see that module's docstring)."""
+    if predictor.device != torch.device(placement.network_device):
+        raise ValueError(f"predictor on {predictor.device}, placement wants "
+                         f"{placement.network_device}")  # fmt: skip
+    if placement.network_backend != "eager":
+        predictor.net = accelerate(
+            predictor.net, placement.network_backend, predictor.window_size, placement.buckets
+        )
+    return predictor
+
+
+def build_refiner(
+    registry: ModelRegistry,
+    placement: Placement | None = None,
+    checkpoint: str | Path | None = None,
+    overrides: Mapping | None = None,
+    predictor: NetworkPredictor | None = None,
+) -> Refiner:
+    """A refiner with the network of ``checkpoint`` (or ``predictor``, used as given: a shared
+    predictor already placed), the settings its weights file records plus ``overrides``, and the
+    renderer, devices and network backend of ``placement`` (None: all on the CPU)."""
+    placement = placement or Placement()
+    if predictor is None:
+        predictor = NetworkPredictor.from_weights(
+            find_checkpoint(checkpoint), placement.network_device
+        )
+        place_predictor(predictor, placement)
+    config = RefinerConfig.resolve(predictor.weights, **(overrides or {}))
+    return Refiner(registry, predictor, config, renderer=placement_renderer(placement))
