@@ -17,8 +17,9 @@ the GPU machine may lack open3d or PyTorch3D, and then only the sections that ne
 
 - ``environment``: device name, torch / CUDA / Python versions, which optional packages import.
 - ``network``: the shipped networks alone (gcf_lmo.pt, S = 128; gcf_lmo_s64.pt, S = 64) for
-  1 / 16 / 64 windows: eager vs CUDA graph (gcf_ros.gcf.cuda_graph.CudaGraphNet): ms per call
-  (median), capture time, max |field - eager field|. Needs torch only.
+  1 / 16 / 64 windows: eager vs fused (gcf_ros.gcf.inference.FusedGcfNet) vs a CUDA graph of the
+  fused net (gcf_ros.gcf.cuda_graph.CudaGraphNet): ms per call (median), capture time,
+  max |field - eager field|. Needs torch only.
 - ``renderer``: open3d ray casting vs PyTorch3D (CUDA: naive and binned rasterization; the CPU
   rasterizer only with --quick's decimated meshes) on the packaged LM-O bench frame, 1 and 16
   windows: ms per call and per window; mask IoU and depth difference against ray casting.
@@ -227,11 +228,13 @@ def _net_inputs(batch: int, size: int, device: torch.device, seed: int = 0):
 def network(device: torch.device, plan: Plan, budget: Budget) -> dict:
     """Eager vs CUDA graph, per shipped network and batch."""
     from gcf_ros.gcf.cuda_graph import CudaGraphNet, warm_up
+    from gcf_ros.gcf.inference import FusedGcfNet
 
     sync, out = _sync(device), {}
     for name in plan.networks:
         net, S = _load_net(name, device)
-        graphed = CudaGraphNet(net, S, plan.network_batches)  # captures on CUDA only
+        fused = FusedGcfNet(net).to(device)  # the default backend; the graphs capture it
+        graphed = CudaGraphNet(fused, S, plan.network_batches)  # captures on CUDA only
         rows = {"window_size": S, "capture": graphed.capture, "batches": {}}
         for b in plan.network_batches:
             if budget.left() < 30:
@@ -251,7 +254,14 @@ def network(device: torch.device, plan: Plan, budget: Budget) -> dict:
                     diff = (f(i, r).field - net(i, r).field).abs().max()
                 return {**timing, "capture_s": capture_s, "max_field_diff_px": float(diff)}
 
-            row = {"eager": _attempt(eager), "cuda_graph": _attempt(graph)}
+            def fused_run(i=image, r=render, f=fused, n=n, net=net) -> dict:
+                with torch.inference_mode():
+                    timing = _time_ms(lambda: f(i, r), sync, n)
+                    diff = (f(i, r).field - net(i, r).field).abs().max()
+                return {**timing, "max_field_diff_px": float(diff)}
+
+            row = {"eager": _attempt(eager), "fused": _attempt(fused_run),
+                   "cuda_graph": _attempt(graph)}  # fmt: skip
             if "median_ms" in row["eager"] and "median_ms" in row["cuda_graph"]:
                 row["speedup"] = row["eager"]["median_ms"] / row["cuda_graph"]["median_ms"]
             rows["batches"][str(b)] = row
@@ -262,13 +272,16 @@ def network(device: torch.device, plan: Plan, budget: Budget) -> dict:
 def network_compile(device: torch.device, plan: Plan, budget: Budget) -> dict:
     """torch.compile per shipped network and batch, while the budget lasts (last section)."""
     from gcf_ros.gcf.cuda_graph import CompiledNet, warm_up
+    from gcf_ros.gcf.inference import FusedGcfNet
 
     sync, out = _sync(device), {}
     backend = "inductor" if device.type == "cuda" else "eager"  # CPU: the machinery only
     per_bucket_s = 60 if device.type == "cuda" else 5
     for name in plan.networks:
         net, S = _load_net(name, device)
-        compiled = CompiledNet(net, S, plan.compile_batches, compile_backend=backend)
+        compiled = CompiledNet(
+            FusedGcfNet(net).to(device), S, plan.compile_batches, compile_backend=backend
+        )
         rows = {"window_size": S, "mode": compiled.mode, "compile_backend": backend, "batches": {}}
         for b in plan.compile_batches:
             if budget.left() < per_bucket_s:

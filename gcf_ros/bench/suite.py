@@ -20,6 +20,7 @@ from gcf_ros.bench.cases import CaseTiming, simulated_depth, time_gcf, time_soft
 from gcf_ros.bench.frame import SCALING_MODEL, BenchFrame, VariantRegistry, mesh_variant
 from gcf_ros.bench.timing import sync_for
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.gcf.cuda_graph import warm_up
 from gcf_ros.gcf.inference import BACKENDS, DEFAULT_BACKEND
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, default_checkpoint
@@ -161,6 +162,8 @@ def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
             continue
         progress(f"scaling: network backend {name}")
         other = NetworkPredictor(predictor.net, config.device, predictor.weights, name)
+        if name in ("cuda_graph", "compile"):
+            warm_up(other.run, (1,))  # capture / compile before the clock starts
         point = time_gcf(frame, registry, other, {}, [single], config.repeats, sync)
         i = BACKENDS.index(name)  # ScalingPoint values are ints: the report names it
         scaling["network_backend"].append(ScalingPoint(i, i, point))
@@ -168,7 +171,11 @@ def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
 
 
 def _backend_missing(name: str, device: str) -> str:
-    """Why backend ``name`` cannot run here ("" when it can)."""
+    """Why backend ``name`` cannot or should not run here ("" when it can)."""
+    if name == "cuda_graph" and device != "cuda":
+        return "CUDA only"
+    if name == "compile" and device != "cuda":
+        return "on a CPU minutes of warm-up for fused's speed (docs/performance.md)"
     if name != "onnxruntime":
         return ""
     if device != "cpu":

@@ -16,12 +16,11 @@ device), inference only (they run under ``torch.inference_mode``).
 
 Padding rows change nothing in the real rows: every layer of ``GcfNet`` is per-sample in eval mode
 (BatchNorm uses its running statistics; GroupNorm and the cost volume are per-sample).
-``accelerate(net, backend, ...)`` picks one by name (``BACKENDS``); ``warm_up`` triggers every
+``accelerate(net, wrapper, ...)`` picks one by name (``WRAPPERS``); ``warm_up`` triggers every
 bucket's capture / compilation and reports how long each took (the price paid once per process).
 
-Wiring into ``NetworkPredictor`` (gcf/predictor.py): ``self.net = accelerate(net.to(device).eval(),
-backend, window_size=self.window_size)``, optionally ``warm_up(self.net)`` at start-up; the
-predictor's ``self.net(image, rend)`` call stays as it is.
+``gcf_ros.gcf.inference.make_backend`` wraps the fused network (``FusedGcfNet``: far fewer
+kernels than ``GcfNet``) with these for its backends "cuda_graph" and "compile".
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from torch import nn
 
 from gcf_ros.gcf.inputs import IMAGE_CHANNELS, RENDER_CHANNELS
 
-BACKENDS = ("eager", "cuda_graph", "compile")
+WRAPPERS = ("eager", "cuda_graph", "compile")
 DEFAULT_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -214,8 +213,8 @@ def accelerate(
     """``net`` for inference with ``backend``: ``eager`` (itself, eval mode), ``cuda_graph``
     (:class:`CudaGraphNet`) or ``compile`` (:class:`CompiledNet`); ``kwargs`` go to the
     wrapper."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend not in WRAPPERS:
+        raise ValueError(f"backend must be one of {WRAPPERS}, got {backend!r}")
     if backend == "eager":
         return net.eval()
     if backend == "cuda_graph":

@@ -20,6 +20,9 @@ Backends (``BACKENDS``), chosen by ``make_backend``:
 - "onnxruntime": ``FusedGcfNet`` exported to ONNX and run by ONNX Runtime (CPU; optional
   dependency ``onnxruntime``, ``pip install onnxruntime``). The export is checked against torch
   on random inputs when the session is made.
+- "cuda_graph" (CUDA only) and "compile" (``torch.compile``; on a CPU minutes of warm-up for no
+  gain, docs/performance.md): ``FusedGcfNet`` wrapped by ``gcf_ros.gcf.cuda_graph`` (batches
+  padded to fixed buckets; one capture / compilation per bucket, on first use).
 
 Every backend is called as ``backend(image, render) -> GcfOutput`` with the tensors of
 ``GcfNet.forward``. docs/performance.md ("Network inference backends") has the measured times and
@@ -45,7 +48,7 @@ from gcf_ros.gcf.network import (
     _CostVolume,
 )
 
-BACKENDS = ("eager", "fused", "onnxruntime")
+BACKENDS = ("eager", "fused", "onnxruntime", "cuda_graph", "compile")
 DEFAULT_BACKEND = "fused"
 # Largest difference to "eager" that make_backend accepts from an exported ONNX model, in field
 # pixels and weight units (measured on the shipped networks: <= 2e-5 px, <= 1e-6; float rounding).
@@ -272,14 +275,33 @@ def _export_onnx(net: nn.Module) -> bytes:
     return buffer.getvalue()
 
 
-def make_backend(net: GcfNet, backend: str = DEFAULT_BACKEND, threads: int = 1) -> Backend:
-    """The callable that runs ``net`` (eval mode) with ``backend`` (one of ``BACKENDS``);
-    ``threads``: ONNX Runtime's intra-op threads (torch backends use torch's setting)."""
+def make_backend(
+    net: GcfNet,
+    backend: str = DEFAULT_BACKEND,
+    threads: int = 1,
+    window_size: int | None = None,
+    buckets: tuple[int, ...] | None = None,
+) -> Backend:
+    """The callable that runs ``net`` (eval mode) with ``backend`` (one of ``BACKENDS``), on the
+    device of its parameters. ``threads``: ONNX Runtime's intra-op threads (torch backends use
+    torch's setting); ``window_size`` and ``buckets``: the static shapes of "cuda_graph" and
+    "compile" (buckets None: ``gcf_ros.gcf.cuda_graph.DEFAULT_BUCKETS``)."""
     if backend not in BACKENDS:
         raise ValueError(f"network backend must be one of {BACKENDS}, got {backend!r}")
+    device = next(net.parameters()).device
+    if backend == "onnxruntime" and device.type != "cpu":
+        raise ValueError(f"network backend 'onnxruntime' runs on the CPU, not {device}")
+    if backend == "cuda_graph" and device.type != "cuda":
+        raise ValueError(f"network backend 'cuda_graph' needs a CUDA device, not {device}")
     if backend == "eager":
         return net.eval()
+    if backend == "onnxruntime":
+        return OnnxRuntimeNet(net, threads)
+    fused = FusedGcfNet(net).to(device)
     if backend == "fused":
-        device = next(net.parameters()).device
-        return FusedGcfNet(net).to(device)
-    return OnnxRuntimeNet(net, threads)
+        return fused
+    from gcf_ros.gcf.cuda_graph import DEFAULT_BUCKETS, accelerate
+
+    if window_size is None:
+        raise ValueError(f"network backend {backend!r} needs the window size (static shapes)")
+    return accelerate(fused, backend, window_size, buckets or DEFAULT_BUCKETS)

@@ -9,7 +9,7 @@ on the CPU, as are the NumPy-based terms (silhouette lines, depth). The renderin
 renderer puts it (open3d ray casting: the CPU only; PyTorch3D: ``render_device``, all windows of
 a frame in one batch); ``solve_device`` (None: the rendering's) is where the field term's rows and
 the 6 x 6 solves are computed (the rendering is moved there by a ``DeviceRenderer``). The network
-runs on ``network_device`` with ``network_backend`` (:mod:`gcf_ros.gcf.cuda_graph`).
+runs on ``network_device`` with ``network_backend`` (:mod:`gcf_ros.gcf.inference`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.render.device import DeviceRenderer
 from gcf_ros.core.render.types import Renderer
 from gcf_ros.gcf.checkpoints import find_checkpoint
-from gcf_ros.gcf.cuda_graph import BACKENDS, DEFAULT_BUCKETS, accelerate
+from gcf_ros.gcf.cuda_graph import DEFAULT_BUCKETS
+from gcf_ros.gcf.inference import BACKENDS, DEFAULT_BACKEND
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
 
@@ -40,7 +41,8 @@ class Placement:
         render_device: where the renderer runs (``raycast``: ``cpu`` only).
         solve_device: where the field term and the solve run; None: ``render_device``.
         network_device: where the network runs.
-        network_backend: ``eager``, ``cuda_graph`` or ``compile`` (gcf_ros.gcf.cuda_graph).
+        network_backend: one of ``gcf_ros.gcf.inference.BACKENDS`` (``fused`` by default,
+            ``cuda_graph`` / ``compile`` on a GPU).
         bin_size: PyTorch3D's rasterizer: 0 naive (exact; the only mode on a CPU), None its
             coarse-to-fine heuristic (CUDA), > 0 a fixed bin size.
         buckets: the batch sizes the accelerated network is captured / compiled for.
@@ -50,7 +52,7 @@ class Placement:
     render_device: str = "cpu"
     solve_device: str | None = None
     network_device: str = "cpu"
-    network_backend: str = "eager"
+    network_backend: str = DEFAULT_BACKEND
     bin_size: int | None = 0
     buckets: tuple[int, ...] = DEFAULT_BUCKETS
 
@@ -64,6 +66,8 @@ class Placement:
         on_cuda = torch.device(self.network_device).type == "cuda"
         if self.network_backend == "cuda_graph" and not on_cuda:
             raise ValueError("network_backend 'cuda_graph' needs network_device cuda")
+        if self.network_backend == "onnxruntime" and on_cuda:
+            raise ValueError("network_backend 'onnxruntime' runs on the CPU")
 
     @classmethod
     def gpu(cls, device: str = "cuda", network_backend: str = "cuda_graph", **kw) -> Placement:
@@ -100,16 +104,12 @@ def placement_renderer(placement: Placement) -> Renderer:
 
 
 def place_predictor(predictor: NetworkPredictor, placement: Placement) -> NetworkPredictor:
-    """``predictor`` with its network wrapped for ``placement.network_backend`` (in place; its
-    device must be ``placement.network_device``). A bridge until the predictor's own inference
-    backend choice takes ``gcf_ros.gcf.cuda_graph.accelerate`` (see that module's docstring)."""
+    """``predictor`` running its network with ``placement.network_backend`` (in place; its device
+    must be ``placement.network_device``)."""
     if predictor.device != torch.device(placement.network_device):
         raise ValueError(f"predictor on {predictor.device}, placement wants "
                          f"{placement.network_device}")  # fmt: skip
-    if placement.network_backend != "eager":
-        predictor.net = accelerate(
-            predictor.net, placement.network_backend, predictor.window_size, placement.buckets
-        )
+    predictor.set_backend(placement.network_backend, placement.buckets)
     return predictor
 
 

@@ -39,7 +39,7 @@ class NetworkPredictor:
 
     ``net`` stays the network as trained; ``backend`` (``gcf_ros.gcf.inference.BACKENDS``) is how
     it runs: "fused" (default: the same function, ~1.5x faster on one CPU thread), "eager" (the
-    module itself) or "onnxruntime" (optional package; CPU)."""
+    module itself), "onnxruntime" (optional package; CPU), "cuda_graph" / "compile" (GPU)."""
 
     def __init__(
         self,
@@ -49,12 +49,18 @@ class NetworkPredictor:
         backend: str = DEFAULT_BACKEND,
     ) -> None:
         self.device = torch.device(device)
-        if backend == "onnxruntime" and self.device.type != "cpu":
-            raise ValueError(f"network backend 'onnxruntime' runs on the CPU, not {self.device}")
         self.net = net.to(self.device).eval()
-        self.backend = backend
-        self.run = make_backend(self.net, backend, threads=max(1, torch.get_num_threads()))
         self.weights = weights or WeightsMeta()
+        self.backend = ""
+        self.set_backend(backend)
+
+    def set_backend(self, backend: str, buckets: tuple[int, ...] | None = None) -> None:
+        """Run the network with ``backend`` from now on (``buckets``: the batch sizes of
+        "cuda_graph" / "compile")."""
+        self.run = make_backend(
+            self.net, backend, max(1, torch.get_num_threads()), self.window_size, buckets
+        )
+        self.backend = backend
 
     @property
     def window_size(self) -> int:

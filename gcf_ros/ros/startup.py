@@ -19,6 +19,7 @@ from rclpy.node import Node
 
 from gcf_ros.core.models import ModelLoadError, ModelRegistry
 from gcf_ros.gcf.checkpoints import resolve_checkpoint, shipped_hint
+from gcf_ros.gcf.cuda_graph import warm_up
 from gcf_ros.gcf.inference import DEFAULT_BACKEND
 from gcf_ros.gcf.refiner import Refiner
 from gcf_ros.ros.params import NodeParams
@@ -31,6 +32,7 @@ _ROS_TYPES = {
 }
 _EXPECTED = {"str": str, "bool": bool, "int": int, "float": float}
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+NODE_WARM_BUCKETS = (1, 2, 4, 8)  # batches warmed up at start-up (larger ones on first use)
 
 
 class StartupError(Exception):
@@ -109,7 +111,10 @@ def load_refiner(
     if problem:
         raise StartupError(f"checkpoint {path}: {problem}")
     try:
-        return Refiner.from_checkpoint(registry, path, device, overrides, backend)
+        refiner = Refiner.from_checkpoint(registry, path, device, overrides, backend)
+        # cuda_graph / compile: capture or compile the small batches now, not on the first frames
+        warm_up(refiner.predictor.run, NODE_WARM_BUCKETS)
+        return refiner
     except Exception as err:  # torch.load's, or the weights do not fit: one line
         raise StartupError(f"checkpoint {path}: {_brief(err)}") from None
 

@@ -112,7 +112,7 @@ def test_band_cost_volume_matches_one_product_per_offset(radius, h, w):
 
 
 @pytest.mark.parametrize("name", ["gcf_lmo.pt", "gcf_lmo_s64.pt"])
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "eager"])
+@pytest.mark.parametrize("backend", ["fused", "onnxruntime"])  # the CPU ones (GPU: gpu_check)
 def test_shipped_networks_run_the_same_on_every_backend(name, backend):
     if backend == "onnxruntime":
         pytest.importorskip("onnxruntime")
@@ -130,7 +130,10 @@ def test_unknown_backends_and_devices_are_refused():
     with pytest.raises(ValueError, match="must be one of"):
         make_backend(net, "tensorrt")
     with pytest.raises(ValueError, match="runs on the CPU"):
-        NetworkPredictor(net, "meta", backend="onnxruntime")
+        make_backend(GcfNet(NetConfig(widths=(8, 8, 8, 8))).to("meta"), "onnxruntime")
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        NetworkPredictor(net, "cpu", backend="cuda_graph")
+    assert set(BACKENDS) == {"eager", "fused", "onnxruntime", "cuda_graph", "compile"}
 
 
 def test_a_refinement_step_with_the_fused_network_is_the_trained_ones(registry):
