@@ -193,6 +193,14 @@ class NodeParams:
         "seed each instance with its last refined pose when no newer coarse detection arrives",
         dynamic=True,
     )
+    # The default: chosen in docs/performance.md "Tracking at camera rate".
+    tracking_iterations: int = _p(
+        2,
+        "refinement iterations of an instance seeded from its track (tracking: warm starts need "
+        "fewer); fresh detections run 'iterations', both in one batch",
+        dynamic=True,
+        bounds=(1, 1000),
+    )
     track_timeout: float = _p(
         1.0,
         "tracks not refreshed for this long (s, image stamps) are dropped",
