@@ -9,10 +9,10 @@ refined poses received, ms, over the frames that were refined; the stamps are th
 so this is stamp -> refined poses), frames dropped by the node's newest-frame queue and as older
 than ``max_latency``, the node's own latency (image arrival -> publish) and the process RSS peak.
 
-With ``tracking`` (``--tracking``) every number of detections is also run in tracking mode, as a
-robot tracks between detections: the node has ``tracking`` on, the first frame (the warm-up)
-carries the detections, and the stream's frames carry only the image (and camera_info), so the
-node refines each from its tracks with ``tracking_iterations``. Those cases are keyed
+The numbers of objects in ``tracking`` (``--tracking``: all of them) are also run in tracking
+mode, as a robot tracks between detections: the node has ``tracking`` on, the first frame (the
+warm-up) carries the detections, and the stream's frames carry only the image (and camera_info),
+so the node refines each from its tracks with ``tracking_iterations``. Those cases are keyed
 ``"<n>-tracking"``; the others (detections in every frame, the tracks unused) ``"<n>"``. The
 bundled frame has 7 instances visible >= 30 %: an 8th and further detections repeat them (new
 instance ids), as ``gcf-bench``'s object scaling does. The image never changes, so a tracked
@@ -54,15 +54,16 @@ DOMAIN_NOTE = "ROS_DOMAIN_ID and discovery range come from the environment"
 
 @dataclass(frozen=True)
 class NodeBenchConfig:
-    """Detections per frame for each case, stream rate (Hz) and length (s); with ``tracking``,
-    each case is also run in tracking mode (``tracking_iterations``: None, the node's default)."""
+    """Objects per frame of the cases with detections in every frame (``detections``) and of
+    those in tracking mode (``tracking``; ``tracking_iterations`` None: the node's default),
+    stream rate (Hz) and length (s)."""
 
     detections: tuple[int, ...] = (1, 4, 8)
     rate_hz: float = 30.0
     duration_s: float = 8.0
     threads: int = 1
     max_latency: float | None = None  # None: the node's default
-    tracking: bool = False
+    tracking: tuple[int, ...] = (1, 4, 8)
     tracking_iterations: int | None = None
     # The tracking cases' track_timeout (s): above the first, fresh refinement (8 iterations), or
     # the tracks expire before the first tracked frame (the node's default, 1 s, is less than
@@ -71,7 +72,7 @@ class NodeBenchConfig:
 
     @classmethod
     def quick(cls) -> NodeBenchConfig:
-        return cls(detections=(1, 8), duration_s=4.0)
+        return cls(detections=(1, 8), tracking=(1, 8), duration_s=4.0)
 
 
 def bench_node(config: NodeBenchConfig, progress: Callable[[str], None] = print) -> dict:
@@ -79,8 +80,11 @@ def bench_node(config: NodeBenchConfig, progress: Callable[[str], None] = print)
     module docstring)."""
     frame = load_sequence()[0]
     cases = {}
-    for n in config.detections:
-        for tracking in (False, True) if config.tracking else (False,):
+    for n in dict.fromkeys((*config.detections, *config.tracking)):
+        modes = [
+            m for m, runs in ((False, config.detections), (True, config.tracking)) if n in runs
+        ]
+        for tracking in modes:
             mode = "tracking (detections in the first frame only)" if tracking else "detections"
             progress(f"node: {n} object(s) per frame at {config.rate_hz:.0f} Hz, {mode}")
             key = f"{n}-tracking" if tracking else str(n)
@@ -321,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the JSON document here")
     args = p.parse_args(argv)
     config = NodeBenchConfig(tuple(args.detections), args.rate, args.seconds, args.threads,
-                             args.max_latency, args.tracking, args.tracking_iterations,
+                             args.max_latency, tuple(args.detections) if args.tracking else (),
+                             args.tracking_iterations,
                              args.track_timeout)  # fmt: skip
     doc = bench_node(config)
     print(_table(doc))
