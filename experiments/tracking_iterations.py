@@ -28,8 +28,8 @@ from gcf_ros.core.bop import BopDataset
 from gcf_ros.eval.metrics import pose_errors
 from gcf_ros.eval.perturb import NoiseLevel, perturb_pose
 from gcf_ros.gcf.refiner import Detection, Refiner
-from gcf_ros.ros.startup import load_models
 from gcf_ros.resources import default_models_yaml
+from gcf_ros.ros.startup import load_models
 
 MOTIONS = {
     "slow": NoiseLevel("slow", 1.0, 0.002, 0.005),
