@@ -9,7 +9,9 @@ object (median, p90) for gcf_gauss_newton, gcf_gradient, gcf_rgbd (with simulate
 depth), mask and rgb, split into phases, with
 each baseline's ratio to gcf_gauss_newton measured in the same run; scaling with objects per frame,
 window size and mesh faces; the node end to end (30 Hz stream with 1, 4, 8 detections per frame,
-real rclpy nodes: input/output rate, latency percentiles, drops); peak RSS per case; the machine.
+and the same numbers of objects in tracking mode, images only after the first frame; --quick:
+1 and 8; real rclpy nodes: input/output rate, latency percentiles, drops, iterations run); peak
+RSS per case; the machine.
 Compare ratios, not absolute times, on shared machines. With --accuracy-plot it instead draws
 ADD(-S) < 0.1 d vs time per object (gcf_ros.bench.accuracy) and writes its points to --out.
 """

@@ -14,7 +14,8 @@ JSON (milliseconds, MB; other tools read these keys)::
     scaling:     {method, objects | window_px | mesh_faces | network_backend: [{value, actual,
                  per_iteration_ms, per_object_ms, iterations, phases_ms, memory_mb}], notes};
                  network_backend points also carry "backend" (value: its index in BACKENDS)
-    node:        the node end to end (gcf_ros.ros.bench_node), null with --skip-node
+    node:        the node end to end (gcf_ros.ros.bench_node), null with --skip-node: cases
+                 "<n>" (detections every frame) and "<n>-tracking" (tracking mode)
     memory_mb:   {method: {rss_before, peak_rss, delta}}
     device:      "cpu" | "cuda"
     machine:     {cpu, cores, torch_threads, torch, ...}
@@ -158,14 +159,19 @@ def format_node_table(node: dict) -> list[str]:
     lines = [
         f"node end to end: {node['rate_hz']:.0f} Hz stream for {node['duration_s']:.0f} s, "
         f"real rclpy nodes over Fast DDS, torch threads {node['threads']}",
-        f"{'detections':>10}{'in Hz':>8}{'out Hz':>8}{'sent':>6}{'refined':>8}{'dropped':>8}"
-        f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'RSS MB':>8}",
+        f"{'objects':>8}{'mode':>9}{'its':>5}{'in Hz':>7}{'out Hz':>8}{'sent':>6}{'refined':>8}"
+        f"{'dropped':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'RSS MB':>8}",
     ]
     for c in node["cases"].values():
         lat = c["latency_ms"] or {"p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
+        tracking = c.get("tracking", False)
+        its = c.get("tracking_iterations") if tracking else c.get("iterations")
+        # dropped: frames sent but never refined (the node's queue, superseded tracking frames)
+        dropped = c.get("frames_not_refined", c["dropped_by_queue"])
         lines.append(
-            f"{c['detections']:>10}{c['input_hz']:>8.1f}{c['output_hz']:>8.1f}"
-            f"{c['frames_sent']:>6}{c['frames_refined']:>8}{c['dropped_by_queue']:>8}"
+            f"{c['detections']:>8}{'tracking' if tracking else 'detect':>9}{its!s:>5}"
+            f"{c['input_hz']:>7.1f}{c['output_hz']:>8.1f}{c['frames_sent']:>6}"
+            f"{c['frames_refined']:>8}{dropped:>8}"
             f"{lat['p50']:>9.0f}{lat['p90']:>9.0f}{lat['p99']:>9.0f}"
             f"{c['memory_mb']['peak_rss']:>8.0f}"
         )

@@ -199,6 +199,14 @@ class Detection:
     # (H, W) visible-mask evidence of this instance in [0, 1] (a segmentation), used by the
     # "contour" term; None: no mask.
     mask: np.ndarray | None = None
+    # This detection's iteration count, in place of the config's (``iterations``, or
+    # ``depth_iterations`` with depth); e.g. fewer for a pose seeded from a track. In a batch, a
+    # detection that reaches its count leaves it with status MAX_ITERATIONS. None: the config's.
+    iterations: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(f"Detection.iterations must be >= 1 or None, got {self.iterations}")
 
 
 @dataclass(frozen=True)
@@ -335,7 +343,8 @@ class Refiner:
     ) -> list[RefineResult]:
         """Refine every detection; image (H, W, 3) uint8 RGB, K (3, 3). ``depth_m``: an (H, W)
         depth image registered to ``image_rgb`` (same size and K), metres, 0 or NaN where missing;
-        with it the depth term joins the solve (``RefinerConfig.depth_scale``)."""
+        with it the depth term joins the solve (``RefinerConfig.depth_scale``). A detection
+        with ``iterations`` set runs that many iterations at most, in place of the config's."""
         if not detections:
             return []
         depth_m = checked_depth(depth_m, image_rgb.shape[:2])
@@ -344,9 +353,11 @@ class Refiner:
         models = [self.registry.render_model(d.model_id) for d in detections]
         masks = [d.mask for d in detections]
         terms = self._terms(with_depth=depth_m is not None)
-        iterations = self.config.depth_iterations if "depth" in terms else self.config.iterations
+        default = self.config.depth_iterations if "depth" in terms else self.config.iterations
+        caps = np.array([default if d.iterations is None else d.iterations for d in detections])
+        iterations = int(caps.max())
         for it in range(iterations):
-            active = np.flatnonzero(state.active)
+            active = np.flatnonzero(state.active & (caps > it))
             if active.size == 0:
                 break
             if self.cancel is not None and self.cancel.is_set():

@@ -97,12 +97,21 @@ class FramePipeline:
             return stamp <= self._last_done
 
     # ------------------------------------------------------------------------- a frame
-    def process(self, obs: Observation, tracking: bool = False) -> FrameResult:
+    def process(
+        self, obs: Observation, tracking: bool = False, tracking_iterations: int | None = None
+    ) -> FrameResult:
         """Seed, refine and describe one frame; with ``tracking``, seed from the tracks and update
-        them with the outcome."""
+        them with the outcome. ``tracking_iterations``: the iterations of the seeds taken from a
+        track (warm starts; None: the refiner's count, as fresh detections). In a frame with both,
+        all are refined in one batch, each tracked instance leaving it after its
+        ``tracking_iterations`` (status MAX_ITERATIONS unless it converged first)."""
         tracks = self.tracks if tracking else None
         seeds, refused = seed_frame(obs, tracks, self._report, self._max_seeds)
-        detections = [Detection(s.model_id, s.T_cam_obj, s.instance_id) for s in seeds]
+        detections = [
+            Detection(s.model_id, s.T_cam_obj, s.instance_id,
+                      iterations=tracking_iterations if s.tracked else None)
+            for s in seeds
+        ]  # fmt: skip
         depth = {} if obs.depth_m is None else {"depth_m": obs.depth_m}  # the depth term runs
         results = self.refiner.refine(obs.rgb, obs.K, detections, **depth)
         result = FrameResult(

@@ -4,7 +4,8 @@ A track is the last accepted pose of an instance. It is replaced by every new re
 instance, removed when that refinement is rejected (or its detection refused), and expires when the
 image stream has moved ``timeout`` seconds past its stamp. With tracking on, a detection without a
 pose is seeded from its track, and every tracked instance the detections do not cover is refined
-from its track.
+from its track; such seeds are marked ``Seed.tracked`` (the pipeline gives them
+``tracking_iterations``: :meth:`~gcf_ros.pipeline.pipeline.FramePipeline.process`).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def seed_frame(
             continue
         track = tracks.get(s.model_id, s.instance_id) if tracks is not None else None
         if track is not None:
-            out.append(dataclasses.replace(s, T_cam_obj=track.T_cam_obj))
+            out.append(dataclasses.replace(s, T_cam_obj=track.T_cam_obj, tracked=True))
         else:
             reason = "detection has no pose and no track"
             refused.append(Refused(s.model_id, s.instance_id, "no_pose", reason))
@@ -116,7 +117,7 @@ def seed_frame(
         active = sorted(tracks.active(obs.stamp, obs.frame_id), key=lambda t: -t.stamp)
         extra = [t for t in active if (t.model_id, t.instance_id) not in covered]
         room = len(extra) if max_seeds is None else max(max_seeds - len(out), 0)
-        out += [Seed(t.model_id, t.instance_id, t.T_cam_obj) for t in extra[:room]]
+        out += [Seed(t.model_id, t.instance_id, t.T_cam_obj, tracked=True) for t in extra[:room]]
         if len(extra) > room:
             report(
                 "too_many_tracks",

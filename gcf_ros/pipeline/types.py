@@ -23,6 +23,7 @@ class Seed:
     instance_id: str
     T_cam_obj: np.ndarray | None
     note: str = ""  # e.g. "non-unit quaternion normalised"
+    tracked: bool = False  # T_cam_obj is the instance's track (its last accepted pose)
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,16 @@ class NodeParams:
         "seed each instance with its last refined pose when no newer coarse detection arrives",
         dynamic=True,
     )
+    # 1: the fastest, and on LM-O frames (chains of tracked frames) no less accurate than 2-8,
+    # which drift further toward the network's biased rest point (docs/performance.md, "Tracking
+    # at camera rate (issue 21)").
+    tracking_iterations: int = _p(
+        1,
+        "refinement iterations of an instance seeded from its track (tracking: warm starts need "
+        "fewer); fresh detections run 'iterations', both in one batch",
+        dynamic=True,
+        bounds=(1, 1000),
+    )
     track_timeout: float = _p(
         1.0,
         "tracks not refreshed for this long (s, image stamps) are dropped",

@@ -137,19 +137,21 @@ class Player(Node):
     def publish_frame(
         self,
         frame: SequenceFrame,
-        instances: list[CoarseInstance],
+        instances: list[CoarseInstance] | None,
         stamp_s: float,
         depth_m: np.ndarray | None = None,
     ) -> float:
         """Publish depth (when given, and the player has a depth publisher), camera_info, image
-        and detections with one stamp; returns the stamp key."""
+        and detections (none with ``instances`` None: an image for tracking only) with one stamp;
+        returns the stamp key."""
         stamp = stamp_msg(stamp_s)
         h, w = frame.image_rgb.shape[:2]
         if depth_m is not None and self.depth_pub is not None:
             self.depth_pub.publish(depth_msg(depth_m, stamp))
         self.info_pub.publish(camera_info_msg(frame.K, w, h, stamp))
         self.image_pub.publish(image_msg(frame.image_rgb, stamp))
-        self.det_pub.publish(detections_msg(instances, stamp))
+        if instances is not None:
+            self.det_pub.publish(detections_msg(instances, stamp))
         return _stamp_s(stamp)
 
     def play(

@@ -190,7 +190,8 @@ class GcfRefinerNode(Node):
             f"({self.params.network_backend} network), {self.params.solver} x "
             f"{self.params.iterations}, detections: {self.params.detections_type}, "
             f"inputs {self.params.input_reliability}, "
-            f"tracking {'on' if self.params.tracking else 'off'}, "
+            f"tracking {'on' if self.params.tracking else 'off'} "
+            f"({self.params.tracking_iterations} iterations from a track), "
             f"depth {'on' if self.params.use_depth else 'off'}"
         )
 
@@ -454,7 +455,8 @@ class GcfRefinerNode(Node):
         if obs is None:
             return
         try:
-            result = self.pipeline.process(obs, tracking=self.params.tracking)
+            p = self.params
+            result = self.pipeline.process(obs, p.tracking, p.tracking_iterations)
         except RefinementCancelledError:
             return  # shutting down
         if result.rejected:

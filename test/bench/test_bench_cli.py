@@ -123,11 +123,18 @@ def test_stored_baseline_must_hold_the_same_instances(tmp_path):
 
 
 def test_node_stream_case_reports_rates_latency_and_drops():
-    """The node part with real rclpy nodes: a short 30 Hz stream with 2 detections per frame."""
+    """The node part with real rclpy nodes: a short 30 Hz stream with 2 detections per frame, then
+    in tracking mode (detections in the first frame only) with tracking_iterations 1."""
     from gcf_ros.bench.report import format_node_table
     from gcf_ros.ros.bench_node import NodeBenchConfig, bench_node
 
-    node = bench_node(NodeBenchConfig(detections=(2,), duration_s=1.5), progress=lambda s: None)
+    config = NodeBenchConfig(detections=(2,), tracking=(2,), tracking_iterations=1, duration_s=1.5)
+    node = bench_node(config, progress=lambda s: None)
+    assert list(node["cases"]) == ["2", "2-tracking"]
+    tracked = node["cases"]["2-tracking"]
+    assert tracked["tracking"] and tracked["frames_refined"] >= 2
+    assert tracked["objects_per_frame"] > 0 and tracked["iterations_per_object"] == 1.0
+    assert tracked["worker_ms"]["iteration_per_frame"] > 0
     case = node["cases"]["2"]
     assert case["frames_sent"] >= 30 and 0 < case["frames_refined"] <= case["frames_sent"]
     assert case["newest_refined"]  # the last frame of the stream is refined
@@ -135,4 +142,5 @@ def test_node_stream_case_reports_rates_latency_and_drops():
     assert all(_positive(case["latency_ms"][p]) for p in ("p50", "p90", "p99"))
     assert case["latency_ms"]["p50"] <= case["latency_ms"]["p99"]
     assert _positive(case["memory_mb"]["peak_rss"])
-    assert len(format_node_table(node)) == 3
+    assert not case["tracking"] and case["iterations_per_object"] > 1
+    assert len(format_node_table(node)) == 4

@@ -14,13 +14,19 @@ from gcf_ros.core.pose_update import apply_update
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.gcf.field import true_field
 from gcf_ros.gcf.predictor import TrueFieldPredictor
-from gcf_ros.gcf.refiner import Detection, RefinementCancelledError, Refiner, RefinerConfig
+from gcf_ros.gcf.refiner import (
+    MAX_ITERATIONS,
+    Detection,
+    RefinementCancelledError,
+    Refiner,
+    RefinerConfig,
+)
 
 K = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])
 IDS = ("obj_000005", "obj_000012")
 
 
-def _refine(registry, hook=None, cancel=None):
+def _refine(registry, hook=None, cancel=None, caps=(None, None)):
     T_true = np.tile(np.eye(4), (len(IDS), 1, 1))
     T_true[:, :3, :3] = Rotation.random(len(IDS), random_state=3).as_matrix()
     T_true[:, :3, 3] = [[-0.05, 0.02, 0.7], [0.06, -0.03, 0.8]]
@@ -33,7 +39,7 @@ def _refine(registry, hook=None, cancel=None):
     refiner.on_iteration = hook
     refiner.cancel = cancel
     image = np.zeros((480, 640, 3), np.uint8)
-    dets = [Detection(i, T) for i, T in zip(IDS, T_init, strict=True)]
+    dets = [Detection(i, T, iterations=n) for i, T, n in zip(IDS, T_init, caps, strict=True)]
     return T_true, T_init, refiner.refine(image, K, dets)
 
 
@@ -81,3 +87,21 @@ def test_cancel_stops_the_refinement_between_iterations(registry):
     _, _, plain = _refine(registry)
     for a, b in zip(results, plain, strict=True):
         assert np.array_equal(a.T_cam_obj, b.T_cam_obj) and a.iterations == b.iterations == 3
+
+
+def test_a_detection_runs_its_own_iteration_count_in_the_batch(registry):
+    """Detection.iterations (a warm start from a track): that detection leaves the batch after
+    its count, MAX_ITERATIONS, with the poses a refinement of that many iterations gives; the
+    others run the config's count (3); a count above it runs longer (to convergence)."""
+    records = []
+    _, _, results = _refine(registry, records.append, caps=(1, None))
+    assert [(r.iteration, list(r.index)) for r in records] == [(0, [0, 1]), (1, [1]), (2, [1])]
+    assert (results[0].iterations, results[0].status) == (1, MAX_ITERATIONS)
+    assert len(results[0].history) == 1 and results[1].iterations == 3
+    _, _, plain = _refine(registry)
+    np.testing.assert_array_equal(results[0].T_cam_obj, plain[0].history[0])
+    np.testing.assert_array_equal(results[1].T_cam_obj, plain[1].T_cam_obj)
+    _, _, longer = _refine(registry, caps=(None, 5))
+    assert longer[0].iterations == 3 and 3 < longer[1].iterations <= 5
+    with pytest.raises(ValueError, match="iterations must be >= 1"):
+        Detection(IDS[0], np.eye(4), iterations=0)

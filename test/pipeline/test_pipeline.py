@@ -25,9 +25,11 @@ class StandInRefiner:
     def __init__(self, registry, reject=(B,)) -> None:
         self.registry, self.renderer, self.reject = registry, None, set(reject)
         self.calls: list[dict[tuple[str, str], np.ndarray]] = []
+        self.iterations: list[dict[tuple[str, str], int | None]] = []  # Detection.iterations
 
     def refine(self, rgb, K, detections):
         self.calls.append({(d.model_id, d.instance_id): d.T_cam_obj.copy() for d in detections})
+        self.iterations.append({(d.model_id, d.instance_id): d.iterations for d in detections})
         out = []
         for d in detections:
             T = d.T_cam_obj.copy()
@@ -128,6 +130,20 @@ def test_tracks_seed_poseless_and_undetected_instances(pipeline, reports):
     pipeline.process(_obs(10.6, [Seed(A, "a", _pose())]), tracking=True)
     result = pipeline.process(_obs(11.7, tracking_only=True), tracking=True)
     assert refiner.calls[-1] == {} and result.instances == ()
+
+
+def test_seeds_from_tracks_get_the_tracking_iterations_fresh_detections_the_refiners(pipeline):
+    refiner = pipeline.refiner
+    pipeline.process(_obs(10.0, [Seed(A, "a", _pose()), Seed(A, "b", _pose(x=0.1))]), True, 2)
+    assert refiner.iterations[-1] == {(A, "a"): None, (A, "b"): None}  # fresh: the config's
+    # a frame mixing a fresh detection, a poseless one (its track) and an uncovered track
+    seeds = [Seed(A, "c", _pose(y=0.1)), Seed(A, "a", None)]
+    pipeline.process(_obs(10.1, seeds), tracking=True, tracking_iterations=2)
+    assert refiner.iterations[-1] == {(A, "c"): None, (A, "a"): 2, (A, "b"): 2}
+    pipeline.process(_obs(10.2, tracking_only=True), tracking=True, tracking_iterations=3)
+    assert set(refiner.iterations[-1].values()) == {3} and len(refiner.iterations[-1]) == 3
+    pipeline.process(_obs(10.3, tracking_only=True), tracking=True)  # None: the refiner's count
+    assert set(refiner.iterations[-1].values()) == {None}
 
 
 def test_detections_in_another_frame_are_dropped_whole(pipeline, reports):

@@ -304,7 +304,11 @@ def test_vision_msgs_in_and_out_device_fallback_and_runtime_parameters(ros, fram
 
 
 def test_tracking_seeds_the_next_frame_and_reset_clears(ros, frames, start_refiner):
-    running = start_refiner(tracking=True, **FAST)
+    """Tracked instances run tracking_iterations (1), fresh detections iterations (3). (Tracks
+    kept 30 s: the next image is stamped by the clock, after the first refinement, slow under
+    load.)"""
+    settings = {**FAST, "iterations": 3, "tracking_iterations": 1, "track_timeout": 30.0}
+    running = start_refiner(tracking=True, **settings)
     client = Client(ros)
     client.connect()
     frame = frames[0]
@@ -312,9 +316,11 @@ def test_tracking_seeds_the_next_frame_and_reset_clears(ros, frames, start_refin
     first = client.wait_poses(client.send(frame, _dets(instances)))
     accepted = {(p.model_id, p.instance_id) for p in first.poses if p.status != 2}
     assert accepted, "nothing accepted to track"
+    assert max(p.iterations for p in first.poses) > 1
     # an image without detections: refined from the tracks
     second = client.wait_poses(client.send(frame))
     assert {(p.model_id, p.instance_id) for p in second.poses} == accepted
+    assert [p.iterations for p in second.poses] == [1] * len(accepted)
     for p in second.poses:
         prev = next(q for q in first.poses if q.instance_id == p.instance_id)
         np.testing.assert_allclose(pose_to_matrix(p.initial_pose).T,
