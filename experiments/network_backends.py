@@ -6,8 +6,9 @@ trained module, measured interleaved in one process (the machine is shared: comp
 Candidates: "eager" (GcfNet as trained, channels-last), "fused" (gcf_ros/gcf/inference.py), ONNX
 Runtime fp32 on the fused export, ONNX Runtime int8 (static QDQ quantisation of that export,
 calibrated on random inputs: a speed probe only, its accuracy is not what a real calibration
-would give), bf16 autocast of the trained module (this CPU has no bf16 instructions), and with --compile torch.compile (inductor,
-freezing; minutes of warm-up on 2 cores). One torch thread and one ONNX Runtime thread.
+would give), bf16 autocast of the trained module (this CPU has no bf16 instructions), and with
+--compile torch.compile (inductor, freezing; minutes of warm-up on 2 cores). One torch thread and
+one ONNX Runtime thread.
 """
 
 from __future__ import annotations
