@@ -4,13 +4,13 @@ rate, the node's ``tracking_iterations``)?
     python experiments/tracking_iterations.py [--dataset ../shared/data/lmo] [--frames 10]
 
 A tracked instance starts at its previous refined pose, off by that pose's error and by the motion
-since the previous frame. Simulated on still LM-O frames (the first ``--frames`` of the dataset,
-instances visible >= 30 %), one torch thread, the shipped weights and settings: each instance's
-chain starts at its ground truth, and for ``--steps`` frames takes the previous refined pose,
-moves it by a random inter-frame motion (``perturb_pose`` at the levels below) and refines it with
-N iterations, the whole frame's instances in one batch. Printed per motion level and N, at the
-last step: ADD(-S) < 0.1 d, median rotation (deg) and translation (mm) errors, and the start's
-(the seed's) own; N = 8 is the full refinement of a fresh detection.
+since the previous frame. Simulated on still LM-O frames (the first ``--frames`` <= 50 of the
+dataset, validation frames; instances visible >= 30 %), one torch thread, the shipped weights and
+settings: each instance's chain starts at its ground truth, and for ``--steps`` frames takes the
+previous refined pose, moves it by a random inter-frame motion (``perturb_pose`` at the levels
+below) and refines it with N iterations, the whole frame's instances in one batch. Printed per
+motion level and N, at the last step: ADD(-S) < 0.1 d, median rotation (deg) and translation (mm)
+errors, and the start's (the seed's) own; N = 8 is the full refinement of a fresh detection.
 
 Motion levels (per frame; at 10 Hz): ``slow`` up to 1 deg, 2 mm lateral, 0.5 % depth (about
 10 deg/s, 3 cm/s); ``fast`` up to 3 deg, 5 mm lateral, 1.5 % depth (about 30 deg/s, 7 cm/s).
@@ -44,6 +44,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="tracked frames per chain")
     p.add_argument("--iterations", type=int, nargs="+", default=[1, 2, 3, 4, 8])
     args = p.parse_args()
+    if not 1 <= args.frames <= 50:  # LM-O frames 1-50 choose settings; 51-100 only report
+        p.error("--frames must be in 1..50: a setting is chosen on LM-O's validation frames only")
     torch.set_num_threads(1)
     registry = load_models(default_models_yaml())
     refiner = Refiner.from_checkpoint(registry)
