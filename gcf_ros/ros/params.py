@@ -212,8 +212,9 @@ class NodeParams:
         bounds=(1, 1000),
     )
     track_timeout: float = _p(
-        1.0,
-        "tracks not refreshed for this long (s, image stamps) are dropped",
+        5.0,
+        "tracks not refreshed for this long (s, image stamps) are dropped; must exceed one "
+        "refinement of a frame (stamp -> refined poses), or tracks expire before they are used",
         bounds=(0.001, 3600.0),
     )
     publish_tf: bool = _p(True, "publish one /tf frame per accepted instance")
