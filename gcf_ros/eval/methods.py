@@ -155,9 +155,16 @@ class GcfMethod:
         self.label = f"gcf ({self.config.solver})"
         if self.config.terms != ("field",):
             self.label = f"gcf ({self.config.solver}; {'+'.join(self.config.terms)})"
+        if self.config.coarse_stop:
+            coarse = f"; {self.config.coarse_window_size} px x {self.config.coarse_iterations}"
+            self.label = self.label[:-1] + coarse + ")"
         self._refiner = Refiner(registry, predictor, self.config)
         self._raycast = None
         self.uses_depth = self.config.depth_scale > 0  # the depth term joins when given depth
+
+    def max_iterations(self, with_depth: bool) -> int:
+        """The refiner's iteration limit, for frames with (``with_depth``) or without depth."""
+        return self.config.depth_iterations if with_depth else self.config.iterations
 
     def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
         from gcf_ros.gcf.refiner import Detection

@@ -82,6 +82,13 @@ class RefinerConfig:
     window_size: int
     padding: float = 1.3
     iterations: int = 8
+    # Coarse-to-fine windows (issue 21): the first coarse_iterations iterations crop, render and
+    # run the network at coarse_window_size (a multiple of 8, < window_size; None or 0: off), the
+    # rest at window_size. Lengths in window px (the silhouette lines' steps, min_pixels) scale
+    # with the window. An instance that converges while coarse waits for the first full-size
+    # iteration. Default off: see docs/performance.md "Coarse-to-fine windows (issue 21)".
+    coarse_window_size: int | None = None
+    coarse_iterations: int = 0
     solver: str = "gauss_newton"
     # The field term's LM lambda, relative to diag(H), and the extra damping of the rotation
     # block (solver.py).
@@ -154,6 +161,40 @@ class RefinerConfig:
         if self.rotation_damping_with_depth < 0 or self.depth_iterations < 1:
             raise ValueError("rotation_damping_with_depth must be >= 0, depth_iterations >= 1")
         SolverConfig(self.solver, self.damping, self.gradient_step, self.rotation_damping)
+        self._check_coarse()
+
+    def _check_coarse(self) -> None:
+        S, s = self.window_size, self.coarse_window_size
+        if s is not None and (s < 16 or s % 8 or s >= S):
+            raise ValueError(
+                f"coarse_window_size must be a multiple of 8 in [16, window_size = {S}), got {s}"
+            )
+        if self.coarse_iterations < 0:
+            raise ValueError(f"coarse_iterations must be >= 0, got {self.coarse_iterations}")
+        if self.coarse_iterations > 0 and s is None:
+            raise ValueError("coarse_iterations > 0 needs coarse_window_size")
+        if 0 < self.coarse_iterations >= min(self.iterations, self.depth_iterations):
+            raise ValueError(
+                f"coarse_iterations ({self.coarse_iterations}) must leave at least one full-size "
+                f"iteration (iterations {self.iterations}, depth_iterations "
+                f"{self.depth_iterations})"
+            )
+
+    @property
+    def coarse_stop(self) -> int:
+        """The first iteration at window_size (0: no coarse iterations)."""
+        return self.coarse_iterations if self.coarse_window_size else 0
+
+    def window_at(self, iteration: int) -> int:
+        """The window side S (px) of ``iteration`` (0-based)."""
+        if iteration < self.coarse_stop:
+            return int(self.coarse_window_size)
+        return self.window_size
+
+    def min_pixels_at(self, iteration: int) -> int:
+        """``min_pixels`` (counted in a window_size window) in the window of ``iteration``."""
+        ratio = self.window_at(iteration) / self.window_size
+        return int(np.ceil(self.min_pixels * ratio**2))
 
     @classmethod
     def resolve(cls, weights: WeightsMeta | None, **overrides) -> RefinerConfig:
@@ -202,7 +243,7 @@ class RefineResult:
     T_cam_obj: np.ndarray
     T_init: np.ndarray
     confidence: float
-    iterations: int
+    iterations: int  # iterations run (fewer than configured: stopped early or rejected)
     status: int
     status_reason: str = ""
     residual_px: float = float("nan")  # mean |field| at the last iteration
@@ -258,9 +299,11 @@ class Refiner:
         predictor: FieldPredictor | None,
         config: RefinerConfig | None = None,
         renderer: RaycastRenderer | None = None,
+        coarse_predictor: FieldPredictor | None = None,
     ) -> None:
         self.registry = registry
         self.predictor = predictor
+        self.coarse_predictor = coarse_predictor
         self.config = config or RefinerConfig.resolve(getattr(predictor, "weights", None))
         self.renderer = renderer or RaycastRenderer()
         self._check_terms(self.config)
@@ -283,10 +326,13 @@ class Refiner:
             terms[DepthTerm.name] = DepthTerm.from_config(self.config)
         return terms
 
-    def _network(self, crops, render, diameters, K_win, idx) -> _NetworkRun | None:
-        if self.predictor is None:
+    def _network(self, crops, render, diameters, K_win, idx, it) -> _NetworkRun | None:
+        predictor = self.predictor
+        if it < self.config.coarse_stop and self.coarse_predictor is not None:
+            predictor = self.coarse_predictor
+        if predictor is None:
             return None
-        return _NetworkRun(self.predictor, self.timer, (crops, render, diameters, K_win, idx))
+        return _NetworkRun(predictor, self.timer, (crops, render, diameters, K_win, idx))
 
     def _term_weight(self, name: str, with_depth: bool) -> TermWeight:
         """How ``name`` weighs in the solve; ``with_depth``: the depth term runs too."""
@@ -334,8 +380,12 @@ class Refiner:
         terms = self._terms(with_depth=depth_m is not None)
         iterations = self.config.depth_iterations if "depth" in terms else self.config.iterations
         for it in range(iterations):
-            active = np.flatnonzero(state.active)
+            if it == self.config.coarse_stop:
+                state.leave_coarse()
+            active = np.flatnonzero(state.active & ~state.waiting)
             if active.size == 0:
+                if state.waiting.any():  # all converged while coarse: on to the full size
+                    continue
                 break
             if self.cancel is not None and self.cancel.is_set():
                 raise RefinementCancelledError(f"cancelled after {it} of {iterations}")
@@ -376,7 +426,7 @@ class Refiner:
         return self.refine(image_rgb, K, dets)
 
     def _iterate(self, image_rgb, depth_m, K, models, masks, terms, state, active, it) -> None:
-        cfg, S = self.config, self.config.window_size
+        cfg, S = self.config, self.config.window_at(it)
         with timed(self.timer, "crop"):
             windows, ok = [], []
             for b in active:
@@ -399,7 +449,7 @@ class Refiner:
         inputs = TermInputs(
             image_rgb, windows, crops, render, K_win, T,
             diameters, idx, [masks[b] for b in idx], it,
-            self._network(crops, render, diameters, K_win, idx), depth_m,
+            self._network(crops, render, diameters, K_win, idx, it), depth_m,
         )  # fmt: skip
         systems, field_ran, shared, depth = [], False, False, None
         with_depth = DepthTerm.name in terms
@@ -598,6 +648,7 @@ class _State:
     best_residual: np.ndarray
     step_scale: np.ndarray  # halved after each step the network judges worse
     scores: list  # per instance, the last read-outs (``_scores``)
+    waiting: np.ndarray  # converged at the coarse window: skipped until the full-size iterations
 
     @classmethod
     def start(cls, T_init: np.ndarray, n: int) -> _State:
@@ -605,8 +656,15 @@ class _State:
             T_init.copy(), T_init.copy(), np.ones(n, bool), np.full(n, MAX_ITERATIONS),
             ["iteration limit"] * n, np.zeros(n, int), np.zeros(n), np.full(n, np.nan),
             np.zeros(n, int), [[] for _ in range(n)], T_init.copy(), np.full(n, np.inf),
-            np.ones(n), [{} for _ in range(n)],
+            np.ones(n), [{} for _ in range(n)], np.zeros(n, bool),
         )  # fmt: skip
+
+    def leave_coarse(self) -> None:
+        """The first full-size iteration: the waiting instances run again, and the step judge
+        starts afresh (the field's residual is in window px, and the network sees a new size)."""
+        self.waiting[:] = False
+        self.best_residual[:] = np.inf
+        self.step_scale[:] = 1.0
 
     def record_scores(self, idx, scores: list[dict]) -> None:
         for b, s in zip(idx, scores, strict=True):
@@ -626,31 +684,39 @@ class _State:
         larger than at the best pose so far is undone and the step scale halved
         (Levenberg-Marquardt-like acceptance, with the network as the judge); the scale is never
         raised again, so after three rejections in all the instance stops (CONVERGED). Without a
-        judge (the field is off) every step is taken.
+        judge (the field is off) every step is taken. At a coarse window (``it`` <
+        ``cfg.coarse_stop``) an instance that would stop waits for the full-size iterations instead.
         """
+        min_pixels, coarse = cfg.min_pixels_at(it), it < cfg.coarse_stop
         for k, b in enumerate(idx):
             self.pixels[b] = pixels[k]
             if conf is not None and np.isfinite(conf[k]):
                 self.confidence[b] = conf[k]
             resid = np.nan if judge is None else judge[k]
             self.residual[b] = resid
-            self.iterations[b] = it + 1
-            if pixels[k] < cfg.min_pixels:
+            self.iterations[b] += 1
+            if pixels[k] < min_pixels:
                 self.reject(b, f"only {pixels[k]} rendered pixels")
             elif judge is not None and resid > 1.05 * self.best_residual[b]:
-                self._undo(b)
+                self._undo(b, coarse)
             else:
-                self._step(b, xi[k], resid, cfg)
+                self._step(b, xi[k], resid, cfg, coarse)
 
-    def _undo(self, b: int) -> None:
+    def _converged(self, b: int, coarse: bool) -> None:
+        if coarse:
+            self.waiting[b] = True
+        else:
+            self.active[b] = False
+            self.status[b], self.reason[b] = CONVERGED, ""
+
+    def _undo(self, b: int, coarse: bool) -> None:
         self.T[b] = self.best_T[b]
         self.step_scale[b] *= 0.5
         self.history[b].append(self.T[b].copy())
         if self.step_scale[b] < 0.2:
-            self.active[b] = False  # a stationary point as far as the network can tell
-            self.status[b], self.reason[b] = CONVERGED, ""
+            self._converged(b, coarse)  # a stationary point as far as the network can tell
 
-    def _step(self, b: int, xi: np.ndarray, resid: float, cfg: RefinerConfig) -> None:
+    def _step(self, b: int, xi: np.ndarray, resid: float, cfg: RefinerConfig, coarse: bool) -> None:
         self.best_T[b], self.best_residual[b] = self.T[b].copy(), resid
         xi = xi * self.step_scale[b]
         T = torch.from_numpy(self.T[b])
@@ -659,5 +725,4 @@ class _State:
         if np.degrees(np.linalg.norm(xi[3:])) < cfg.converge_rot_deg and (
             np.linalg.norm(xi[:3]) < cfg.converge_trans_m
         ):
-            self.active[b] = False
-            self.status[b], self.reason[b] = CONVERGED, ""
+            self._converged(b, coarse)
