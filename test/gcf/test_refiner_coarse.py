@@ -95,9 +95,7 @@ def test_instances_converged_while_coarse_wait_for_the_full_size(registry):
 
 def test_a_coarse_predictor_runs_only_in_the_coarse_iterations(registry):
     coarse = _SizeLog(TrueFieldPredictor(torch.from_numpy(_true_poses())))
-    _, _, _, predictor = _refine(
-        registry, coarse, coarse_window_size=S_COARSE, coarse_iterations=2
-    )
+    _, _, _, predictor = _refine(registry, coarse, coarse_window_size=S_COARSE, coarse_iterations=2)
     assert coarse.sizes == [S_COARSE, S_COARSE]
     assert predictor.sizes and set(predictor.sizes) == {S}
 
