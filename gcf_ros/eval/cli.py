@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="gcf weights: a path, or a shipped file's name (gcf_lmo_s64.pt); default: shipped",
     )  # fmt: skip
     p.add_argument(
+        "--coarse-checkpoint", default=None,
+        help="gcf: a second network for the coarse-window iterations (--set coarse_window_size=.. "
+        "--set coarse_iterations=..), e.g. gcf_lmo_s64.pt; default: the main network",
+    )  # fmt: skip
+    p.add_argument(
         "--terms", default=None,
         help="gcf: comma-separated solver terms (field, region, contour = oracle visible mask); "
         "default: the refiner's",
@@ -113,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 def make_method(args, registry):
     if args.method == "none":
         return NoRefinement()
+    if args.coarse_checkpoint and args.method != "gcf":
+        raise ValueError("--coarse-checkpoint is a gcf setting")
     if args.method in ("mask", "rgb"):
         from gcf_ros.baselines.soft_render import SoftRenderConfig
 
@@ -122,8 +129,9 @@ def make_method(args, registry):
     terms = args.terms.split(",") if args.terms else None
     overrides = parse_overrides(args.overrides)
     return GcfMethod(
-        registry, args.checkpoint, args.iterations, args.solver, args.device, terms, overrides
-    )
+        registry, args.checkpoint, args.iterations, args.solver, args.device, terms, overrides,
+        args.coarse_checkpoint,
+    )  # fmt: skip
 
 
 def make_depth_input(args, dataset: BopDataset) -> DepthInput | None:

@@ -289,6 +289,8 @@ class Refiner:
         timer: when set, records the wall time of every iteration and of its phases (see the
             module docstring); None (the default) records nothing.
         on_iteration: when set, called with an ``IterationRecord`` after every iteration.
+        coarse_predictor: the field predictor of the coarse-window iterations
+            (``RefinerConfig.coarse_iterations``); None: ``predictor`` runs there too.
         cancel: when set, ``refine`` raises ``RefinementCancelledError`` at the start of the first
             iteration after the event is set.
     """
@@ -353,12 +355,18 @@ class Refiner:
         checkpoint: Path | None = None,
         device: str = "cpu",
         overrides: Mapping | None = None,
+        coarse_checkpoint: Path | str | None = None,
     ) -> Refiner:
         """The network of ``checkpoint`` (a path or a shipped name: :mod:`gcf_ros.gcf.checkpoints`),
-        with the settings its file records and ``overrides`` (RefinerConfig fields) on top."""
+        with the settings its file records and ``overrides`` (RefinerConfig fields) on top;
+        ``coarse_checkpoint``: a second network for the coarse-window iterations
+        (``RefinerConfig.coarse_iterations``; None: the main one runs there too)."""
         predictor = NetworkPredictor.from_weights(find_checkpoint(checkpoint), device)
         config = RefinerConfig.resolve(predictor.weights, **(overrides or {}))
-        return cls(registry, predictor, config)
+        coarse = None
+        if coarse_checkpoint is not None:
+            coarse = NetworkPredictor.from_weights(find_checkpoint(coarse_checkpoint), device)
+        return cls(registry, predictor, config, coarse_predictor=coarse)
 
     def refine(
         self,

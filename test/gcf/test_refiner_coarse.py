@@ -151,3 +151,12 @@ def test_the_step_judge_starts_afresh_at_the_full_size(registry):
             or np.array_equal(res.history[i], res.T_init)
         ]  # fmt: skip
         assert not undone, f"{res.model_id}: steps undone after iterations {undone}"
+
+
+def test_from_checkpoint_loads_a_coarse_network(registry):
+    overrides = {"coarse_window_size": 64, "coarse_iterations": 4}
+    refiner = Refiner.from_checkpoint(
+        registry, overrides=overrides, coarse_checkpoint="gcf_lmo_s64.pt"
+    )
+    assert refiner.predictor.window_size == 128 and refiner.coarse_predictor.window_size == 64
+    assert Refiner.from_checkpoint(registry).coarse_predictor is None
