@@ -64,6 +64,14 @@ from gcf_ros.gcf.weights_meta import WeightsMeta
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 STATUS_NAMES = {CONVERGED: "CONVERGED", MAX_ITERATIONS: "MAX_ITERATIONS", REJECTED: "REJECTED"}
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
+# The default coarse-to-fine schedule per window size S: (coarse window px, coarse iterations).
+# S = 128 (gcf_lmo.pt), chosen on LM-O frames 1-50 (356 instances, medium noise;
+# docs/performance.md "Coarse-to-fine windows (issue 21)"): 96 px for the first 2 of 8 iterations
+# kept ADD(-S) < 0.1 d and 5 deg 5 cm within a point (23.0 / 19.1 % vs 23.6 / 19.1 %) at 0.86 x
+# the CPU time; 64 px lost 3 points at 2 iterations (1.1 points of 5 deg 5 cm at 1), 96 px x 4
+# 1.4 points of 5 deg 5 cm. Other S (the S = 64 network), other terms: off (the field alone
+# lost 1.7 points of ADD(-S) there with 96 px x 2: 17.7 vs 19.4 %).
+COARSE_SCHEDULES: dict[int, tuple[int, int]] = {128: (96, 2)}
 
 
 _LOG = logging.getLogger(__name__)
@@ -86,7 +94,8 @@ class RefinerConfig:
     # run the network at coarse_window_size (a multiple of 8, < window_size; None or 0: off), the
     # rest at window_size. Lengths in window px (the silhouette lines' steps, min_pixels) scale
     # with the window. An instance that converges while coarse waits for the first full-size
-    # iteration. Default off: see docs/performance.md "Coarse-to-fine windows (issue 21)".
+    # iteration. Off here; ``resolve`` makes COARSE_SCHEDULES the default for a network (96 px x 2
+    # for S = 128: docs/performance.md "Coarse-to-fine windows (issue 21)").
     coarse_window_size: int | None = None
     coarse_iterations: int = 0
     solver: str = "gauss_newton"
@@ -165,14 +174,14 @@ class RefinerConfig:
 
     def _check_coarse(self) -> None:
         S, s = self.window_size, self.coarse_window_size
-        if s is not None and (s < 16 or s % 8 or s >= S):
+        if self.coarse_iterations < 0:
+            raise ValueError(f"coarse_iterations must be >= 0, got {self.coarse_iterations}")
+        if s is None:  # off
+            return
+        if s < 16 or s % 8 or s >= S:
             raise ValueError(
                 f"coarse_window_size must be a multiple of 8 in [16, window_size = {S}), got {s}"
             )
-        if self.coarse_iterations < 0:
-            raise ValueError(f"coarse_iterations must be >= 0, got {self.coarse_iterations}")
-        if self.coarse_iterations > 0 and s is None:
-            raise ValueError("coarse_iterations > 0 needs coarse_window_size")
         if 0 < self.coarse_iterations >= min(self.iterations, self.depth_iterations):
             raise ValueError(
                 f"coarse_iterations ({self.coarse_iterations}) must leave at least one full-size "
@@ -199,12 +208,22 @@ class RefinerConfig:
     @classmethod
     def resolve(cls, weights: WeightsMeta | None, **overrides) -> RefinerConfig:
         """The defaults, then what ``weights`` records for the chosen solver (None: no network,
-        the silhouette terms alone), then ``overrides`` (RefinerConfig fields)."""
+        the silhouette terms alone), then ``overrides`` (RefinerConfig fields). With a network
+        and the default terms, the coarse-to-fine schedule of ``COARSE_SCHEDULES`` for the final
+        window size is a default too, where it leaves at least one full-size iteration."""
         recorded, solver = weights or WeightsMeta(), overrides.get("solver", cls.solver)
         window = NO_NETWORK_WINDOW_SIZE if weights is None else weights.window_size
         resolved = {"window_size": window, "min_confidence": recorded.min_confidence,
                     "damping": recorded.damping.get(solver, 0.0),  # unknown: SolverConfig refuses
                     "rotation_damping": recorded.rotation_damping.get(solver, 0.0)}  # fmt: skip
+        final = {**resolved, **overrides}
+        coarse = COARSE_SCHEDULES.get(final["window_size"])
+        if weights is None or tuple(final.get("terms", cls.terms)) != cls.terms:
+            coarse = None  # chosen for the network with the default terms only
+        limits = (final.get("iterations", cls.iterations),
+                  final.get("depth_iterations", cls.depth_iterations))  # fmt: skip
+        if coarse is not None and min(limits) > coarse[1]:
+            resolved["coarse_window_size"], resolved["coarse_iterations"] = coarse
         return cls(**{**resolved, **overrides})
 
     def term_active(self, name: str, iteration: int, with_depth: bool = False) -> bool:

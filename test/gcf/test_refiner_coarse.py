@@ -14,6 +14,7 @@ from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.gcf.predictor import TrueFieldPredictor
 from gcf_ros.gcf.refiner import CONVERGED, Detection, Refiner, RefinerConfig
 from gcf_ros.gcf.terms import LineConfig, RegionTerm
+from gcf_ros.gcf.weights_meta import WeightsMeta
 
 K = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])
 IDS = ("obj_000001", "obj_000005", "obj_000010", "obj_000012")
@@ -111,7 +112,6 @@ def test_off_by_default_and_the_full_size_everywhere(registry):
         ({"coarse_window_size": 60, "coarse_iterations": 2}, "multiple of 8"),
         ({"coarse_window_size": 128, "coarse_iterations": 2}, "multiple of 8 in"),
         ({"coarse_window_size": 8, "coarse_iterations": 2}, "multiple of 8 in"),
-        ({"coarse_iterations": 2}, "needs coarse_window_size"),
         ({"coarse_window_size": 64, "coarse_iterations": -1}, ">= 0"),
         ({"coarse_window_size": 64, "coarse_iterations": 8}, "at least one full-size"),
         ({"coarse_window_size": 64, "coarse_iterations": 5, "depth_iterations": 5}, "full-size"),
@@ -120,6 +120,28 @@ def test_off_by_default_and_the_full_size_everywhere(registry):
 def test_config_validation(overrides, match):
     with pytest.raises(ValueError, match=match):
         RefinerConfig.resolve(None, **overrides)
+
+
+def test_the_default_schedule_where_it_was_chosen_and_fits():
+    """With a network and the default terms, S = 128 gets 96 px x 2 (COARSE_SCHEDULES); other
+    sizes or terms, no network, too few iterations for a full-size one, or an explicit setting:
+    as set or off."""
+    s128, s64 = WeightsMeta(window_size=128), WeightsMeta(window_size=64)
+    cfg = RefinerConfig.resolve(s128)
+    assert (cfg.coarse_window_size, cfg.coarse_iterations, cfg.coarse_stop) == (96, 2, 2)
+    assert RefinerConfig.resolve(s64).coarse_stop == 0
+    assert RefinerConfig.resolve(s64, window_size=128).coarse_stop == 2  # the final window size
+    assert RefinerConfig.resolve(None).coarse_stop == 0  # silhouette terms alone: not measured
+    assert RefinerConfig.resolve(s128, terms=("field",)).coarse_stop == 0  # lost accuracy there
+    assert RefinerConfig.resolve(s128, terms=["field", "region"]).coarse_stop == 2
+    assert RefinerConfig.resolve(s128, iterations=2).coarse_stop == 0  # 2 coarse + 0 full: off
+    assert RefinerConfig.resolve(s128, iterations=3).coarse_stop == 2
+    assert RefinerConfig.resolve(s128, depth_iterations=2).coarse_stop == 0
+    assert RefinerConfig.resolve(s128, coarse_iterations=0).coarse_stop == 0
+    assert RefinerConfig.resolve(s128, coarse_window_size=None).coarse_stop == 0  # None: off
+    assert RefinerConfig.resolve(s128, coarse_window_size=64).window_at(1) == 64
+    with pytest.raises(ValueError, match="full-size"):  # explicit settings are checked
+        RefinerConfig.resolve(s128, iterations=2, coarse_window_size=96, coarse_iterations=2)
 
 
 def test_window_and_min_pixels_per_iteration():
