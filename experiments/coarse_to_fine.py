@@ -71,8 +71,9 @@ def main() -> None:
     predictor = NetworkPredictor.from_weights(default_checkpoint())
     refiners = {}
     for name, sched in _schedules(args.schedule).items():
-        coarse = {} if sched is None else {"coarse_window_size": sched[0],
-                                           "coarse_iterations": sched[1]}  # fmt: skip
+        coarse = {"coarse_window_size": None, "coarse_iterations": 0}  # explicit: the default
+        if sched is not None:  # (RefinerConfig.resolve) may be a coarse schedule itself
+            coarse = {"coarse_window_size": sched[0], "coarse_iterations": sched[1]}
         refiners[name] = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights,
                                                                             **coarse))  # fmt: skip
     for refiner in refiners.values():  # warm-up (mesh caches, allocator)
