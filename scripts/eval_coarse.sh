@@ -31,6 +31,10 @@ done
   run field_full 1-50 --terms field --set coarse_iterations=0
   run field_c96x2 1-50 --terms field $(coarse 96 2)
 }
+if [ -d runs/lmo_simdepth ]; then  # simulated depth (scripts/eval_depth.sh makes it)
+  DATASET=runs/lmo_simdepth run rgbd_full 1-50 --depth --set coarse_iterations=0
+  DATASET=runs/lmo_simdepth run rgbd_default 1-50 --depth
+fi
 echo "frames 1-50"
 python scripts/results_table.py "$OUT"/*_1-50.json
 echo "frames 51-100"

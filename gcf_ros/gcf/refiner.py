@@ -66,11 +66,11 @@ STATUS_NAMES = {CONVERGED: "CONVERGED", MAX_ITERATIONS: "MAX_ITERATIONS", REJECT
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
 # The default coarse-to-fine schedule per window size S: (coarse window px, coarse iterations).
 # S = 128 (gcf_lmo.pt), chosen on LM-O frames 1-50 (356 instances, medium noise;
-# docs/performance.md "Coarse-to-fine windows (issue 21)"): 96 px for the first 2 of 8 iterations
-# kept ADD(-S) < 0.1 d and 5 deg 5 cm within a point (23.0 / 19.1 % vs 23.6 / 19.1 %) at 0.86 x
-# the CPU time; 64 px lost 3 points at 2 iterations (1.1 points of 5 deg 5 cm at 1), 96 px x 4
-# 1.4 points of 5 deg 5 cm. Other S (the S = 64 network), other terms: off (the field alone
-# lost 1.7 points of ADD(-S) there with 96 px x 2: 17.7 vs 19.4 %).
+# docs/performance.md "Coarse-to-fine windows (issue 21)"): 96 px for the first 2 of 8
+# iterations kept ADD(-S) < 0.1 d and 5 deg 5 cm within a point (23.0 / 19.1 % vs 23.6 / 19.1 %)
+# at 0.91 x the CPU time (experiments/coarse_to_fine.py); 64 px lost 3.1 points of ADD(-S) at 2
+# iterations and 1.1 of 5 deg 5 cm at 1; 96 px x 4 lost 1.4 of 5 deg 5 cm. Other S (the S = 64
+# network) and other terms: off (the field alone lost 1.7 points of ADD(-S) with 96 px x 2).
 COARSE_SCHEDULES: dict[int, tuple[int, int]] = {128: (96, 2)}
 
 
