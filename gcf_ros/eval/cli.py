@@ -17,7 +17,8 @@ Prints a before/after table (overall, per object, per visibility bin) and writes
 {"method", "label", "noise", "seed", "depth", "depth_drop", "depth_lag", "depth_used" (the
 method read the depth), "n_instances", "initial": M, "refined": M, "per_object": {obj_id:
 {"initial": M, "refined": M}}, "per_visibility": {...}, "time": {"per_object_ms_median",
-"per_iteration_ms_median"}, "config": {...}, "instances": [...]}, where M holds add_s_01d, deg5_cm5,
+"per_iteration_ms_median"}, "iterations": {"max", "mean", "histogram", "converged",
+"stopped_early"}, "config": {...}, "instances": [...]}, where M holds add_s_01d, deg5_cm5,
 proj_5px (fractions), median_rot_deg, median_trans_cm, median_proj_px, acc_pi6, acc_pi18, n and
 add_sym_01d (ADD over the symmetries; gcf_ros/eval/metrics.py says how symmetries count).
 """
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="gcf weights: a path, or a shipped file's name (gcf_lmo_s64.pt); default: shipped",
     )  # fmt: skip
     p.add_argument(
+        "--coarse-checkpoint", default=None,
+        help="gcf: a second network for the coarse-window iterations (--set coarse_window_size=.. "
+        "--set coarse_iterations=..), e.g. gcf_lmo_s64.pt; default: the main network",
+    )  # fmt: skip
+    p.add_argument(
         "--terms", default=None,
         help="gcf: comma-separated solver terms (field, region, contour = oracle visible mask); "
         "default: the refiner's",
@@ -118,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 def make_method(args, registry):
     if args.method == "none":
         return NoRefinement()
+    if args.coarse_checkpoint and args.method != "gcf":
+        raise ValueError("--coarse-checkpoint is a gcf setting")
     if args.method in ("mask", "rgb"):
         from gcf_ros.baselines.soft_render import SoftRenderConfig
 
@@ -128,7 +136,7 @@ def make_method(args, registry):
     overrides = parse_overrides(args.overrides)
     return GcfMethod(
         registry, args.checkpoint, args.iterations, args.solver, args.device, terms, overrides,
-        args.network_backend,
+        args.coarse_checkpoint, args.network_backend,
     )  # fmt: skip
 
 
@@ -223,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     header = {"method": args.method, "label": method.label, "noise": args.noise, "seed": args.seed,
               **(NO_DEPTH_HEADER if depth is None else depth.header()),
               "depth_used": depth is not None and getattr(method, "uses_depth", False)}  # fmt: skip
-    results = results_dict(records, header)
+    max_iterations = getattr(method, "max_iterations", None)
+    limit = max_iterations(header["depth_used"]) if max_iterations else None
+    results = results_dict(records, header, limit)
     results["config"] = _config_dict(args, method)
     print(format_table(results))
     if args.out:
@@ -265,7 +275,21 @@ def format_table(results: dict) -> str:
     t = results["time"]
     lines.append(f"time: {t['per_object_ms_median']:.1f} ms per object, "
                  f"{t['per_iteration_ms_median']:.2f} ms per iteration (medians)")  # fmt: skip
+    if "iterations" in results:
+        lines.append(format_iterations(results["iterations"]))
     return "\n".join(lines)
+
+
+def format_iterations(stats: dict) -> str:
+    """One line: mean iterations, the early-stop and CONVERGED fractions, the histogram."""
+    limit = f" of {stats['max']}" if stats["max"] is not None else ""
+    line = f"iterations: mean {stats['mean']:.2f}{limit}"
+    if stats["stopped_early"] is not None:
+        line += f"; stopped early (CONVERGED before the limit) {100 * stats['stopped_early']:.1f} %"
+    if stats["converged"] is not None:
+        line += f"; CONVERGED {100 * stats['converged']:.1f} %"
+    hist = " ".join(f"{k}:{v}" for k, v in stats["histogram"].items())
+    return f"{line}; histogram (iterations:instances) {hist}"
 
 
 def _fmt(v, is_median: bool) -> str:

@@ -132,8 +132,11 @@ def _eval_frame(
     )
 
 
-def results_dict(records: list[InstanceRecord], header: dict) -> dict:
-    """The JSON document of one run (schema in ``gcf-eval --help``)."""
+def results_dict(
+    records: list[InstanceRecord], header: dict, max_iterations: int | None = None
+) -> dict:
+    """The JSON document of one run (schema in ``gcf-eval --help``); ``max_iterations``: the
+    method's iteration limit (None: unknown), for ``iteration_stats``."""
     per_object = {
         str(obj): _before_after([r for r in records if r.obj_id == obj])
         for obj in sorted({r.obj_id for r in records})
@@ -156,7 +159,30 @@ def results_dict(records: list[InstanceRecord], header: dict) -> dict:
             "per_object_ms_median": float(np.median(times)) if times else 0.0,
             "per_iteration_ms_median": float(np.median(per_it)) if per_it else 0.0,
         },
+        "iterations": iteration_stats(records, max_iterations),
         "instances": [_instance_dict(r) for r in records],
+    }
+
+
+def iteration_stats(records: list[InstanceRecord], max_iterations: int | None) -> dict:
+    """How many iterations the instances ran: ``histogram`` {iterations: instances}, ``mean``,
+    ``max`` (the limit, None if unknown), and the fractions of the instances that ``converged``
+    (status CONVERGED, from the method's read-outs; None without them) and that ``stopped_early``
+    (CONVERGED before the limit: the early stop fired; None without statuses or limit)."""
+    its = np.array([r.iterations for r in records], dtype=int)
+    values, counts = np.unique(its, return_counts=True)
+    status = [None if r.scores is None else r.scores.get("status") for r in records]
+    known = bool(records) and all(s is not None for s in status)
+    converged = np.array([s == 0 for s in status])  # 0: CONVERGED (gcf_ros.gcf.refiner)
+    early = None
+    if known and max_iterations is not None:
+        early = float(np.mean(converged & (its < max_iterations)))
+    return {
+        "max": max_iterations,
+        "mean": float(its.mean()) if len(its) else 0.0,
+        "histogram": {str(v): int(c) for v, c in zip(values, counts, strict=True)},
+        "converged": float(np.mean(converged)) if known else None,
+        "stopped_early": early,
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -123,7 +124,8 @@ class GcfMethod:
     weights, the training-free region term, and the contour term, which here gets the *oracle*
     visible masks (the ground truth, as the ``mask`` baseline does: a check of the machinery).
 
-    ``overrides``: further ``RefinerConfig`` fields (e.g. ``{"silhouette_scale": 2.0}``).
+    ``overrides``: further ``RefinerConfig`` fields (e.g. ``{"silhouette_scale": 2.0}``);
+    ``coarse_checkpoint``: a second network for the coarse-window iterations (None: the main one).
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class GcfMethod:
         device,
         terms: Sequence[str] | None = None,
         overrides: dict | None = None,
+        coarse_checkpoint=None,
         backend: str = "fused",
     ) -> None:
         from gcf_ros.gcf.checkpoints import find_checkpoint
@@ -156,9 +159,24 @@ class GcfMethod:
         self.label = f"gcf ({self.config.solver})"
         if self.config.terms != ("field",):
             self.label = f"gcf ({self.config.solver}; {'+'.join(self.config.terms)})"
-        self._refiner = Refiner(registry, predictor, self.config)
+        if self.config.coarse_stop:
+            coarse = f"; {self.config.coarse_window_size} px x {self.config.coarse_iterations}"
+            self.label = self.label[:-1] + coarse + ")"
+        coarse = None
+        if coarse_checkpoint is not None:  # a second network for the coarse-window iterations
+            if predictor is None or not self.config.coarse_stop:
+                raise ValueError("a coarse checkpoint needs the field term and coarse_iterations")
+            coarse = NetworkPredictor.from_weights(
+                find_checkpoint(coarse_checkpoint), device, backend
+            )
+            self.label = self.label[:-1] + f", {Path(str(coarse_checkpoint)).name})"
+        self._refiner = Refiner(registry, predictor, self.config, coarse_predictor=coarse)
         self._raycast = None
         self.uses_depth = self.config.depth_scale > 0  # the depth term joins when given depth
+
+    def max_iterations(self, with_depth: bool) -> int:
+        """The refiner's iteration limit, for frames with (``with_depth``) or without depth."""
+        return self.config.depth_iterations if with_depth else self.config.iterations
 
     def refine(self, frame: EvalFrame, T_init: np.ndarray) -> MethodOutput:
         from gcf_ros.gcf.refiner import Detection

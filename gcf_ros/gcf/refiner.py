@@ -72,6 +72,14 @@ from gcf_ros.gcf.weights_meta import WeightsMeta
 CONVERGED, MAX_ITERATIONS, REJECTED = 0, 1, 2  # = gcf_ros_msgs/RefinedPose constants
 STATUS_NAMES = {CONVERGED: "CONVERGED", MAX_ITERATIONS: "MAX_ITERATIONS", REJECTED: "REJECTED"}
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
+# The default coarse-to-fine schedule per window size S: (coarse window px, coarse iterations).
+# S = 128 (gcf_lmo.pt), chosen on LM-O frames 1-50 (356 instances, medium noise;
+# docs/performance.md "Coarse-to-fine windows (issue 21)"): 96 px for the first 2 of 8
+# iterations kept ADD(-S) < 0.1 d and 5 deg 5 cm within a point (23.0 / 19.1 % vs 23.6 / 19.1 %)
+# at 0.91 x the CPU time (experiments/coarse_to_fine.py); 64 px lost 3.1 points of ADD(-S) at 2
+# iterations and 1.1 of 5 deg 5 cm at 1; 96 px x 4 lost 1.4 of 5 deg 5 cm. Other S (the S = 64
+# network) and other terms: off (the field alone lost 1.7 points of ADD(-S) with 96 px x 2).
+COARSE_SCHEDULES: dict[int, tuple[int, int]] = {128: (96, 2)}
 
 
 _LOG = logging.getLogger(__name__)
@@ -90,6 +98,14 @@ class RefinerConfig:
     window_size: int
     padding: float = 1.3
     iterations: int = 8
+    # Coarse-to-fine windows (issue 21): the first coarse_iterations iterations crop, render and
+    # run the network at coarse_window_size (a multiple of 8, < window_size; None or 0: off), the
+    # rest at window_size. Lengths in window px (the silhouette lines' steps, min_pixels) scale
+    # with the window. An instance that converges while coarse waits for the first full-size
+    # iteration. Off here; ``resolve`` makes COARSE_SCHEDULES the default for a network (96 px x 2
+    # for S = 128: docs/performance.md "Coarse-to-fine windows (issue 21)").
+    coarse_window_size: int | None = None
+    coarse_iterations: int = 0
     solver: str = "gauss_newton"
     # The field term's LM lambda, relative to diag(H), and the extra damping of the rotation
     # block (solver.py).
@@ -162,16 +178,60 @@ class RefinerConfig:
         if self.rotation_damping_with_depth < 0 or self.depth_iterations < 1:
             raise ValueError("rotation_damping_with_depth must be >= 0, depth_iterations >= 1")
         SolverConfig(self.solver, self.damping, self.gradient_step, self.rotation_damping)
+        self._check_coarse()
+
+    def _check_coarse(self) -> None:
+        S, s = self.window_size, self.coarse_window_size
+        if self.coarse_iterations < 0:
+            raise ValueError(f"coarse_iterations must be >= 0, got {self.coarse_iterations}")
+        if s is None:  # off
+            return
+        if s < 16 or s % 8 or s >= S:
+            raise ValueError(
+                f"coarse_window_size must be a multiple of 8 in [16, window_size = {S}), got {s}"
+            )
+        if 0 < self.coarse_iterations >= min(self.iterations, self.depth_iterations):
+            raise ValueError(
+                f"coarse_iterations ({self.coarse_iterations}) must leave at least one full-size "
+                f"iteration (iterations {self.iterations}, depth_iterations "
+                f"{self.depth_iterations})"
+            )
+
+    @property
+    def coarse_stop(self) -> int:
+        """The first iteration at window_size (0: no coarse iterations)."""
+        return self.coarse_iterations if self.coarse_window_size else 0
+
+    def window_at(self, iteration: int) -> int:
+        """The window side S (px) of ``iteration`` (0-based)."""
+        if iteration < self.coarse_stop:
+            return int(self.coarse_window_size)
+        return self.window_size
+
+    def min_pixels_at(self, iteration: int) -> int:
+        """``min_pixels`` (counted in a window_size window) in the window of ``iteration``."""
+        ratio = self.window_at(iteration) / self.window_size
+        return int(np.ceil(self.min_pixels * ratio**2))
 
     @classmethod
     def resolve(cls, weights: WeightsMeta | None, **overrides) -> RefinerConfig:
         """The defaults, then what ``weights`` records for the chosen solver (None: no network,
-        the silhouette terms alone), then ``overrides`` (RefinerConfig fields)."""
+        the silhouette terms alone), then ``overrides`` (RefinerConfig fields). With a network
+        and the default terms, the coarse-to-fine schedule of ``COARSE_SCHEDULES`` for the final
+        window size is a default too, where it leaves at least one full-size iteration."""
         recorded, solver = weights or WeightsMeta(), overrides.get("solver", cls.solver)
         window = NO_NETWORK_WINDOW_SIZE if weights is None else weights.window_size
         resolved = {"window_size": window, "min_confidence": recorded.min_confidence,
                     "damping": recorded.damping.get(solver, 0.0),  # unknown: SolverConfig refuses
                     "rotation_damping": recorded.rotation_damping.get(solver, 0.0)}  # fmt: skip
+        final = {**resolved, **overrides}
+        coarse = COARSE_SCHEDULES.get(final["window_size"])
+        if weights is None or tuple(final.get("terms", cls.terms)) != cls.terms:
+            coarse = None  # chosen for the network with the default terms only
+        limits = (final.get("iterations", cls.iterations),
+                  final.get("depth_iterations", cls.depth_iterations))  # fmt: skip
+        if coarse is not None and min(limits) > coarse[1]:
+            resolved["coarse_window_size"], resolved["coarse_iterations"] = coarse
         return cls(**{**resolved, **overrides})
 
     def term_active(self, name: str, iteration: int, with_depth: bool = False) -> bool:
@@ -218,7 +278,7 @@ class RefineResult:
     T_cam_obj: np.ndarray
     T_init: np.ndarray
     confidence: float
-    iterations: int
+    iterations: int  # iterations run (fewer than configured: stopped early or rejected)
     status: int
     status_reason: str = ""
     residual_px: float = float("nan")  # mean |field| at the last iteration
@@ -264,6 +324,8 @@ class Refiner:
         timer: when set, records the wall time of every iteration and of its phases (see the
             module docstring); None (the default) records nothing.
         on_iteration: when set, called with an ``IterationRecord`` after every iteration.
+        coarse_predictor: the field predictor of the coarse-window iterations
+            (``RefinerConfig.coarse_iterations``); None: ``predictor`` runs there too.
         cancel: when set, ``refine`` raises ``RefinementCancelledError`` at the start of the first
             iteration after the event is set.
     """
@@ -274,9 +336,11 @@ class Refiner:
         predictor: FieldPredictor | None,
         config: RefinerConfig | None = None,
         renderer: Renderer | None = None,
+        coarse_predictor: FieldPredictor | None = None,
     ) -> None:
         self.registry = registry
         self.predictor = predictor
+        self.coarse_predictor = coarse_predictor
         self.config = config or RefinerConfig.resolve(getattr(predictor, "weights", None))
         self.renderer = renderer or RaycastRenderer()
         self._check_terms(self.config)
@@ -299,12 +363,16 @@ class Refiner:
             terms[DepthTerm.name] = DepthTerm.from_config(self.config)
         return terms
 
-    def _network(self, crops, render, diameters, K_win, idx) -> _NetworkRun | None:
-        if self.predictor is None:
+    def _network(self, crops, render, diameters, K_win, idx, coarse: bool) -> _NetworkRun | None:
+        """The (lazy) network run of one iteration; ``coarse``: a coarse-window iteration."""
+        predictor = self.predictor
+        if coarse and self.coarse_predictor is not None:
+            predictor = self.coarse_predictor
+        if predictor is None:
             return None
-        if not getattr(self.predictor, "accepts_device_render", False):
+        if not getattr(predictor, "accepts_device_render", False):
             render = render.to("cpu")  # a no-op for CPU renderings
-        return _NetworkRun(self.predictor, self.timer, (crops, render, diameters, K_win, idx))
+        return _NetworkRun(predictor, self.timer, (crops, render, diameters, K_win, idx))
 
     def _term_weight(self, name: str, with_depth: bool) -> TermWeight:
         """How ``name`` weighs in the solve; ``with_depth``: the depth term runs too."""
@@ -325,14 +393,22 @@ class Refiner:
         checkpoint: Path | None = None,
         device: str = "cpu",
         overrides: Mapping | None = None,
+        coarse_checkpoint: Path | str | None = None,
         backend: str = DEFAULT_BACKEND,
     ) -> Refiner:
         """The network of ``checkpoint`` (a path or a shipped name: :mod:`gcf_ros.gcf.checkpoints`),
         with the settings its file records and ``overrides`` (RefinerConfig fields) on top, run by
-        the network ``backend`` (:mod:`gcf_ros.gcf.inference`)."""
+        the network ``backend`` (:mod:`gcf_ros.gcf.inference`); ``coarse_checkpoint``: a second
+        network for the coarse-window iterations (``RefinerConfig.coarse_iterations``; None: the
+        main one runs there too)."""
         predictor = NetworkPredictor.from_weights(find_checkpoint(checkpoint), device, backend)
         config = RefinerConfig.resolve(predictor.weights, **(overrides or {}))
-        return cls(registry, predictor, config)
+        coarse = None
+        if coarse_checkpoint is not None:
+            coarse = NetworkPredictor.from_weights(
+                find_checkpoint(coarse_checkpoint), device, backend
+            )
+        return cls(registry, predictor, config, coarse_predictor=coarse)
 
     def refine(
         self,
@@ -356,14 +432,21 @@ class Refiner:
         default = self.config.depth_iterations if "depth" in terms else self.config.iterations
         caps = np.array([default if d.iterations is None else d.iterations for d in detections])
         iterations = int(caps.max())
+        cfg = self.config
+        if caps.min() <= cfg.coarse_stop:  # e.g. a tracked instance's one iteration: all full-size
+            cfg = dataclasses.replace(cfg, coarse_iterations=0)
         for it in range(iterations):
-            active = np.flatnonzero(state.active & (caps > it))
+            if it == cfg.coarse_stop:
+                state.leave_coarse()
+            active = np.flatnonzero(state.active & ~state.waiting & (caps > it))
             if active.size == 0:
+                if state.waiting.any():  # all converged while coarse: on to the full size
+                    continue
                 break
             if self.cancel is not None and self.cancel.is_set():
                 raise RefinementCancelledError(f"cancelled after {it} of {iterations}")
             with timed(self.timer, "iteration"):
-                self._iterate(image_rgb, depth_m, K, models, masks, terms, state, active, it)
+                self._iterate(image_rgb, depth_m, K, models, masks, terms, state, active, it, cfg)
         results = [self._result(d, state, b, image_rgb.shape, K) for b, d in enumerate(detections)]
         if "depth" in terms and self.config.depth_fallback:
             self._fall_back_to_rgb(image_rgb, K, detections, results)
@@ -398,22 +481,16 @@ class Refiner:
         dets = [Detection(m, T) for m, T in zip(model_ids, np.asarray(T_init), strict=True)]
         return self.refine(image_rgb, K, dets)
 
-    def _iterate(self, image_rgb, depth_m, K, models, masks, terms, state, active, it) -> None:
-        cfg, S = self.config, self.config.window_size
+    def _iterate(
+        self, image_rgb, depth_m, K, models, masks, terms, state, active, it, cfg: RefinerConfig
+    ) -> None:
+        """One iteration of the ``active`` instances under ``cfg`` (the call's settings)."""
+        S = cfg.window_at(it)
         with timed(self.timer, "crop"):
-            windows, ok = [], []
-            for b in active:
-                try:
-                    corners = models[b].bbox_corners_obj
-                    windows.append(crop_window_for_box(K, state.T[b], corners, S, cfg.padding))
-                    ok.append(b)
-                except ValueError:
-                    state.reject(b, "pose went behind the camera")
-            if not ok:
-                return
-            idx = np.array(ok)
-            K_win = torch.from_numpy(np.stack([w.K_window(K) for w in windows]))
-            crops = torch.from_numpy(np.stack([w.resample(image_rgb) for w in windows]))
+            cropped = _crop(image_rgb, K, models, state, active, S, cfg.padding)
+        if cropped is None:
+            return
+        idx, windows, K_win, crops = cropped
         T = torch.from_numpy(state.T[idx])
         batch_models = [models[b] for b in idx]
         with timed(self.timer, "render"):
@@ -422,7 +499,7 @@ class Refiner:
         inputs = TermInputs(
             image_rgb, windows, crops, render, K_win, T,
             diameters, idx, [masks[b] for b in idx], it,
-            self._network(crops, render, diameters, K_win, idx), depth_m,
+            self._network(crops, render, diameters, K_win, idx, it < cfg.coarse_stop), depth_m,
         )  # fmt: skip
         systems, field_ran, shared, depth = [], False, False, None
         with_depth = DepthTerm.name in terms
@@ -513,6 +590,25 @@ class Refiner:
                 f"(< {100 * cfg.min_depth_inliers:.0f} %)"
             )
         return ""
+
+
+def _crop(image_rgb, K, models, state: _State, active: np.ndarray, S: int, padding: float):
+    """The S x S windows of the ``active`` instances: (index (K,), windows, K_window (K, 3, 3),
+    crops (K, S, S, 3) uint8), or None when none is left; an instance behind the camera is
+    rejected."""
+    windows, ok = [], []
+    for b in active:
+        try:
+            corners = models[b].bbox_corners_obj
+            windows.append(crop_window_for_box(K, state.T[b], corners, S, padding))
+            ok.append(b)
+        except ValueError:
+            state.reject(b, "pose went behind the camera")
+    if not ok:
+        return None
+    K_win = torch.from_numpy(np.stack([w.K_window(K) for w in windows]))
+    crops = torch.from_numpy(np.stack([w.resample(image_rgb) for w in windows]))
+    return np.array(ok), windows, K_win, crops
 
 
 class _NetworkRun:
@@ -624,6 +720,7 @@ class _State:
     best_residual: np.ndarray
     step_scale: np.ndarray  # halved after each step the network judges worse
     scores: list  # per instance, the last read-outs (``_scores``)
+    waiting: np.ndarray  # converged at the coarse window: skipped until the full-size iterations
 
     @classmethod
     def start(cls, T_init: np.ndarray, n: int) -> _State:
@@ -631,8 +728,15 @@ class _State:
             T_init.copy(), T_init.copy(), np.ones(n, bool), np.full(n, MAX_ITERATIONS),
             ["iteration limit"] * n, np.zeros(n, int), np.zeros(n), np.full(n, np.nan),
             np.zeros(n, int), [[] for _ in range(n)], T_init.copy(), np.full(n, np.inf),
-            np.ones(n), [{} for _ in range(n)],
+            np.ones(n), [{} for _ in range(n)], np.zeros(n, bool),
         )  # fmt: skip
+
+    def leave_coarse(self) -> None:
+        """The first full-size iteration: the waiting instances run again, and the step judge
+        starts afresh (the field's residual is in window px, and the network sees a new size)."""
+        self.waiting[:] = False
+        self.best_residual[:] = np.inf
+        self.step_scale[:] = 1.0
 
     def record_scores(self, idx, scores: list[dict]) -> None:
         for b, s in zip(idx, scores, strict=True):
@@ -652,31 +756,39 @@ class _State:
         larger than at the best pose so far is undone and the step scale halved
         (Levenberg-Marquardt-like acceptance, with the network as the judge); the scale is never
         raised again, so after three rejections in all the instance stops (CONVERGED). Without a
-        judge (the field is off) every step is taken.
+        judge (the field is off) every step is taken. At a coarse window (``it`` <
+        ``cfg.coarse_stop``) an instance that would stop waits for the full-size iterations instead.
         """
+        min_pixels, coarse = cfg.min_pixels_at(it), it < cfg.coarse_stop
         for k, b in enumerate(idx):
             self.pixels[b] = pixels[k]
             if conf is not None and np.isfinite(conf[k]):
                 self.confidence[b] = conf[k]
             resid = np.nan if judge is None else judge[k]
             self.residual[b] = resid
-            self.iterations[b] = it + 1
-            if pixels[k] < cfg.min_pixels:
+            self.iterations[b] += 1
+            if pixels[k] < min_pixels:
                 self.reject(b, f"only {pixels[k]} rendered pixels")
             elif judge is not None and resid > 1.05 * self.best_residual[b]:
-                self._undo(b)
+                self._undo(b, coarse)
             else:
-                self._step(b, xi[k], resid, cfg)
+                self._step(b, xi[k], resid, cfg, coarse)
 
-    def _undo(self, b: int) -> None:
+    def _converged(self, b: int, coarse: bool) -> None:
+        if coarse:
+            self.waiting[b] = True
+        else:
+            self.active[b] = False
+            self.status[b], self.reason[b] = CONVERGED, ""
+
+    def _undo(self, b: int, coarse: bool) -> None:
         self.T[b] = self.best_T[b]
         self.step_scale[b] *= 0.5
         self.history[b].append(self.T[b].copy())
         if self.step_scale[b] < 0.2:
-            self.active[b] = False  # a stationary point as far as the network can tell
-            self.status[b], self.reason[b] = CONVERGED, ""
+            self._converged(b, coarse)  # a stationary point as far as the network can tell
 
-    def _step(self, b: int, xi: np.ndarray, resid: float, cfg: RefinerConfig) -> None:
+    def _step(self, b: int, xi: np.ndarray, resid: float, cfg: RefinerConfig, coarse: bool) -> None:
         self.best_T[b], self.best_residual[b] = self.T[b].copy(), resid
         xi = xi * self.step_scale[b]
         T = torch.from_numpy(self.T[b])
@@ -685,5 +797,4 @@ class _State:
         if np.degrees(np.linalg.norm(xi[3:])) < cfg.converge_rot_deg and (
             np.linalg.norm(xi[:3]) < cfg.converge_trans_m
         ):
-            self.active[b] = False
-            self.status[b], self.reason[b] = CONVERGED, ""
+            self._converged(b, coarse)

@@ -111,7 +111,7 @@ def load_refiner(
     if problem:
         raise StartupError(f"checkpoint {path}: {problem}")
     try:
-        refiner = Refiner.from_checkpoint(registry, path, device, overrides, backend)
+        refiner = Refiner.from_checkpoint(registry, path, device, overrides, backend=backend)
         # cuda_graph / compile: capture or compile the small batches now, not on the first frames
         warm_up(refiner.predictor.run, NODE_WARM_BUCKETS)
         return refiner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -241,7 +242,36 @@ def test_set_overrides_are_typed_by_the_refiner_config():
     assert out["lines"].samples == 4 and out["lines"].steps_px == (2.0, 1.0)
     assert out["min_confidence"] == 0.1
     assert parse_overrides(["field_stop=none"])["field_stop"] is None
+    coarse = parse_overrides(["coarse_window_size=64", "coarse_iterations=4"])
+    assert coarse == {"coarse_window_size": 64, "coarse_iterations": 4}
+    assert isinstance(coarse["coarse_window_size"], int)
     with pytest.raises(ValueError):  # None only where a field may be None
         parse_overrides(["min_confidence=none"])
     with pytest.raises(ValueError, match="RefinerConfig field"):
         parse_overrides(["no_such_setting=1"])
+
+
+def test_iteration_stats_count_the_early_stops():
+    """Iterations run per instance, and which share stopped early (CONVERGED before the limit):
+    a CONVERGED instance at the limit, a REJECTED one before it and one without a status do not
+    count as early stops."""
+    from gcf_ros.eval.cli import format_iterations
+    from gcf_ros.eval.harness import InstanceRecord, iteration_stats
+
+    def record(iterations, status):
+        e = pose_errors(np.zeros((1, 3)), 0.1, None, np.eye(3), np.eye(4), np.eye(4))
+        return InstanceRecord(1, 1, 0, 1, 1.0, e, e, iterations, 10.0, {"status": status})
+
+    # statuses: 0 CONVERGED, 1 MAX_ITERATIONS, 2 REJECTED (gcf_ros.gcf.refiner)
+    records = [record(3, 0), record(5, 0), record(8, 0), record(8, 1), record(2, 2)]
+    stats = iteration_stats(records, 8)
+    assert stats["histogram"] == {"2": 1, "3": 1, "5": 1, "8": 2}
+    assert stats["mean"] == pytest.approx(26 / 5) and stats["max"] == 8
+    assert stats["stopped_early"] == pytest.approx(2 / 5)
+    assert stats["converged"] == pytest.approx(3 / 5)
+    assert "stopped early (CONVERGED before the limit) 40.0 %" in format_iterations(stats)
+    unknown = iteration_stats(records, None)
+    assert unknown["stopped_early"] is None and unknown["converged"] == pytest.approx(3 / 5)
+    no_status = iteration_stats([dataclasses.replace(r, scores=None) for r in records], 8)
+    assert no_status["converged"] is None and no_status["stopped_early"] is None
+    assert results_dict(records, {}, 8)["iterations"] == stats

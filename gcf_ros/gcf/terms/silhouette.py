@@ -18,7 +18,7 @@ the colour models separate the silhouette from the band) scales it in the solver
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -59,6 +59,15 @@ class LineConfig:
 
     def step(self, iteration: int) -> float:
         return float(self.steps_px[min(iteration, len(self.steps_px) - 1)])
+
+    def scaled(self, factor: float) -> LineConfig:
+        """The lines' search lengths (``steps_px``, ``min_sigma_px``) times ``factor``: the same
+        lines, relative to the object, in a window ``factor`` x the size (coarse-to-fine windows,
+        ``RefinerConfig.coarse_window_size``). The mask blur and the border stay in window px."""
+        if factor == 1.0:
+            return self
+        steps = tuple(factor * s for s in self.steps_px)
+        return replace(self, steps_px=steps, min_sigma_px=factor * self.min_sigma_px)
 
 
 @dataclass(frozen=True)
@@ -145,19 +154,28 @@ class _LineTerm:
     name = "silhouette"
     needs_network = False
 
-    def __init__(self, config: LineConfig | None = None) -> None:
+    def __init__(self, config: LineConfig | None = None, window_size: int | None = None) -> None:
         self.config = config or LineConfig()
+        # The window side S (px) the config's lengths are meant for; renderings of another size
+        # (coarse windows) get them scaled. None: the lengths are used as they are at any size.
+        self.window_size = window_size
 
     @classmethod
     def from_config(cls, config) -> _LineTerm:
-        return cls(config.lines)
+        return cls(config.lines, config.window_size)
+
+    def lines_for(self, size: int) -> LineConfig:
+        """The line settings for S = ``size`` renderings."""
+        if self.window_size is None:
+            return self.config
+        return self.config.scaled(size / self.window_size)
 
     @property
     def phase(self) -> str:
         return self.name
 
     def residuals(self, inputs: TermInputs) -> Residuals:
-        cfg = self.config
+        cfg = self.lines_for(inputs.render.size)
         step = cfg.step(inputs.iteration)
         rows, confidences = [], []
         # OpenCV on the CPU whatever the rendering's device; the rows are CPU tensors.
@@ -227,13 +245,18 @@ class RegionTerm(_LineTerm):
 
     name = "region"
 
-    def __init__(self, config: LineConfig | None = None, region: RegionConfig | None = None):
-        super().__init__(config)
+    def __init__(
+        self,
+        config: LineConfig | None = None,
+        region: RegionConfig | None = None,
+        window_size: int | None = None,
+    ) -> None:
+        super().__init__(config, window_size)
         self.region = region or RegionConfig()
 
     @classmethod
     def from_config(cls, config) -> RegionTerm:
-        return cls(config.lines, config.region)
+        return cls(config.lines, config.region, config.window_size)
 
     def _probabilities(self, inputs: TermInputs, b: int, uv: np.ndarray) -> tuple:
         rc = self.region
