@@ -182,3 +182,25 @@ def test_from_checkpoint_loads_a_coarse_network(registry):
     )
     assert refiner.predictor.window_size == 128 and refiner.coarse_predictor.window_size == 64
     assert Refiner.from_checkpoint(registry).coarse_predictor is None
+
+
+@pytest.mark.parametrize("cap", [1, 2, 3])
+def test_a_call_with_a_detection_capped_within_the_coarse_iterations_runs_at_full_size(
+    registry, cap
+):
+    """A tracked instance's few iterations (``Detection.iterations``) must see the full window:
+    with a cap at or below the coarse iterations the whole call skips the coarse schedule."""
+    T_true = _true_poses()
+    T_init = np.stack(perturb_instances(list(T_true), "small", seed=3))
+    predictor = _SizeLog(TrueFieldPredictor(torch.from_numpy(T_true)))
+    settings = {"terms": ("field",), "window_size": S, "iterations": 6, "damping": 1e-3,
+                "rotation_damping": 0.0, "coarse_window_size": S_COARSE,
+                "coarse_iterations": 2}  # fmt: skip
+    refiner = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, **settings))
+    dets = [Detection(IDS[0], T_init[0], iterations=cap), Detection(IDS[1], T_init[1])]
+    results = refiner.refine(np.zeros((480, 640, 3), np.uint8), K, dets)
+    assert results[0].iterations <= cap
+    if cap <= 2:
+        assert set(predictor.sizes) == {S}
+    else:  # every detection reaches a full-size iteration: the schedule runs
+        assert predictor.sizes[:2] == [S_COARSE, S_COARSE]
