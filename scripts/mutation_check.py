@@ -59,6 +59,12 @@ PROFILE_SENDER = f"{EVERY_FRAME}[best-effort-sender-with-profile]"
 HINT = f"{DELIVERY}::test_arrays_without_their_images_give_one_hint"
 DEPTH_TERM = "test/gcf/test_depth_term.py"
 INFERENCE = "test/gcf/test_inference.py"
+COARSE = "test/gcf/test_refiner_coarse.py"
+CAPS = "test/gcf/test_refiner_hook.py::test_a_detection_runs_its_own_iteration_count_in_the_batch"
+TRACKED_SEEDS = (
+    "test/pipeline/test_pipeline.py::"
+    "test_seeds_from_tracks_get_the_tracking_iterations_fresh_detections_the_refiners"
+)
 DEPTH_NODE = "test/ros/test_depth.py"
 DEPTH_NODE_E2E = (
     f"{DEPTH_NODE}::test_the_node_refines_with_registered_depth_and_notes_every_frame_without"
@@ -262,6 +268,19 @@ SABOTAGES = [
     Sabotage("fused-heads-swapped", "the fused network's merged heads read the weight as field",
              "gcf_ros/gcf/inference.py", "field = (heads[:, :2] * self.config.field_scale)",
              "field = (heads[:, 1:3] * self.config.field_scale)", _t(INFERENCE)),
+    Sabotage("coarse-window-ignored", "the coarse iterations run at the full window",
+             "gcf_ros/gcf/refiner.py", "        S = cfg.window_at(it)\n",
+             "        S = cfg.window_size\n", _t(COARSE)),
+    Sabotage("coarse-for-capped-calls", "a tracked instance's single iteration runs coarse",
+             "gcf_ros/gcf/refiner.py", "if caps.min() <= cfg.coarse_stop:",
+             "if caps.min() < 0:", _t(COARSE)),
+    Sabotage("detection-caps-ignored", "a detection's own iteration count is ignored",
+             "gcf_ros/gcf/refiner.py", "state.active & ~state.waiting & (caps > it)",
+             "state.active & ~state.waiting", _t(CAPS)),
+    Sabotage("tracked-seeds-full-count", "seeds from tracks run the full iteration count",
+             "gcf_ros/pipeline/pipeline.py",
+             "iterations=tracking_iterations if s.tracked else None",
+             "iterations=None", _t(TRACKED_SEEDS)),
 ]  # fmt: skip
 
 
