@@ -80,6 +80,9 @@ NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only
 # iterations and 1.1 of 5 deg 5 cm at 1; 96 px x 4 lost 1.4 of 5 deg 5 cm. Other S (the S = 64
 # network) and other terms: off (the field alone lost 1.7 points of ADD(-S) with 96 px x 2).
 COARSE_SCHEDULES: dict[int, tuple[int, int]] = {128: (96, 2)}
+# ... measured with 8 iterations (10 with depth): a call configured for fewer keeps every
+# iteration at the full size (2 of 3 iterations coarse is another trade-off, not measured).
+COARSE_MIN_ITERATIONS = 8
 
 
 _LOG = logging.getLogger(__name__)
@@ -218,7 +221,7 @@ class RefinerConfig:
         """The defaults, then what ``weights`` records for the chosen solver (None: no network,
         the silhouette terms alone), then ``overrides`` (RefinerConfig fields). With a network
         and the default terms, the coarse-to-fine schedule of ``COARSE_SCHEDULES`` for the final
-        window size is a default too, where it leaves at least one full-size iteration."""
+        window size is a default too, for calls of at least ``COARSE_MIN_ITERATIONS``."""
         recorded, solver = weights or WeightsMeta(), overrides.get("solver", cls.solver)
         window = NO_NETWORK_WINDOW_SIZE if weights is None else weights.window_size
         resolved = {"window_size": window, "min_confidence": recorded.min_confidence,
@@ -230,7 +233,7 @@ class RefinerConfig:
             coarse = None  # chosen for the network with the default terms only
         limits = (final.get("iterations", cls.iterations),
                   final.get("depth_iterations", cls.depth_iterations))  # fmt: skip
-        if coarse is not None and min(limits) > coarse[1]:
+        if coarse is not None and min(limits) >= COARSE_MIN_ITERATIONS:
             resolved["coarse_window_size"], resolved["coarse_iterations"] = coarse
         return cls(**{**resolved, **overrides})
 
@@ -433,7 +436,9 @@ class Refiner:
         caps = np.array([default if d.iterations is None else d.iterations for d in detections])
         iterations = int(caps.max())
         cfg = self.config
-        if caps.min() <= cfg.coarse_stop:  # e.g. a tracked instance's one iteration: all full-size
+        if cfg.coarse_stop and (caps < default).any():
+            # a warm start with its own, smaller count (a tracked instance's one iteration): the
+            # coarse schedule was chosen for full refinements, so this call runs at full size
             cfg = dataclasses.replace(cfg, coarse_iterations=0)
         for it in range(iterations):
             if it == cfg.coarse_stop:
