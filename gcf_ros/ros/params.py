@@ -79,7 +79,8 @@ class NodeParams:
         DEFAULT_BACKEND,
         "how the network runs: fused (default; the trained network with folded batch norms and "
         "batched cost volumes, same output, ~1.5x faster on a CPU), eager (the trained module as "
-        "is) or onnxruntime (optional package, CPU only; slower here: docs/performance.md)",
+        "is), onnxruntime (optional package, CPU only; slower here: docs/performance.md), "
+        "cuda_graph or compile (GPU; batches 1-8 are captured / compiled at start-up)",
         choices=BACKENDS,
     )
     threads: int = _p(
