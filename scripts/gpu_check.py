@@ -324,7 +324,8 @@ class _Context:
 
         key = (device, backend)
         if key not in self._predictors:
-            p = NetworkPredictor.from_weights(find_checkpoint(self.plan.checkpoint), device)
+            path = find_checkpoint(self.plan.checkpoint)
+            p = NetworkPredictor.from_weights(path, device, "eager")  # placed just below
             placement = Placement(network_device=device, network_backend=backend)
             self._predictors[key] = place_predictor(p, placement)
         return self._predictors[key]

@@ -215,16 +215,16 @@ class OnnxRuntimeNet:
                 "(pip install onnxruntime); the 'fused' backend needs nothing extra"
             ) from err
         self.config = net.config
-        self._reference = FusedGcfNet(net)
+        fused = FusedGcfNet(net)  # exported, and the reference of the check (not kept)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
         self.session = ort.InferenceSession(
-            _export_onnx(self._reference), options, providers=["CPUExecutionProvider"]
+            _export_onnx(fused), options, providers=["CPUExecutionProvider"]
         )
-        self._check()
+        self._check(fused)
 
     def __call__(self, image: torch.Tensor, render: torch.Tensor) -> GcfOutput:
         feed = {
@@ -238,13 +238,13 @@ class OnnxRuntimeNet:
             return GcfOutput(field, torch.ones_like(field[:, :1]), None, visible)
         return GcfOutput(field, torch.sigmoid(logits), logits, visible)
 
-    def _check(self, size: int = 64, batch: int = 2) -> None:
+    def _check(self, reference: nn.Module, size: int = 64, batch: int = 2) -> None:
         g = torch.Generator().manual_seed(0)
         c = self.config
         image = torch.rand(batch, c.image_channels, size, size, generator=g)
         render = torch.rand(batch, c.render_channels, size, size, generator=g)
         with torch.inference_mode():
-            ref = self._reference(image, render)
+            ref = reference(image, render)
         got = self(image, render)
         diff = max(
             (got.field - ref.field).abs().max().item(), (got.weight - ref.weight).abs().max().item()

@@ -125,8 +125,9 @@ def build_refiner(
     renderer, devices and network backend of ``placement`` (None: all on the CPU)."""
     placement = placement or Placement()
     if predictor is None:
+        # "eager" builds nothing; place_predictor then builds the placement's backend once
         predictor = NetworkPredictor.from_weights(
-            find_checkpoint(checkpoint), placement.network_device
+            find_checkpoint(checkpoint), placement.network_device, "eager"
         )
         place_predictor(predictor, placement)
     config = RefinerConfig.resolve(predictor.weights, **(overrides or {}))

@@ -539,7 +539,7 @@ class Refiner:
             # may rightly raise the field's residual (a biased field), so then none is undone.
             judge = field[1].numpy() if field is not None and not shared else None
             pixels = render.mask.flatten(1).sum(1).cpu().numpy()
-            scores = _scores(render, inputs.network, systems)
+            scores = _scores(render, inputs.network, systems, field)
             state.record_scores(idx, scores)
             state.update(idx, xi.numpy(), pixels, conf, judge, it, cfg)
         if self.on_iteration is not None:
@@ -647,7 +647,7 @@ def _field_readout(render, evidence: NetworkEvidence) -> tuple[torch.Tensor, tor
     return mean_weight.cpu(), residual.cpu()
 
 
-def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
+def _scores(render, network: _NetworkRun | None, systems, readout=None) -> list[dict]:
     """Per-window read-outs at the current poses: from the network, when it ran,
     ``field_weight`` (mean predicted weight over the rendering), ``field_residual_px`` (mean
     |field| there) and ``mask_iou`` (IoU of the visible-mask head's mask, > 0.5, with the rendered
@@ -655,7 +655,8 @@ def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
     the lines: how far the image's contour is from the rendered one) and
     ``silhouette_confidence`` (the term's own, e.g. colour separation); and the terms' own
     ``Residuals.readouts`` (the depth term's ``depth_inliers``, ``depth_offset_mm``,
-    ``depth_coverage``)."""
+    ``depth_coverage``). ``readout``: ``_field_readout`` of this iteration when the caller has it
+    (None: computed here)."""
     B = render.batch_size
     out: list[dict] = [{} for _ in range(B)]
     for res, _ in systems:
@@ -671,7 +672,7 @@ def _scores(render, network: _NetworkRun | None, systems) -> list[dict]:
     if network is None or network.result is None:
         return out
     ev, mask = network.result, render.mask
-    weights, resid = _field_readout(render, ev)
+    weights, resid = readout if readout is not None else _field_readout(render, ev)
     for d, w, r in zip(out, weights.tolist(), resid.tolist(), strict=True):
         d["field_weight"], d["field_residual_px"] = float(w), float(r)
     if ev.visible is not None:
