@@ -12,17 +12,20 @@ and imports ~20 s, network ~30 s, renderer ~20 s, solver ~5 s, cases ~90 s, pari
 frames 51-100 ~90 s, compile the rest (about 2 minutes: ~20-40 s per bucket).
 
 Sections (keys of the JSON; each runs in its own try: a package that does not import or an error
-is recorded under that key as {"skipped": ...} or {"error": ...}, and the other sections still run;
-the GPU machine may lack open3d or PyTorch3D, and then only the sections that need neither run):
+is recorded under that key as {"skipped": ...} or {"error": ...}, and the other sections still run.
+The GPU machine may lack open3d and PyTorch3D: the GPU placement renders with the torch
+rasterizer (gcf_ros.core.render.torch_raster), which needs neither; the CPU reference is then the
+torch rasterizer on the CPU, and the models come from a registry snapshot, --models-snapshot):
 
 - ``environment``: device name, torch / CUDA / Python versions, which optional packages import.
 - ``network``: the shipped networks alone (gcf_lmo.pt, S = 128; gcf_lmo_s64.pt, S = 64) for
   1 / 16 / 64 windows: eager vs fused (gcf_ros.gcf.inference.FusedGcfNet) vs a CUDA graph of the
   fused net (gcf_ros.gcf.cuda_graph.CudaGraphNet): ms per call (median), capture time,
   max |field - eager field|. Needs torch only.
-- ``renderer``: open3d ray casting vs PyTorch3D (CUDA: naive and binned rasterization; the CPU
-  rasterizer only with --quick's decimated meshes) on the packaged LM-O bench frame, 1 and 16
-  windows: ms per call and per window; mask IoU and depth difference against ray casting.
+- ``renderer``: open3d ray casting (where it imports), the torch rasterizer (CPU and device) and
+  PyTorch3D (where it imports; CUDA: naive and binned rasterization; the CPU rasterizer only with
+  --quick's decimated meshes) on the packaged LM-O bench frame, 1 and 16 windows: ms per call and
+  per window; mask IoU and depth difference against the first of them (``reference``).
 - ``solver``: the field term's rows (point_residuals) and solve_terms for 1 / 16 windows, on the
   CPU and on the device: ms, max |xi difference|.
 - ``cases``: gcf-bench's GPU cases (gcf_ros.bench.cases.time_gcf: one batched refinement of the
@@ -30,19 +33,21 @@ the GPU machine may lack open3d or PyTorch3D, and then only the sections that ne
   (gcf_ros.gcf.placement), ms per iteration (median, p90), per object, and per phase; and the
   PyTorch3D soft-rasterizer baselines (mask, rgb) on the device.
 - ``parity``: the same inputs (bench frame, 16 objects) refined by the CPU reference (ray casting,
-  solve and network on the CPU) and by (a) the same renderer with the solve and the network on the
-  device, (b) the full GPU placement: rotation (deg) and translation (mm) differences of the poses
-  after 1 iteration and after all of them.
+  or the torch rasterizer without open3d; solve and network on the CPU) and by (a) the same
+  renderer with the solve and the network on the device, (b) the full GPU placements (torch
+  rasterizer; PyTorch3D where it imports): rotation (deg) and translation (mm) differences of the
+  poses after 1 iteration and after all of them.
 - ``lmo``: LM-O frames 51-100 at medium noise, seed 0 (gcf-eval's protocol: gcf_ros.eval.harness)
-  with the ray-casting placement (today's ``gcf-eval --device cuda``) and the GPU placement:
-  accuracy, ms per iteration, and the per-instance pose differences between the two.
+  with the GPU placement and the CPU reference placement: accuracy, ms per iteration, and the
+  per-instance pose differences between the two.
 - ``network_compile``: torch.compile (mode reduce-overhead) of the shipped networks for 1 / 16 / 64
   windows: compile + warm-up s, ms per call, max |field - eager field|.
 
-Placements (gcf_ros.gcf.placement.Placement): ``raycast`` = open3d on the CPU, solve on the CPU,
-network eager on the device (what ``gcf-bench --device cuda`` runs); ``gpu`` = PyTorch3D (binned),
-solve and network (CUDA graph) on the device; ``gpu_eager`` = the same with the eager network;
-``gpu_render_cpu_solve`` = PyTorch3D on the device, solve on the CPU, network CUDA graph.
+Placements (gcf_ros.gcf.placement.Placement; ``_Context.placements``): ``raycast`` = open3d on the
+CPU, solve on the CPU, network on the device (what ``gcf-bench --device cuda`` runs); ``gpu`` = the
+torch rasterizer, solve and network (CUDA graph) on the device; ``gpu_eager`` = the same with the
+eager network; ``gpu_pytorch3d`` = PyTorch3D's binned rasterizer instead of the torch one;
+``gpu_render_cpu_solve`` = the torch rasterizer on the device, solve on the CPU.
 
 With ``--device cpu`` every "device" is the CPU (the CUDA graph path runs without capture, compile
 with torch.compile's eager backend): the run checks the machinery, not speed. ``--quick``: tiny
@@ -98,7 +103,9 @@ class Plan:
     render_windows: tuple[int, ...] = (1, 16)
     solver_batches: tuple[int, ...] = (1, 16)
     case_objects: tuple[int, ...] = (1, 16)
-    placements: tuple[str, ...] = ("raycast", "gpu", "gpu_eager", "gpu_render_cpu_solve")
+    placements: tuple[str, ...] = (
+        "raycast", "gpu", "gpu_eager", "gpu_pytorch3d", "gpu_render_cpu_solve",
+    )  # fmt: skip
     repeats: int = 5
     network_repeats: int = 30
     parity_objects: int = 16
@@ -115,8 +122,8 @@ class Plan:
         return cls(
             networks=("gcf_lmo_s64.pt",), checkpoint="gcf_lmo_s64.pt", network_batches=(2,),
             compile_batches=(1,), render_windows=(2,), solver_batches=(2,), case_objects=(2,),
-            placements=("raycast", "gpu"), repeats=1, network_repeats=3, parity_objects=2,
-            iterations=2,
+            placements=("raycast", "gpu", "gpu_pytorch3d"), repeats=1, network_repeats=3,
+            parity_objects=2, iterations=2,
             frames="51-51", max_instances=2, face_budget=500, baseline_iterations=2,
             baseline_instances=1,
         )  # fmt: skip
@@ -145,6 +152,15 @@ def _finite(x):
 
 def _sync(device: torch.device) -> Callable[[], None] | None:
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+
+
+def _has(package: str) -> bool:
+    """Whether ``package`` imports here (the GPU machine may lack open3d and PyTorch3D)."""
+    try:
+        importlib.import_module(package)
+    except Exception:  # an ABI mismatch raises OSError / RuntimeError, not only ImportError
+        return False
+    return True
 
 
 def _attempt(fn: Callable[[], dict]) -> dict:
@@ -331,21 +347,33 @@ class _Context:
         return self._predictors[key]
 
     def placements(self) -> dict:
+        """The placements measured, those whose renderer's package is missing left out:
+        ``raycast`` (open3d on the CPU, the network on the device), ``gpu`` (the torch
+        rasterizer, the solve and the network's CUDA graph on the device), ``gpu_eager`` (the
+        same, eager network), ``gpu_pytorch3d`` (PyTorch3D's binned rasterizer instead),
+        ``gpu_render_cpu_solve`` (the torch rasterizer on the device, the solve on the CPU)."""
         from gcf_ros.gcf.placement import Placement
 
         dev = str(self.device)
         graph = "cuda_graph" if self.device.type == "cuda" else "eager"
-        return {
-            "raycast": Placement(network_device=dev),
-            "gpu": Placement.gpu(dev, graph),
-            "gpu_eager": Placement.gpu(dev, "eager"),
-            "gpu_render_cpu_solve": Placement(
-                "pytorch3d", dev, "cpu", dev, graph, bin_size=self._bin_size()
-            ),
-        }  # fmt: skip
+        out = {}
+        if _has("open3d"):
+            out["raycast"] = Placement(network_device=dev)
+        out["gpu"] = Placement.gpu(dev, graph)
+        out["gpu_eager"] = Placement.gpu(dev, "eager")
+        if _has("pytorch3d"):
+            out["gpu_pytorch3d"] = Placement.gpu(dev, graph, renderer="pytorch3d")
+        out["gpu_render_cpu_solve"] = Placement("torch", dev, "cpu", dev, graph)
+        return out
 
-    def _bin_size(self) -> int | None:
-        return None if self.device.type == "cuda" else 0  # CUDA: PyTorch3D's binning
+    def reference(self) -> tuple[str, object]:
+        """The CPU reference placement: open3d ray casting where open3d imports, else the torch
+        rasterizer on the CPU (the same code as the device's, so parity isolates the device)."""
+        from gcf_ros.gcf.placement import Placement
+
+        if _has("open3d"):
+            return "cpu_raycast", Placement()
+        return "cpu_torch", Placement(renderer="torch")
 
     def refiner(self, placement, registry=None, overrides=None):
         from gcf_ros.gcf.placement import build_refiner
@@ -371,21 +399,32 @@ def _decimated(base, faces: int):
 
 
 def renderer(ctx: _Context) -> dict:
-    """Per-window render times and agreement with ray casting."""
+    """Per-window render times and agreement with the first renderer (open3d ray casting where
+    open3d imports, else the torch rasterizer on the CPU)."""
     import numpy as np
 
     from gcf_ros.core.camera import crop_window_for_box
-    from gcf_ros.core.render.pytorch3d_backend import PyTorch3DRenderer
-    from gcf_ros.core.render.raycast import RaycastRenderer
+    from gcf_ros.core.render.torch_raster import TorchRasterizer
 
     frame, dev, S = ctx.frame, ctx.device, ctx.predictor(str(ctx.device), "eager").window_size
-    renderers = {"open3d_raycast_cpu": RaycastRenderer()}
+    renderers: dict = {}
+    if _has("open3d"):
+        from gcf_ros.core.render.raycast import RaycastRenderer
+
+        renderers["open3d_raycast_cpu"] = RaycastRenderer()
+    renderers["torch_cpu"] = TorchRasterizer("cpu")
     if dev.type == "cuda":
-        renderers["pytorch3d_cuda_naive"] = PyTorch3DRenderer(device=dev, bin_size=0)
-        renderers["pytorch3d_cuda_binned"] = PyTorch3DRenderer(device=dev, bin_size=None)
-    else:  # decimated meshes only (--quick): the CPU rasterizer tests every face at every pixel
-        renderers["pytorch3d_cpu_naive"] = PyTorch3DRenderer(device="cpu", bin_size=0)
-    out: dict = {"window_size": S, "faces_budget": ctx.plan.face_budget, "windows": {}}
+        renderers["torch_cuda"] = TorchRasterizer(dev)
+    if _has("pytorch3d"):
+        from gcf_ros.core.render.pytorch3d_backend import PyTorch3DRenderer
+
+        if dev.type == "cuda":
+            renderers["pytorch3d_cuda_naive"] = PyTorch3DRenderer(device=dev, bin_size=0)
+            renderers["pytorch3d_cuda_binned"] = PyTorch3DRenderer(device=dev, bin_size=None)
+        else:  # decimated meshes only (--quick): the CPU rasterizer tests every face at every pixel
+            renderers["pytorch3d_cpu_naive"] = PyTorch3DRenderer(device="cpu", bin_size=0)
+    out: dict = {"window_size": S, "faces_budget": ctx.plan.face_budget,
+                 "reference": next(iter(renderers)), "windows": {}}  # fmt: skip
     for n in ctx.plan.render_windows:
         ids, T = frame.batch(n)
         models = [ctx.registry.render_model(m) for m in ids]
@@ -412,7 +451,7 @@ def renderer(ctx: _Context) -> dict:
                 inter = (o.mask & ref.mask).flatten(1).sum(1).double()
                 union = (o.mask | ref.mask).flatten(1).sum(1).clamp_min(1).double()
                 dz = (o.depth - ref.depth)[o.mask & ref.mask].abs()
-                rows[name]["mask_iou_vs_raycast_min"] = float((inter / union).min())
+                rows[name]["mask_iou_vs_reference_min"] = float((inter / union).min())
                 rows[name]["depth_diff_mm_median"] = (
                     float(1e3 * dz.median()) if dz.numel() else None
                 )
@@ -528,13 +567,15 @@ def parity(ctx: _Context) -> dict:
 
     frame, dev = ctx.frame, str(ctx.device)
     ids, T0 = frame.batch(ctx.plan.parity_objects)
-    references = {"cpu": Placement()}
+    ref_name, ref = ctx.reference()
+    references = {"cpu": ref}
+    placements = ctx.placements()
     others = {
         "same_renderer_device_solve_and_network": Placement(
-            solve_device=dev, network_device=dev),
-        "gpu": ctx.placements()["gpu"],
+            ref.renderer, solve_device=dev, network_device=dev),
+        **{k: placements[k] for k in ("gpu", "gpu_pytorch3d") if k in placements},
     }  # fmt: skip
-    out: dict = {"objects": len(ids)}
+    out: dict = {"objects": len(ids), "reference": ref_name}
     full = ctx.plan.iterations or ctx.refiner(references["cpu"]).config.iterations
     for its in dict.fromkeys((1, full)):
         poses = {}
@@ -601,11 +642,12 @@ def lmo(ctx: _Context, root: Path | None, budget: Budget) -> dict:
     out: dict = {"frames": ctx.plan.frames, "noise": "medium", "seed": 0,
                  "n_instances": len(selected)}  # fmt: skip
     poses = {}
-    for name in ("raycast", "gpu"):
+    ref_name, ref = ctx.reference()
+    runs = {"gpu": ctx.placements()["gpu"], ref_name: ref}  # the device's first: it is the news
+    for name, placement in runs.items():
         if budget.left() < 90:
             out[name] = {"skipped": "time budget"}
             continue
-        placement = ctx.placements()[name]
         method = Placed(ctx.refiner(placement, registry), name)
         t0 = time.perf_counter()
         records = evaluate(selected, registry, method)
@@ -615,8 +657,9 @@ def lmo(ctx: _Context, root: Path | None, budget: Budget) -> dict:
             "refined": doc["refined"], "initial": doc["initial"], "time": doc["time"],
         }  # fmt: skip
         poses[name] = np.concatenate(method.poses) if method.poses else None
-    if all(poses.get(k) is not None for k in ("raycast", "gpu")):
-        out["pose_diff_raycast_vs_gpu"] = _pose_diff(poses["raycast"], poses["gpu"])
+    if all(poses.get(k) is not None for k in (ref_name, "gpu")):
+        out["pose_diff_reference_vs_gpu"] = _pose_diff(poses[ref_name], poses["gpu"])
+        out["reference"] = ref_name
     return out
 
 

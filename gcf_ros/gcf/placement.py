@@ -1,15 +1,16 @@
 """Where each stage of the refinement loop runs: the renderer and its device, the device of the
 field term and the solve, the network's device and inference backend (issue 21: the GPU path).
 
-    refiner = build_refiner(registry, Placement.gpu())      # PyTorch3D + solve + network on CUDA
+    refiner = build_refiner(registry, Placement.gpu())      # render + solve + network on CUDA
     refiner = build_refiner(registry, Placement())          # the default: all on the CPU
 
 What runs where (gcf/refiner.py, "Devices"): the crop and the per-instance bookkeeping are always
 on the CPU, as are the NumPy-based terms (silhouette lines, depth). The rendering lives where the
-renderer puts it (open3d ray casting: the CPU only; PyTorch3D: ``render_device``, all windows of
-a frame in one batch); ``solve_device`` (None: the rendering's) is where the field term's rows and
-the 6 x 6 solves are computed (the rendering is moved there by a ``DeviceRenderer``). The network
-runs on ``network_device`` with ``network_backend`` (:mod:`gcf_ros.gcf.inference`).
+renderer puts it (open3d ray casting: the CPU only; the torch rasterizer or PyTorch3D:
+``render_device``, all windows of a frame in one batch); ``solve_device`` (None: the
+rendering's) is where the field term's rows and the 6 x 6 solves are computed (the rendering is
+moved there by a ``DeviceRenderer``). The network runs on ``network_device`` with
+``network_backend`` (:mod:`gcf_ros.gcf.inference`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from gcf_ros.gcf.inference import BACKENDS, DEFAULT_BACKEND
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
 
-RENDERERS = ("raycast", "pytorch3d")
+RENDERERS = ("raycast", "pytorch3d", "torch")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class Placement:
     """Devices and backends of one refiner (module docstring).
 
     Attributes:
-        renderer: ``raycast`` (open3d, CPU) or ``pytorch3d`` (hard rasterizer, CPU or CUDA).
+        renderer: ``raycast`` (open3d, CPU), ``torch`` (``TorchRasterizer``: hard rasterization
+            in plain torch, CPU or CUDA, no extension) or ``pytorch3d`` (PyTorch3D's hard
+            rasterizer, CPU or CUDA; needs a PyTorch3D build for the installed torch).
         render_device: where the renderer runs (``raycast``: ``cpu`` only).
         solve_device: where the field term and the solve run; None: ``render_device``.
         network_device: where the network runs.
@@ -70,11 +73,19 @@ class Placement:
             raise ValueError("network_backend 'onnxruntime' runs on the CPU")
 
     @classmethod
-    def gpu(cls, device: str = "cuda", network_backend: str = "cuda_graph", **kw) -> Placement:
-        """Everything that can run on ``device`` does: PyTorch3D (on CUDA with its binning unless
-        ``bin_size`` says otherwise), the solve, the network."""
-        kw.setdefault("bin_size", None if torch.device(device).type == "cuda" else 0)
-        return cls("pytorch3d", device, device, device, network_backend, **kw)
+    def gpu(
+        cls,
+        device: str = "cuda",
+        network_backend: str = "cuda_graph",
+        renderer: str = "torch",
+        **kw,
+    ) -> Placement:
+        """Everything that can run on ``device`` does: the renderer (``torch`` by default: it
+        needs nothing but torch; ``pytorch3d`` on CUDA with its binning unless ``bin_size`` says
+        otherwise), the solve, the network."""
+        if renderer == "pytorch3d":
+            kw.setdefault("bin_size", None if torch.device(device).type == "cuda" else 0)
+        return cls(renderer, device, device, device, network_backend, **kw)
 
     @property
     def solve_on(self) -> torch.device:
@@ -94,6 +105,10 @@ def placement_renderer(placement: Placement) -> Renderer:
         from gcf_ros.core.render.raycast import RaycastRenderer
 
         renderer: Renderer = RaycastRenderer()
+    elif placement.renderer == "torch":
+        from gcf_ros.core.render.torch_raster import TorchRasterizer
+
+        renderer = TorchRasterizer(device=placement.render_device)
     else:
         from gcf_ros.core.render.pytorch3d_backend import PyTorch3DRenderer
 

@@ -1,5 +1,6 @@
 """The GPU path (issue 21): the refinement loop with the rendering, the field term and the solve on
-a chosen device, PyTorch3D windows in one batch, and the network's CUDA-graph / compile wrappers.
+a chosen device, a frame's windows in one rasterizer batch (torch, PyTorch3D), and the network's
+CUDA-graph / compile wrappers.
 
 Every device-parametrised test runs on the CPU everywhere (the same code path with device "cpu")
 and on CUDA where a GPU is visible; scripts/gpu_check.py measures the rest on a GPU machine.
@@ -15,6 +16,7 @@ from gcf_ros.bench.cases import simulated_depth
 from gcf_ros.bench.frame import VariantRegistry, load_bench_frame
 from gcf_ros.core.render import DeviceRenderer, RenderOutput
 from gcf_ros.core.render.raycast import RaycastRenderer
+from gcf_ros.core.render.torch_raster import TorchRasterizer
 from gcf_ros.gcf.cuda_graph import CompiledNet, CudaGraphNet, accelerate, bucket_for, warm_up
 from gcf_ros.gcf.network import GcfNet, NetConfig
 from gcf_ros.gcf.placement import Placement, build_refiner, placement_renderer
@@ -44,12 +46,13 @@ def _poses(results) -> np.ndarray:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_pytorch3d_windows_in_one_batch_equal_one_at_a_time(bench, device, one_torch_thread):
-    """All windows of a frame in one PyTorch3D batch (render, network, field term and solve on
+@pytest.mark.parametrize("renderer", ["torch", "pytorch3d"])
+def test_windows_in_one_batch_equal_one_at_a_time(bench, device, renderer, one_torch_thread):
+    """All windows of a frame in one rasterizer batch (render, network, field term and solve on
     ``device``) give the per-window results, and the device's poses are the CPU's."""
     frame, ids, T0, small = bench
     settings = {"iterations": 3}
-    refiner = build_refiner(small, Placement.gpu(device, "eager"), S64, settings)
+    refiner = build_refiner(small, Placement.gpu(device, "eager", renderer), S64, settings)
     batched = _poses(refiner.refine_poses(frame.image_rgb, frame.K, ids, T0))
     single = np.stack([
         _poses(refiner.refine_poses(frame.image_rgb, frame.K, [m], T0[b : b + 1]))[0]
@@ -58,7 +61,7 @@ def test_pytorch3d_windows_in_one_batch_equal_one_at_a_time(bench, device, one_t
     assert np.abs(batched - T0).max() > 1e-3  # the poses moved
     np.testing.assert_allclose(batched, single, atol=1e-5)
     if device != "cpu":
-        cpu = build_refiner(small, Placement(renderer="pytorch3d"), S64, settings)
+        cpu = build_refiner(small, Placement(renderer=renderer), S64, settings)
         reference = _poses(cpu.refine_poses(frame.image_rgb, frame.K, ids, T0))
         np.testing.assert_allclose(batched, reference, atol=1e-4)
 
@@ -160,10 +163,13 @@ def test_placements_and_their_renderers():
     assert isinstance(moved, DeviceRenderer) and moved.device.type == "meta"
     gpu = Placement.gpu()
     assert (gpu.renderer, gpu.render_device, str(gpu.solve_on), gpu.network_device) == (
-        "pytorch3d", "cuda", "cuda", "cuda",
+        "torch", "cuda", "cuda", "cuda",
     )  # fmt: skip
-    assert gpu.network_backend == "cuda_graph" and gpu.bin_size is None  # PyTorch3D's binning
-    assert Placement.gpu("cpu", "eager").bin_size == 0  # naive: the CPU rasterizer's only mode
+    assert gpu.network_backend == "cuda_graph"
+    assert isinstance(placement_renderer(Placement.gpu("cpu", "eager")), TorchRasterizer)
+    p3d = Placement.gpu(renderer="pytorch3d")
+    assert p3d.renderer == "pytorch3d" and p3d.bin_size is None  # PyTorch3D's binning on CUDA
+    assert Placement.gpu("cpu", "eager", "pytorch3d").bin_size == 0  # naive: its CPU mode
     with pytest.raises(ValueError, match="CPU only"):
         Placement(render_device="cuda")
     with pytest.raises(ValueError, match="needs network_device cuda"):

@@ -28,19 +28,26 @@ def test_gpu_check_quick_on_the_cpu(tmp_path, lmo_root):
     assert net["eager"]["median_ms"] > 0 and net["cuda_graph"]["max_field_diff_px"] < 1e-3
     compiled = doc["network_compile"]["gcf_lmo_s64.pt"]["batches"]["1"]
     assert compiled["max_field_diff_px"] < 1e-3 and compiled["warm_up_s"] > 0
-    p3d = doc["renderer"]["windows"]["2"]["pytorch3d_cpu_naive"]
-    assert p3d["mask_iou_vs_raycast_min"] > 0.95 and p3d["per_window_ms"] > 0
+    windows = doc["renderer"]["windows"]["2"]
+    assert doc["renderer"]["reference"] == "open3d_raycast_cpu"
+    for name in ("torch_cpu", "pytorch3d_cpu_naive"):
+        assert windows[name]["mask_iou_vs_reference_min"] > 0.95, name
+        assert windows[name]["per_window_ms"] > 0
     assert doc["solver"]["2"]["max_xi_diff_vs_cpu"] == 0.0  # one device here
-    for placement in ("raycast", "gpu"):
+    for placement in ("raycast", "gpu", "gpu_pytorch3d"):
         case = doc["cases"][placement]["2"]
         assert case["per_iteration_ms"]["median"] > 0 and case["iterations"] == 2
         assert case["phases_ms"]["network"] > 0
-    assert doc["cases"]["gpu"]["placement"]["renderer"] == "pytorch3d"
+    assert doc["cases"]["gpu"]["placement"]["renderer"] == "torch"
+    assert doc["cases"]["gpu_pytorch3d"]["placement"]["renderer"] == "pytorch3d"
     for key in ("baseline_mask", "baseline_rgb"):
         assert doc["cases"][key]["per_iteration_ms"]["median"] > 0
     same = doc["parity"]["iterations_2"]["same_renderer_device_solve_and_network"]
     assert same["rot_deg_max"] < 1e-6 and same["trans_mm_max"] < 1e-6  # the CPU both times
-    assert doc["parity"]["iterations_2"]["gpu"]["rot_deg_max"] < 0.1  # PyTorch3D vs ray casting
+    assert doc["parity"]["reference"] == "cpu_raycast"
+    for name in ("gpu", "gpu_pytorch3d"):  # rasterizers vs ray casting
+        assert doc["parity"]["iterations_2"][name]["rot_deg_max"] < 0.1, name
     lmo = doc["lmo"]
-    assert lmo["n_instances"] == 2 and lmo["raycast"]["refined"]["n"] == 2
-    assert lmo["gpu"]["refined"]["n"] == 2 and lmo["pose_diff_raycast_vs_gpu"]["n"] == 2
+    assert lmo["n_instances"] == 2 and lmo["cpu_raycast"]["refined"]["n"] == 2
+    assert lmo["gpu"]["refined"]["n"] == 2 and lmo["pose_diff_reference_vs_gpu"]["n"] == 2
+    assert lmo["gpu"]["placement"]["renderer"] == "torch"

@@ -2,8 +2,10 @@
 
 ``RaycastRenderer`` (open3d, CPU) is the renderer of the GCF refinement loop;
 ``PyTorch3DRenderer`` (hard rasterizer plus soft silhouette / soft Phong for the differentiable
-baselines) runs on CPU and CUDA. Both return a ``RenderOutput``. ``DeviceRenderer`` wraps either
-and moves its output to another device (where the refiner's field term and solve then run).
+baselines) runs on CPU and CUDA; ``TorchRasterizer`` (hard rasterization in plain torch, no
+extension) is the renderer of the GPU placement. All return a ``RenderOutput``.
+``DeviceRenderer`` wraps any of them and moves its output to another device (where the refiner's
+field term and solve then run).
 """
 
 from gcf_ros.core.render.device import DeviceRenderer
@@ -13,7 +15,7 @@ __all__ = ["DeviceRenderer", "RenderOutput", "Renderer", "Shading", "make_render
 
 
 def make_renderer(backend: str, **kwargs) -> Renderer:
-    """Build a renderer by name: ``raycast`` or ``pytorch3d``."""
+    """Build a renderer by name: ``raycast``, ``pytorch3d`` or ``torch``."""
     if backend == "raycast":
         from gcf_ros.core.render.raycast import RaycastRenderer
 
@@ -22,4 +24,10 @@ def make_renderer(backend: str, **kwargs) -> Renderer:
         from gcf_ros.core.render.pytorch3d_backend import PyTorch3DRenderer
 
         return PyTorch3DRenderer(**kwargs)
-    raise ValueError(f"unknown renderer backend {backend!r}; choose 'raycast' or 'pytorch3d'")
+    if backend == "torch":
+        from gcf_ros.core.render.torch_raster import TorchRasterizer
+
+        return TorchRasterizer(**kwargs)
+    raise ValueError(
+        f"unknown renderer backend {backend!r}; choose 'raycast', 'pytorch3d' or 'torch'"
+    )

@@ -37,6 +37,7 @@ from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 from pytorch3d.utils import cameras_from_opencv_projection
 
+from gcf_ros.core.render.shading import shade as _shade
 from gcf_ros.core.render.types import RenderOutput, Shading
 
 if TYPE_CHECKING:
@@ -283,30 +284,6 @@ class PyTorch3DRenderer:
             cached = _MeshTensors(model, verts, faces, attrs)
             self._meshes[id(model)] = cached
         return cached
-
-
-def _shade(
-    attrs: torch.Tensor, T: torch.Tensor, shading: Shading
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lambert-shaded colours and unit camera-frame normals (B, ..., 3) from interpolated
-    attributes (B, ..., 9) = [xyz_obj | normal_obj | colour] and poses T (B, 4, 4)."""
-    R, t = T[:, :3, :3], T[:, :3, 3]
-    X_cam = torch.einsum("bij,b...j->b...i", R, attrs[..., :3])
-    X_cam = X_cam + t.reshape(t.shape[0], *([1] * (attrs.ndim - 2)), 3)
-    normals = _unit(torch.einsum("bij,b...j->b...i", R, attrs[..., 3:6]))
-    if shading.light_dir_cam is None:
-        light = -_unit(X_cam)  # headlight: towards the camera centre
-    else:
-        light = _unit(torch.tensor(shading.light_dir_cam, dtype=T.dtype, device=T.device))
-    lambert = (normals * light).sum(-1, keepdim=True).clamp_min(0.0)
-    rgb = attrs[..., 6:9] * (shading.ambient + shading.diffuse * lambert)
-    return rgb.clamp(0.0, 1.0), normals
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    """Rows of v (..., 3) scaled to unit length; zero rows stay zero (with finite gradients)."""
-    n2 = (v * v).sum(-1, keepdim=True)
-    return v * torch.rsqrt(n2.clamp_min(1e-24))
 
 
 def _truncated(fragments: Fragments, sigma: float) -> bool:
