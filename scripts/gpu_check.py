@@ -4,6 +4,14 @@ agrees with the CPU path. One call, one JSON document.
     python scripts/gpu_check.py --out $OUT/gpu_check.json        # GPU machine: <= 8 min on an H200
     python scripts/gpu_check.py --device cpu --quick --out out/gpu_check_cpu.json  # ~1 min, 2 cores
 
+Without open3d on the GPU machine: write the models here first (one file, ~6 MB: the packaged
+registry and LM-O's) and the LM-O frames that the ``lmo`` section reads (scripts/lmo_subset.py):
+
+    python scripts/gpu_check.py --write-models-snapshot shared/models_snapshot.npz
+    python scripts/lmo_subset.py --out shared/lmo_51_100 --frames 51-100
+    python scripts/gpu_check.py --models-snapshot shared/models_snapshot.npz \
+        --lmo shared/lmo_51_100 --out $OUT/gpu_check.json                    # GPU machine
+
 Time budget: ``--budget-s`` (default 420 s) bounds the whole run; the sections run in the order
 below and the last one (torch.compile) takes what is left, bucket by bucket, stopping early when
 the next compilation might not fit. The JSON is rewritten after every section, so a run killed at
@@ -15,7 +23,8 @@ Sections (keys of the JSON; each runs in its own try: a package that does not im
 is recorded under that key as {"skipped": ...} or {"error": ...}, and the other sections still run.
 The GPU machine may lack open3d and PyTorch3D: the GPU placement renders with the torch
 rasterizer (gcf_ros.core.render.torch_raster), which needs neither; the CPU reference is then the
-torch rasterizer on the CPU, and the models come from a registry snapshot, --models-snapshot):
+torch rasterizer on the CPU, and with ``--models-snapshot`` the models come from a registry
+snapshot, so nothing needs open3d except ray casting):
 
 - ``environment``: device name, torch / CUDA / Python versions, which optional packages import.
 - ``network``: the shipped networks alone (gcf_lmo.pt, S = 128; gcf_lmo_s64.pt, S = 64) for
@@ -77,6 +86,10 @@ if str(ROOT) not in sys.path:  # run from a plain copy of the repository (no ins
 import torch  # noqa: E402
 
 OPTIONAL = ("numpy", "cv2", "scipy", "yaml", "PIL", "open3d", "pytorch3d", "triton")
+# Names of the registries in a --models-snapshot file: the packaged models.yaml, LM-O's models/.
+# The same ids differ there (tf_name, source file, vertices by float32 rounding of the two PLY
+# files), so each keeps its own models; the snapshot stores arrays that are equal once.
+SNAPSHOT_DEFAULT, SNAPSHOT_LMO = "default", "lmo"
 
 
 @dataclass(frozen=True)
@@ -321,14 +334,16 @@ class _Context:
     """What the refinement sections share: the registry (decimated with --quick), the bench
     frame, the predictors per (device, backend), the placements."""
 
-    def __init__(self, device: torch.device, plan: Plan) -> None:
+    def __init__(self, device: torch.device, plan: Plan, snapshot: Path | None = None) -> None:
         from gcf_ros.bench.frame import VariantRegistry, load_bench_frame
         from gcf_ros.core.models import ModelRegistry
         from gcf_ros.resources import default_models_yaml
 
-        self.device, self.plan = device, plan
+        self.device, self.plan, self.snapshot = device, plan, snapshot
         self.frame = load_bench_frame()
-        base = ModelRegistry.from_yaml(default_models_yaml())
+        base = _snapshot_registry(snapshot, SNAPSHOT_DEFAULT)
+        if base is None:
+            base = ModelRegistry.from_yaml(default_models_yaml())
         self.registry = base if plan.face_budget is None else _decimated(base, plan.face_budget)
         self._predictors: dict = {}
         self.VariantRegistry = VariantRegistry
@@ -396,6 +411,58 @@ def _decimated(base, faces: int):
             return self._variants[model_id]
 
     return Decimated(base, {})
+
+
+def _snapshot_registry(path: Path | None, name: str):
+    """Registry ``name`` of the snapshot file ``path``; None when no file is given."""
+    from gcf_ros.core.models import ModelRegistry
+
+    return None if path is None else ModelRegistry.load_snapshot(path, name)
+
+
+def write_models_snapshot(path: Path, lmo_root: Path | None) -> dict:
+    """Write the packaged registry and, when found, LM-O's (``load_registry(None, dataset)``) to
+    one snapshot at ``path`` (needs open3d and the meshes); what was written and how the
+    registries compare where their ids overlap."""
+    from gcf_ros.core.bop import BopDataset
+    from gcf_ros.core.model_snapshot import write_snapshot
+    from gcf_ros.core.models import ModelRegistry
+    from gcf_ros.eval.models_input import load_registry
+    from gcf_ros.resources import default_models_yaml
+
+    registries = {SNAPSHOT_DEFAULT: ModelRegistry.from_yaml(default_models_yaml())}
+    if lmo_root is not None:
+        registries[SNAPSHOT_LMO] = load_registry(None, BopDataset(lmo_root))
+    write_snapshot(path, registries)
+    out: dict = {"snapshot": str(path), "bytes": path.stat().st_size, "lmo_root": str(lmo_root),
+                 "registries": {k: list(r.ids) for k, r in registries.items()}}  # fmt: skip
+    if SNAPSHOT_LMO in registries:
+        out["overlap"] = _compare_registries(*registries.values())
+    return out
+
+
+def _compare_registries(a, b) -> dict:
+    """Per id of both: which ObjectModel fields differ, and the largest vertex difference (mm)."""
+    import numpy as np
+
+    fields = ("verts_obj", "faces", "vert_colors", "vert_normals_obj", "diameter", "symmetry",
+              "tf_name", "up_axis", "color_source")  # fmt: skip
+    out = {}
+    for model_id in sorted(set(a.ids) & set(b.ids)):
+        ma, mb = a.get(model_id), b.get(model_id)
+        differ = [f for f in fields if not _same(getattr(ma, f), getattr(mb, f))]
+        same_shape = ma.verts_obj.shape == mb.verts_obj.shape
+        dv = float(1e3 * np.abs(ma.verts_obj - mb.verts_obj).max()) if same_shape else None
+        out[model_id] = {"fields_differ": differ, "max_vertex_diff_mm": dv}
+    return out
+
+
+def _same(x, y) -> bool:
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        return x.shape == y.shape and bool(np.array_equal(x, y))
+    return x == y
 
 
 def renderer(ctx: _Context) -> dict:
@@ -610,12 +677,16 @@ def lmo(ctx: _Context, root: Path | None, budget: Budget) -> dict:
     from gcf_ros.eval.cli import frame_range
     from gcf_ros.eval.harness import EvalConfig, evaluate, results_dict, select_instances
     from gcf_ros.eval.methods import MethodOutput
-    from gcf_ros.eval.models_input import load_registry
+    from gcf_ros.eval.models_input import check_models_cover, load_registry
 
     if root is None:
         return {"skipped": "LM-O not found (--lmo, GCF_LMO_ROOT, ../shared/data/lmo)"}
     dataset = BopDataset(root)
-    base = load_registry(None, dataset)
+    base = _snapshot_registry(ctx.snapshot, SNAPSHOT_LMO)
+    if base is None:
+        base = load_registry(None, dataset)
+    source = f"{ctx.snapshot} ({SNAPSHOT_LMO})" if ctx.snapshot else str(root / "models")
+    check_models_cover(dataset, base, source)
     registry = base if ctx.plan.face_budget is None else _decimated(base, ctx.plan.face_budget)
     config = EvalConfig(root, noise="medium", seed=0)
     selected = frame_range(select_instances(dataset, base, config), dataset, ctx.plan.frames)
@@ -640,7 +711,7 @@ def lmo(ctx: _Context, root: Path | None, budget: Budget) -> dict:
             return MethodOutput(T, its, time.perf_counter() - t0)
 
     out: dict = {"frames": ctx.plan.frames, "noise": "medium", "seed": 0,
-                 "n_instances": len(selected)}  # fmt: skip
+                 "n_instances": len(selected), "models": source}  # fmt: skip
     poses = {}
     ref_name, ref = ctx.reference()
     runs = {"gpu": ctx.placements()["gpu"], ref_name: ref}  # the device's first: it is the news
@@ -648,15 +719,18 @@ def lmo(ctx: _Context, root: Path | None, budget: Budget) -> dict:
         if budget.left() < 90:
             out[name] = {"skipped": "time budget"}
             continue
-        method = Placed(ctx.refiner(placement, registry), name)
-        t0 = time.perf_counter()
-        records = evaluate(selected, registry, method)
-        doc = results_dict(records, {})
-        out[name] = {
-            "placement": placement.to_dict(), "wall_s": time.perf_counter() - t0,
-            "refined": doc["refined"], "initial": doc["initial"], "time": doc["time"],
-        }  # fmt: skip
-        poses[name] = np.concatenate(method.poses) if method.poses else None
+
+        def run(name=name, placement=placement) -> dict:
+            method = Placed(ctx.refiner(placement, registry), name)
+            t0 = time.perf_counter()
+            doc = results_dict(evaluate(selected, registry, method), {})
+            poses[name] = np.concatenate(method.poses) if method.poses else None
+            return {
+                "placement": placement.to_dict(), "wall_s": time.perf_counter() - t0,
+                "refined": doc["refined"], "initial": doc["initial"], "time": doc["time"],
+            }  # fmt: skip
+
+        out[name] = _attempt(run)  # one placement's failure leaves the other's result
     if all(poses.get(k) is not None for k in (ref_name, "gpu")):
         out["pose_diff_reference_vs_gpu"] = _pose_diff(poses[ref_name], poses["gpu"])
         out["reference"] = ref_name
@@ -693,7 +767,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=420.0, help="time budget of the run")
     p.add_argument("--lmo", type=Path, default=None, help="LM-O BOP folder")
     p.add_argument("--skip", nargs="*", default=(), help="sections to leave out")
+    p.add_argument(
+        "--models-snapshot",
+        type=Path,
+        default=None,
+        help="serve the models from this snapshot (no open3d needed to load them)",
+    )
+    p.add_argument(
+        "--write-models-snapshot",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the packaged and LM-O registries to FILE and exit (needs open3d)",
+    )
     args = p.parse_args(argv)
+    if args.write_models_snapshot is not None:
+        info = write_models_snapshot(args.write_models_snapshot, _lmo_root(args.lmo))
+        print(json.dumps(info, indent=1))
+        return 0
     budget = Budget(args.budget_s)
     requested = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
@@ -702,13 +793,18 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("--device cuda requested but no CUDA device is visible: ran on the CPU")
         device = torch.device("cpu")
     plan = Plan.quick() if args.quick else Plan()
+    snapshot = args.models_snapshot
+    if snapshot is not None and not snapshot.is_file():
+        notes.append(f"--models-snapshot {snapshot}: no such file; models loaded from meshes")
+        snapshot = None
     doc: dict = {"script": "scripts/gpu_check.py", "quick": args.quick, "notes": notes,
-                 "budget_s": args.budget_s, "plan": plan.__dict__}  # fmt: skip
+                 "budget_s": args.budget_s, "plan": plan.__dict__,
+                 "models_snapshot": None if snapshot is None else str(snapshot)}  # fmt: skip
     ctx_box: list = []
 
     def ctx() -> _Context:
         if not ctx_box:
-            ctx_box.append(_Context(device, plan))
+            ctx_box.append(_Context(device, plan, snapshot))
         return ctx_box[0]
 
     sections = {

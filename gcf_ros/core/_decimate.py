@@ -4,14 +4,21 @@
   quality, but about 10 s just to start on 2 M faces and 17-30 s to reach 500 k here.
 - :func:`cluster_to_limit`: vertex clustering on a grid, linear time and memory, for the load-time
   face limit (``max_faces``), which must stay cheap whatever the file holds.
+
+Both build open3d meshes: open3d is imported when they run (ImportError naming what needed it).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import open3d as o3d
+
+from gcf_ros.core._open3d import SNAPSHOT_HINT, require_open3d
+
+if TYPE_CHECKING:
+    import open3d as o3d
 
 _MAX_CELLS_PER_AXIS = 2**20  # keeps the cell keys within int64
 _MAX_ROUNDS = 40
@@ -19,6 +26,7 @@ _MAX_ROUNDS = 40
 
 def decimate(mesh: o3d.geometry.TriangleMesh, max_faces: int) -> o3d.geometry.TriangleMesh:
     """Quadric decimation to at most ``max_faces`` triangles, cleaned (colours interpolated)."""
+    o3d = require_open3d("simplifying a model (quadric decimation, face_budget)", SNAPSHOT_HINT)
     target = max_faces
     for _ in range(8):
         out = mesh.simplify_quadric_decimation(target_number_of_triangles=target)
@@ -46,6 +54,7 @@ def cluster_to_limit(
     bisected while below half of it. No faces when no cell size meets the limit (a 12-face cube
     cannot be clustered to 10 faces).
     """
+    o3d = require_open3d("decimating a mesh (max_faces)", SNAPSHOT_HINT)
     verts = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.triangles, dtype=np.int64)
     colors = np.asarray(mesh.vertex_colors, dtype=np.float64)

@@ -1,6 +1,8 @@
 """Private mesh helpers for :mod:`gcf_ros.core.models`: reading, checks, colours, normals.
 
 All functions work on open3d legacy meshes or numpy arrays in the mesh's own units unless stated.
+open3d is imported where it is called (:func:`read_mesh`, :func:`ensure_normals`), so the checks
+and :class:`ModelLoadError` import without it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import open3d as o3d
 
 from gcf_ros.core._diameter import diameter  # noqa: F401 (re-exported for callers)
+from gcf_ros.core._open3d import SNAPSHOT_HINT, require_open3d
+
+if TYPE_CHECKING:
+    import open3d as o3d
 
 _LOG = logging.getLogger("gcf_ros.core.models")
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".ply", ".obj", ".stl", ".glb", ".gltf")
@@ -65,8 +71,9 @@ def read_mesh(path: Path) -> o3d.geometry.TriangleMesh:
     polygon (non-triangle) faces, and with ``enable_post_processing`` it drops whole meshes that
     hold polygons and splits every vertex by face normal. So read without post-processing (the
     textures load anyway) and, when the tensor reader (which triangulates polygons) finds more
-    triangles, use its mesh instead.
+    triangles, use its mesh instead. ImportError without open3d.
     """
+    o3d = require_open3d("loading mesh files", SNAPSHOT_HINT)
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         mesh = o3d.io.read_triangle_mesh(str(path), enable_post_processing=False)
         if path.suffix.lower() not in _ASSIMP:
@@ -84,6 +91,7 @@ def read_mesh(path: Path) -> o3d.geometry.TriangleMesh:
 
 def _legacy_from_tensor(tmesh: o3d.t.geometry.TriangleMesh) -> o3d.geometry.TriangleMesh:
     """Legacy copy of a tensor mesh, keeping its single albedo texture and triangle UVs."""
+    o3d = require_open3d("loading mesh files", SNAPSHOT_HINT)
     mesh = tmesh.to_legacy()
     material = tmesh.material if tmesh.has_valid_material() else None
     if material is None or "albedo" not in material.texture_maps:
@@ -273,6 +281,7 @@ def ensure_normals(mesh: o3d.geometry.TriangleMesh, recompute: bool) -> None:
         and (np.linalg.norm(normals, axis=1) > 1e-12).all()
     )
     if usable:
+        o3d = require_open3d("mesh normals", SNAPSHOT_HINT)
         mesh.vertex_normals = o3d.utility.Vector3dVector(unit_rows(normals).astype(np.float64))
     else:
         mesh.compute_vertex_normals(normalized=True)

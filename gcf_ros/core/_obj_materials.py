@@ -14,9 +14,12 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import open3d as o3d
+
+if TYPE_CHECKING:
+    import open3d as o3d
 
 _LOG = logging.getLogger("gcf_ros.core.models")
 _MTLLIB = re.compile(rb"^[ \t]*mtllib[ \t]+([^\r\n]+)", re.MULTILINE)

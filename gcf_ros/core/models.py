@@ -7,24 +7,29 @@ material's ``Kd`` colour in the .mtl, else a flat colour) and unit normals. The 
 the file's own frame: meshes are scaled, never moved or rotated. Low-level mesh helpers live in
 :mod:`gcf_ros.core._mesh_utils` and :mod:`gcf_ros.core._obj_materials`; how a model is described
 (:class:`ModelSpec`, the registry YAML) in :mod:`gcf_ros.core.model_spec`.
+
+open3d is imported only by what reads, decimates or converts meshes: this module imports without
+it, and a registry snapshot (:meth:`ModelRegistry.save_snapshot` where open3d is installed,
+:meth:`ModelRegistry.load_snapshot` anywhere: :mod:`gcf_ros.core.model_snapshot`) serves the
+models on a machine that lacks it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import open3d as o3d
 
 from gcf_ros.core import _decimate
 from gcf_ros.core import _mesh_utils as mu
 from gcf_ros.core._mesh_utils import ModelLoadError
 from gcf_ros.core._obj_materials import material_colors
+from gcf_ros.core._open3d import SNAPSHOT_HINT, require_open3d
 from gcf_ros.core.model_spec import (
     DEFAULT_MAX_FACES,
     UP_AXES,
@@ -33,6 +38,9 @@ from gcf_ros.core.model_spec import (
     size_warning,
 )
 from gcf_ros.core.symmetry import Symmetry
+
+if TYPE_CHECKING:
+    import open3d as o3d
 
 __all__ = [
     "COLOR_SOURCES",
@@ -150,6 +158,7 @@ class ObjectModel:
         """This model decimated (open3d quadric) to at most ``max_faces`` faces; colours kept.
 
         Normals, diameter and bounding box are recomputed. Returns ``self`` when within budget.
+        ImportError without open3d (when there is something to decimate).
         """
         if isinstance(max_faces, bool) or not isinstance(max_faces, int | np.integer):
             raise ValueError(f"max_faces must be a positive integer, got {max_faces!r}")
@@ -158,6 +167,7 @@ class ObjectModel:
         max_faces = int(max_faces)
         if self.num_faces <= max_faces:
             return self
+        require_open3d(f"simplifying model {self.model_id!r} (quadric decimation)", SNAPSHOT_HINT)
         mesh = _decimate.decimate(self.to_open3d_legacy(), max_faces)
         if len(mesh.triangles) == 0:
             raise ModelLoadError(
@@ -170,7 +180,10 @@ class ObjectModel:
         return _model_from_mesh(mesh, self.source_path, **self._meta())
 
     def to_open3d_legacy(self) -> o3d.geometry.TriangleMesh:
-        """A new legacy open3d mesh (float64 copies) with colours and normals, metres."""
+        """A new legacy open3d mesh (float64 copies) with colours and normals, metres.
+
+        ImportError without open3d."""
+        o3d = require_open3d("converting a model to an open3d mesh")
         mesh = o3d.geometry.TriangleMesh(
             o3d.utility.Vector3dVector(self.verts_obj.astype(np.float64)),
             o3d.utility.Vector3iVector(self.faces.astype(np.int32)),
@@ -185,7 +198,9 @@ def load_model(spec: ModelSpec) -> ObjectModel:
 
     A mesh with more than ``spec.max_faces`` faces is decimated instead of cleaned (clustering
     drops collapsed and repeated faces itself; open3d's cleaning alone took 1.5-6 s on 2 M faces).
+    ImportError without open3d (saying what to do instead: load a registry snapshot).
     """
+    o3d = require_open3d("loading mesh files", SNAPSHOT_HINT)
     path = mu.check_path(spec.mesh_path)
     mesh = mu.read_mesh(path)
     mu.check_arrays(mesh, path)
@@ -264,7 +279,9 @@ def _model_from_mesh(mesh: o3d.geometry.TriangleMesh, path: Path, **meta: Any) -
 class ModelRegistry:
     """Model specs by id, with lazily loaded, cached full-resolution and render meshes.
 
-    Thread-safe: loading happens under a lock, so concurrent callers share one load.
+    Thread-safe: loading happens under a lock, so concurrent callers share one load. A registry
+    from :meth:`load_snapshot` holds its models already (loaded elsewhere): it needs neither open3d
+    nor the mesh files.
     """
 
     def __init__(self, specs: Mapping[str, ModelSpec]) -> None:
@@ -284,6 +301,37 @@ class ModelRegistry:
         keys: ``config/models.yaml``). Relative mesh paths are relative to the YAML file's folder.
         """
         return cls(read_registry_yaml(Path(path).expanduser()))
+
+    @classmethod
+    def load_snapshot(cls, path: str | Path, name: str | None = None) -> ModelRegistry:
+        """The registry saved in a snapshot file (:meth:`save_snapshot`,
+        :func:`gcf_ros.core.model_snapshot.write_snapshot`): its specs, full-resolution and
+        render models, served without open3d and without the mesh files.
+
+        ``name``: which registry of a file that holds several (None: the file's only one).
+        ModelLoadError naming the file when it is missing or not a snapshot.
+        """
+        from gcf_ros.core.model_snapshot import read_snapshot
+
+        specs, full, render = read_snapshot(path, name)
+        registry = cls(specs)
+        registry._full.update(full)
+        registry._render.update(render)
+        return registry
+
+    def save_snapshot(
+        self, path: str | Path, ids: Iterable[str] | None = None, name: str | None = None
+    ) -> Path:
+        """Write the models ``ids`` (default: all) to one snapshot file for :meth:`load_snapshot`.
+
+        Each model is loaded first if it is not yet (needs open3d and the mesh files here). The
+        file holds, per id, the spec, ``get(id)`` and ``render_model(id)`` with all their fields
+        (format: :mod:`gcf_ros.core.model_snapshot`: compressed npz arrays and a JSON document,
+        no pickle). ``name``: the registry's name in the file (default ``"default"``).
+        """
+        from gcf_ros.core.model_snapshot import DEFAULT_NAME, write_snapshot
+
+        return write_snapshot(path, {name or DEFAULT_NAME: self}, ids)
 
     @property
     def ids(self) -> tuple[str, ...]:

@@ -33,7 +33,8 @@ lives (the default open3d ray caster: the CPU; ``PyTorch3DRenderer(device="cuda"
 windows of the frame in one batch; :func:`gcf_ros.gcf.placement.build_refiner` builds the
 combinations). The field term and the solve run on the rendering's device; the NumPy-based terms
 (silhouette lines, depth) and the per-instance bookkeeping on the CPU. A predictor gets the
-rendering on the CPU unless it sets ``accepts_device_render = True``.
+rendering on the CPU unless it sets ``accepts_device_render = True``. The default ray caster (and
+open3d) is imported only when no renderer is given: with one, this module runs without open3d.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ from gcf_ros.core.camera import crop_window_for_box
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.core.phase_timer import PhaseTimer, timed
 from gcf_ros.core.pose_update import apply_update
-from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.render.types import Renderer, RenderOutput
 from gcf_ros.gcf.checkpoints import default_checkpoint, find_checkpoint, resolve_checkpoint  # noqa: F401
 from gcf_ros.gcf.inference import DEFAULT_BACKEND
@@ -320,6 +320,14 @@ class IterationRecord:
     step: np.ndarray
 
 
+def _default_renderer() -> Renderer:
+    """The renderer of a Refiner given none: open3d ray casting on the CPU (ImportError naming
+    open3d and the alternatives when it is missing)."""
+    from gcf_ros.core.render.raycast import RaycastRenderer
+
+    return RaycastRenderer()
+
+
 class Refiner:
     """Batched GCF refinement of the detections of one image.
 
@@ -345,7 +353,7 @@ class Refiner:
         self.predictor = predictor
         self.coarse_predictor = coarse_predictor
         self.config = config or RefinerConfig.resolve(getattr(predictor, "weights", None))
-        self.renderer = renderer or RaycastRenderer()
+        self.renderer = renderer or _default_renderer()
         self._check_terms(self.config)
         self.timer: PhaseTimer | None = None
         self.on_iteration: Callable[[IterationRecord], None] | None = None

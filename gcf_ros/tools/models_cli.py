@@ -5,6 +5,7 @@
         [--tf-name mug] [--include OTHER_REGISTRY.yaml]
     gcf-models check REGISTRY.yaml [--strict]
     gcf-models show REGISTRY.yaml
+    gcf-models snapshot --out FILE [--registry REGISTRY.yaml] [--bop-root DIR [--bop-name NAME]]
 
 ``add`` creates or updates one entry (the mesh path stored relative to the YAML file), loads the
 mesh and prints its size in the stated unit and in metres, with a warning when the size suggests
@@ -13,7 +14,10 @@ become this registry's too, e.g. gcf_ros's config/models.yaml beside your object
 leading comment block is kept; other comments are not. ``check`` loads every model and prints one
 line per problem (exit 1 on an error; ``--strict``: on a warning too). ``show`` prints a table of
 the models. Both load the registries a file's ``include:`` names too. The keys are documented in
-gcf_ros's config/models.yaml.
+gcf_ros's config/models.yaml. ``snapshot`` loads registries (``--registry``: stored as
+``default``; ``--bop-root``: a BOP dataset's ``models/``, stored under its folder's name, e.g.
+``lmo``; neither: gcf_ros's config/models.yaml) and writes their models to one file that
+``ModelRegistry.load_snapshot(FILE, NAME)`` serves without open3d and without the meshes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from gcf_ros.core.bop_models import bop_model_registry, unit_to_m
+from gcf_ros.core.model_snapshot import DEFAULT_NAME, write_snapshot
 from gcf_ros.core.model_spec import (
     REGISTRY_KEYS,
     UNITS_TO_M,
@@ -39,8 +45,9 @@ from gcf_ros.core.model_spec import (
     spec_from_yaml,
     specs_from_registry_doc,
 )
-from gcf_ros.core.models import ModelLoadError, ObjectModel, load_model
+from gcf_ros.core.models import ModelLoadError, ModelRegistry, ObjectModel, load_model
 from gcf_ros.core.symmetry import Symmetry
+from gcf_ros.resources import default_models_yaml
 
 PROG = "gcf-models"
 _HEADER = "# gcf_ros model registry (gcf-models). Keys: see config/models.yaml in gcf_ros.\n"
@@ -134,12 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="warnings fail too")
     show = sub.add_parser("show", help="a table of the models")
     show.add_argument("registry", type=Path)
+    _add_snapshot_parser(sub)
     return p
+
+
+def _add_snapshot_parser(sub: Any) -> None:
+    snap = sub.add_parser(
+        "snapshot", help="write loaded models to one file (load_snapshot: no open3d, no meshes)"
+    )
+    snap.add_argument("--out", type=Path, required=True, help="the snapshot file to write")
+    snap.add_argument(
+        "--registry", type=Path, default=None, help=f"registry YAML, stored as {DEFAULT_NAME!r}"
+    )
+    snap.add_argument("--bop-root", type=Path, default=None, help="a BOP dataset folder")
+    snap.add_argument(
+        "--bop-name", default=None, help="name of --bop-root's registry (default: its folder name)"
+    )
+    snap.add_argument(
+        "--dataset-unit", default="mm", choices=list(UNITS_TO_M), help="--bop-root's unit"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"add": _add, "check": _check, "show": _show}[args.command]
+    commands = {"add": _add, "check": _check, "show": _show, "snapshot": _snapshot}
+    command = commands[args.command]
     try:
         return command(args)
     except _CliError as err:
@@ -250,6 +276,28 @@ def _show(args: argparse.Namespace) -> int:
     for line in errors:
         print(f"{PROG}: error: {line}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    registries: dict[str, ModelRegistry] = {}
+    try:
+        if args.registry is not None or args.bop_root is None:
+            yaml_path = args.registry or default_models_yaml()
+            registries[DEFAULT_NAME] = ModelRegistry.from_yaml(yaml_path)
+        if args.bop_root is not None:
+            root = args.bop_root.expanduser()
+            name = args.bop_name or root.resolve().name
+            if name in registries:
+                raise _CliError(f"--bop-name {name!r}: taken by --registry; choose another")
+            registries[name] = bop_model_registry(root / "models", unit_to_m(args.dataset_unit))
+        path = write_snapshot(args.out, registries)
+    except (ModelLoadError, FileNotFoundError) as err:
+        raise _CliError(_one_line(str(err))) from None
+    print(f"{PROG}: wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    for name, registry in registries.items():
+        faces = sum(registry.get(model_id).num_faces for model_id in registry.ids)
+        print(f"  {name}: {len(registry)} model(s) {list(registry.ids)}, {faces} faces")
+    return 0
 
 
 def _load_all(

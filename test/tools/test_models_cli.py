@@ -221,3 +221,24 @@ def test_check_show_and_add_follow_include(tmp_path: Path, capsys):
     assert f"error: {registry}: models 'obj_000001' and 'obj_000001' share tf_name 'ape'" in (
         result.stdout
     )
+
+
+def test_snapshot_writes_the_registries_named(tmp_path: Path, capsys):
+    registry = tmp_path / "models.yaml"
+    _box(tmp_path / "box.ply", 80.0)
+    registry.write_text("models:\n  box:\n    mesh: box.ply\n    unit: mm\n    tf_name: crate\n")
+    bop = tmp_path / "mini_bop"
+    (bop / "models").mkdir(parents=True)
+    _box(bop / "models" / "obj_000003.ply", 50.0)
+    out = tmp_path / "snap.npz"
+    argv = ["snapshot", "--out", str(out), "--registry", str(registry), "--bop-root", str(bop)]
+    assert models_cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out}" in text and "mini_bop: 1 model(s) ['obj_000003']" in text
+    box = ModelRegistry.load_snapshot(out, "default").get("box")
+    assert box.tf_name == "crate" and box.diameter == pytest.approx(0.08 * np.sqrt(3))
+    bop_model = ModelRegistry.load_snapshot(out, "mini_bop").get("obj_000003")
+    assert bop_model.diameter == pytest.approx(0.05 * np.sqrt(3))
+    argv = ["snapshot", "--out", str(out), "--registry", str(tmp_path / "none.yaml")]
+    assert models_cli.main(argv) == 1
+    assert "model registry file not found" in capsys.readouterr().err

@@ -3,29 +3,42 @@
 One ray per window pixel centre, cast in the object frame, so the scene (BVH) of each model is
 built once and reused for every pose. Casting a 128 x 128 window costs about a millisecond per
 model; this is the renderer of the GCF refinement loop, which needs no gradients from rendering.
+open3d is imported when a renderer is made: this module imports without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
-import open3d as o3d
 import torch
 
+from gcf_ros.core._open3d import require_open3d
 from gcf_ros.core.render.types import RenderOutput, Shading
 
 if TYPE_CHECKING:
     from gcf_ros.core.models import ObjectModel
 
 
+def _open3d() -> ModuleType:
+    """open3d, or an ImportError saying that ray casting needs it."""
+    return require_open3d(
+        "ray casting (RaycastRenderer, the refiner's default renderer)",
+        "choose another renderer (gcf_ros.core.render.make_renderer, or the Refiner's renderer "
+        "argument)",
+    )
+
+
 class _ModelScene:
     """A model's BVH plus the per-vertex attributes interpolated at hits."""
 
     def __init__(self, model: ObjectModel) -> None:
+        o3d = _open3d()
         self.model = model  # keeps id(model) valid while cached
+        self.tensor = o3d.core.Tensor
         self.scene = o3d.t.geometry.RaycastingScene()
         self.scene.add_triangles(
             o3d.core.Tensor(np.ascontiguousarray(model.verts_obj, dtype=np.float32)),
@@ -42,9 +55,13 @@ class RaycastRenderer:
 
     Args:
         nthreads: threads for ray casting (0: all cores).
+
+    Raises:
+        ImportError: open3d does not import (it is checked here, not at the first render).
     """
 
     def __init__(self, nthreads: int = 0) -> None:
+        _open3d()
         self.nthreads = nthreads
         self._scenes: dict[int, _ModelScene] = {}
 
@@ -104,7 +121,7 @@ class RaycastRenderer:
 
     def _cast(self, ms: _ModelScene, rays: np.ndarray):
         """Cast rays (N, 6); returns (pixel index, depth, triangle vertex ids, barycentrics)."""
-        ans = ms.scene.cast_rays(o3d.core.Tensor(rays), nthreads=self.nthreads)
+        ans = ms.scene.cast_rays(ms.tensor(rays), nthreads=self.nthreads)
         t_hit = ans["t_hit"].numpy()
         idx = np.flatnonzero(np.isfinite(t_hit))
         if idx.size == 0:

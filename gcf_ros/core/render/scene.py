@@ -8,7 +8,7 @@ coordinates (u, v) = (j, i), as in ``RenderOutput``. Depth is the camera-frame z
 along it is z itself.
 
 This is the ground truth a depth camera would see of the known objects; ``gcf_ros.eval.simdepth``
-turns it into a noisy sensor image.
+turns it into a noisy sensor image. open3d is imported by :func:`render_scene_depth` when it runs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import open3d as o3d
+
+from gcf_ros.core._open3d import require_open3d
 
 if TYPE_CHECKING:
     from gcf_ros.core.models import ObjectModel
@@ -88,6 +89,7 @@ def render_scene_depth(
     instance = np.full((H, W), -1, dtype=np.int32)
     if len(models) == 0:
         return SceneDepth(depth, instance)
+    o3d = require_open3d("full-image depth by ray casting (render_scene_depth, simulated depth)")
     scene = o3d.t.geometry.RaycastingScene()
     geometry_to_instance = {}
     for n, model in enumerate(models):
