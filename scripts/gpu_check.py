@@ -67,6 +67,7 @@ sizes (2 windows, 2 iterations, 500-face meshes, LM-O frame 51 only) for the tes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import math
@@ -767,6 +768,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=420.0, help="time budget of the run")
     p.add_argument("--lmo", type=Path, default=None, help="LM-O BOP folder")
     p.add_argument("--skip", nargs="*", default=(), help="sections to leave out")
+    p.add_argument("--face-budget", type=int, default=None,
+                   help="decimate render models to this many faces (0: full meshes; default: "
+                        "the plan's, 500 with --quick; decimation needs open3d)")  # fmt: skip
     p.add_argument(
         "--models-snapshot",
         type=Path,
@@ -793,6 +797,8 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("--device cuda requested but no CUDA device is visible: ran on the CPU")
         device = torch.device("cpu")
     plan = Plan.quick() if args.quick else Plan()
+    if args.face_budget is not None:
+        plan = dataclasses.replace(plan, face_budget=args.face_budget or None)
     snapshot = args.models_snapshot
     if snapshot is not None and not snapshot.is_file():
         notes.append(f"--models-snapshot {snapshot}: no such file; models loaded from meshes")
