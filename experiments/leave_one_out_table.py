@@ -1,4 +1,4 @@
-"""Leave-one-object-out tables (issue 15, item 6) from the gcf-eval JSONs of scripts/leave_one_out.sh.
+"""Leave-one-object-out tables (issue 15, item 6) from scripts/leave_one_out.sh's gcf-eval JSONs.
 
     python experiments/leave_one_out_table.py out/loo
 
@@ -45,8 +45,9 @@ def _metrics(records: list[dict], key: str) -> dict:
 
 
 def _row(label: str, m: dict) -> str:
-    return (f"| {label} | {m['n']} | {100 * m['add']:.1f}% | {100 * m['deg5cm5']:.1f}% | "
-            f"{100 * m['proj5']:.1f}% | {m['rot']:.2f} | {m['trans']:.2f} | {m['proj']:.2f} |")  # fmt: skip
+    rates = " | ".join(f"{100 * m[k]:.1f}%" for k in ("add", "deg5cm5", "proj5"))
+    medians = " | ".join(f"{m[k]:.2f}" for k in ("rot", "trans", "proj"))
+    return f"| {label} | {m['n']} | {rates} | {medians} |"
 
 
 def main(folder: Path) -> None:
