@@ -65,6 +65,8 @@ TRACKED_SEEDS = (
     "test/pipeline/test_pipeline.py::"
     "test_seeds_from_tracks_get_the_tracking_iterations_fresh_detections_the_refiners"
 )
+TORCH_RASTER = "test/core/test_render_torch.py"
+SNAPSHOT = "test/core/test_model_snapshot.py"
 DEPTH_NODE = "test/ros/test_depth.py"
 DEPTH_NODE_E2E = (
     f"{DEPTH_NODE}::test_the_node_refines_with_registered_depth_and_notes_every_frame_without"
@@ -258,6 +260,16 @@ SABOTAGES = [
     Sabotage("depth-dropped-by-eval", "gcf-eval --depth never hands depth to the refiner",
              "gcf_ros/eval/methods.py",
              "detections, depth_m=frame.depth_m)", "detections, depth_m=None)", _t(DEPTH_EVAL)),
+    Sabotage("torch-raster-farthest", "the torch rasterizer keeps the farthest face per pixel",
+             "gcf_ros/core/render/torch_raster.py", 'reduce="amin"', 'reduce="amax"',
+             _t(TORCH_RASTER)),
+    Sabotage("torch-raster-affine-depth", "the torch rasterizer interpolates depth affinely",
+             "gcf_ros/core/render/torch_raster.py",
+             "    depth = 1.0 / inv_z.sum(1)\n",
+             "    depth = (w * uvz[tri][..., 2]).sum(1)\n", _t(TORCH_RASTER)),
+    Sabotage("torch-raster-culls", "the torch rasterizer drops faces of one winding",
+             "gcf_ros/core/render/torch_raster.py", "    ok = area.abs() > 1e-12",
+             "    ok = area > 1e-12", _t(TORCH_RASTER)),
     Sabotage("fused-band-offset", "the fused cost volume reads its offsets one column off",
              "gcf_ros/gcf/inference.py", "(s[0], s[1], s[2] + 1, wp, 1)",
              "(s[0], s[1], s[2], wp, 1)", _t(INFERENCE)),

@@ -76,6 +76,32 @@ def test_cube_face_on_covers_its_analytic_square():
     np.testing.assert_allclose(out.xyz_obj[0][expected][:, 2].numpy(), -0.05, atol=1e-6)
 
 
+def test_slanted_plane_depth_is_perspective_correct():
+    """A square tilted 60° about the x axis, two triangles over most of the window: the depth at
+    every covered pixel is the ray-plane intersection (affine interpolation in screen space would
+    be off by centimetres here), and the location field lies on the plane."""
+    h = 0.08
+    v = np.array([[-h, -h, 0], [h, -h, 0], [h, h, 0], [-h, h, 0]], np.float32)
+    f = np.array([[0, 1, 2], [0, 2, 3]], np.int32)
+    n = np.tile(np.array([[0, 0, -1]], np.float32), (4, 1))
+    square = ObjectModel(
+        "square", v, f, np.full((4, 3), 0.5, np.float32), n, float(2 * h * 2**0.5),
+        v.min(0), v.max(0), False, "square", Path("square.ply"),
+    )  # fmt: skip
+    T, K = _view(z=0.4)
+    a = np.radians(60.0)
+    T[0, :3, :3] = torch.tensor([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    out = TorchRasterizer().render([square], T, K, S)
+    m = out.mask[0]
+    assert m.sum() > 0.3 * S * S
+    i, j = torch.nonzero(m, as_tuple=True)
+    rays = torch.linalg.solve(K[0], torch.stack([j, i, torch.ones_like(i)]).double())  # z = 1
+    normal, point = T[0, :3, :3] @ torch.tensor([0.0, 0, 1], dtype=torch.float64), T[0, :3, 3]
+    depth = (normal @ point) / (normal @ rays)  # ray-plane intersection, z of the hit
+    np.testing.assert_allclose(out.depth[0][m].numpy(), depth.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(out.xyz_obj[0][m][:, 2].numpy(), 0.0, atol=1e-6)
+
+
 def test_matches_pytorch3d_exactly(lmo_windows):
     """The same faces win at the same pixels as in PyTorch3D's naive rasterizer (no culling)."""
     models, T, K = lmo_windows
