@@ -12,7 +12,9 @@ seen in the S x S window that the refiner would crop around the model's box proj
 
 Only the CAD models and procedurally generated content are used: never the LM-O evaluation frames.
 Samples come in shards (``.npz``) written by :func:`write_shards`; see :func:`generate_shard` for
-the arrays.
+the arrays. The models come from a registry YAML or a registry snapshot, the renderings from
+open3d's ray caster or the torch rasterizer (:mod:`gcf_ros.train.synth_backend`): with a snapshot
+and the torch rasterizer nothing needs open3d (e.g. on a GPU machine that has torch only).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gcf_ros.core.models import ModelRegistry
+from gcf_ros.train.synth_backend import ModelSource, SynthRenderer
 from gcf_ros.train.synth_config import SYNTH_LEVELS, XLARGE, SynthConfig, load_synth_yaml
 from gcf_ros.train.synth_sample import SampleSynthesizer
 
@@ -40,8 +42,10 @@ __all__ = [
     "SYNTH_LEVELS",
     "SYNTH_VERSION",
     "XLARGE",
+    "ModelSource",
     "NonFiniteSampleError",
     "SynthConfig",
+    "SynthRenderer",
     "WriteResult",
     "generate_shard",
     "load_synth_yaml",
@@ -51,14 +55,15 @@ __all__ = [
 
 SYNTH_VERSION = "2"  # 2: the "visible" mask (target of the visible-mask head)
 
-_SYNTHESIZERS: dict[str, SampleSynthesizer] = {}
+_SYNTHESIZERS: dict[tuple[ModelSource, SynthRenderer], SampleSynthesizer] = {}
 
 
-def _synthesizer(registry_yaml: str | Path) -> SampleSynthesizer:
-    """The process's synthesizer for a registry (models and BVHs are loaded once per process)."""
-    key = str(Path(registry_yaml).expanduser().resolve())
+def _synthesizer(source: ModelSource, renderer: SynthRenderer) -> SampleSynthesizer:
+    """The process's synthesizer for a model source and renderer (models and the renderer's
+    per-model data are loaded once per process)."""
+    key = (source, renderer)
     if key not in _SYNTHESIZERS:
-        _SYNTHESIZERS[key] = SampleSynthesizer(key)
+        _SYNTHESIZERS[key] = SampleSynthesizer(source, renderer)
     return _SYNTHESIZERS[key]
 
 
@@ -67,9 +72,16 @@ class NonFiniteSampleError(ValueError):
 
 
 def generate_shard(
-    config: SynthConfig, registry_yaml: str | Path, seed: int, n: int, first_index: int = 0
+    config: SynthConfig,
+    models: str | Path | ModelSource,
+    seed: int,
+    n: int,
+    first_index: int = 0,
+    renderer: SynthRenderer | None = None,
 ) -> dict[str, np.ndarray]:
-    """``n`` samples drawn from ``numpy.random.default_rng(seed)`` (deterministic).
+    """``n`` samples drawn from ``numpy.random.default_rng(seed)`` (deterministic), of the models
+    of ``models`` (a registry YAML path or a :class:`ModelSource`) rendered by ``renderer``
+    (default: open3d's ray caster).
 
     Returns, with S = ``config.window_size``: ``image`` (n, S, S, 3) uint8 RGB; ``render``
     (n, 10, S, S) float16 (render_input at T0); ``field`` (n, 2, S, S) float16, window pixels
@@ -83,7 +95,7 @@ def generate_shard(
     :class:`NonFiniteSampleError` at the first sample with a non-finite value in an array as
     stored (``first_index`` + its index in the shard numbers it in the set).
     """
-    synth = _synthesizer(registry_yaml)
+    synth = _synthesizer(ModelSource.of(models), renderer or SynthRenderer())
     synth.check_config(config)
     levels = [SYNTH_LEVELS[name] for name in config.level_names]
     rng = np.random.default_rng(seed)
@@ -149,32 +161,39 @@ class WriteResult:
 
 def write_shards(
     config: SynthConfig,
-    registry_yaml: str | Path,
+    models: str | Path | ModelSource,
     out_dir: str | Path,
     num_samples: int,
     shard_size: int = 500,
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    renderer: SynthRenderer | None = None,
 ) -> WriteResult:
     """Write ``num_samples`` samples as ``out_dir/shard_{i:05d}.npz`` (uncompressed, the arrays of
     :func:`generate_shard` for seed ``shard_seed(seed, i)``) and ``manifest.json``.
 
-    Shards already present with the right number of samples are kept (resume); a manifest from
-    another config, seed, shard size or generator version raises ValueError. ``workers`` > 1 uses
-    a spawn-context process pool (default: all cores); a tqdm bar counts samples.
+    ``models``: a registry YAML path or a :class:`ModelSource` (a snapshot: the workers load the
+    snapshot file); ``renderer``: default open3d's ray caster. Shards already present with the
+    right number of samples are kept (resume); a manifest from another config, seed, shard size,
+    generator version or renderer backend raises ValueError. ``workers`` > 1 uses a
+    **spawn**-context process pool (default: all cores), so a CUDA renderer works in the workers
+    too (each makes its own CUDA context; a forked process could not use CUDA); a tqdm bar counts
+    samples. RuntimeError when the renderer's CUDA device is not available.
     """
     if num_samples < 1 or shard_size < 1:
         raise ValueError(f"need num_samples, shard_size >= 1, got {num_samples}, {shard_size}")
+    source, renderer = ModelSource.of(models), renderer or SynthRenderer()
+    renderer.check_available()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sizes = [min(shard_size, num_samples - s) for s in range(0, num_samples, shard_size)]
     names = [f"shard_{i:05d}.npz" for i in range(len(sizes))]
-    manifest = _manifest(config, registry_yaml, seed, shard_size, sizes, names)
+    manifest = _manifest(config, source, renderer, seed, shard_size, sizes, names)
     _check_resumable(out_dir / "manifest.json", manifest)
     _write_json(out_dir / "manifest.json", {**manifest, "complete": False})
     todo = [i for i, n in enumerate(sizes) if not _shard_ok(out_dir / names[i], n)]
-    jobs = [(config, str(registry_yaml), shard_seed(seed, i), sizes[i], str(out_dir / names[i]),
+    jobs = [(config, source, renderer, shard_seed(seed, i), sizes[i], str(out_dir / names[i]),
              i * shard_size) for i in todo]  # fmt: skip
     generated = sum(sizes[i] for i in todo)
     bar = tqdm(total=num_samples, initial=num_samples - generated, unit="sample",
@@ -185,7 +204,7 @@ def write_shards(
         for job in jobs:
             bar.update(_write_one(job))
     else:
-        with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:  # not fork
             for n in pool.imap_unordered(_write_one, jobs):
                 bar.update(n)
     seconds = time.perf_counter() - start
@@ -208,11 +227,14 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _write_one(job: tuple[SynthConfig, str, int, int, str, int]) -> int:
+_Job = tuple[SynthConfig, ModelSource, SynthRenderer, int, int, str, int]
+
+
+def _write_one(job: _Job) -> int:
     """Generate one shard and write it atomically (temporary file, then rename)."""
-    config, registry_yaml, seed, n, path, first = job
+    config, source, renderer, seed, n, path, first = job
     try:
-        arrays = generate_shard(config, registry_yaml, seed, n, first)
+        arrays = generate_shard(config, source, seed, n, first, renderer)
     except NonFiniteSampleError as err:
         raise NonFiniteSampleError(f"{Path(path).name}: {err}") from None
     tmp = f"{path[: -len('.npz')]}.tmp.npz"
@@ -233,8 +255,10 @@ def _shard_ok(path: Path, n: int) -> bool:
         return False
 
 
-def _manifest(config, registry_yaml, seed, shard_size, sizes, names) -> dict[str, Any]:
-    return {
+def _manifest(config, source, renderer, seed, shard_size, sizes, names) -> dict[str, Any]:
+    """The manifest of a set. With the defaults (a registry YAML, the ray caster) it has the keys
+    it always had; a snapshot adds ``models_snapshot``, the torch rasterizer ``renderer``."""
+    manifest = {
         "generator": __name__,
         "generator_version": SYNTH_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -246,11 +270,14 @@ def _manifest(config, registry_yaml, seed, shard_size, sizes, names) -> dict[str
             {"name": name, "num_samples": n, "seed": shard_seed(seed, i)}
             for i, (name, n) in enumerate(zip(names, sizes, strict=True))
         ],
-        "registry": str(Path(registry_yaml).expanduser().resolve()),
-        "model_ids": list(ModelRegistry.from_yaml(registry_yaml).ids),
+        **source.manifest_entries(),
+        "model_ids": list(source.registry().ids),
         "noise_levels": {name: asdict(level) for name, level in SYNTH_LEVELS.items()},
         "level_names": list(config.level_names),
     }
+    if not renderer.is_default:
+        manifest["renderer"] = renderer.manifest_entry()
+    return manifest
 
 
 _RESUME_KEYS = ("generator_version", "config", "seed", "shard_size", "model_ids", "level_names")
@@ -273,11 +300,18 @@ def _check_resumable(path: Path, manifest: dict[str, Any]) -> None:
     if isinstance(old.get("config"), dict):
         old["config"] = {**_LEGACY_CONFIG, **old["config"]}
     differ = [key for key in _RESUME_KEYS if old.get(key) != new.get(key)]
+    if _backend(old) != _backend(new):  # one renderer per set (they differ at edge pixels)
+        differ.append("renderer")
     if differ:
         raise ValueError(
             f"{path.parent} holds a different synthetic set ({', '.join(differ)} differ); "
             "choose another output folder or delete it"
         )
+
+
+def _backend(manifest: dict[str, Any]) -> str:
+    """The renderer backend that made a set (a manifest without ``renderer``: the ray caster)."""
+    return str((manifest.get("renderer") or {}).get("backend", "raycast"))
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:

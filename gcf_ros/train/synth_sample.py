@@ -1,8 +1,9 @@
 """One synthetic training sample: the image at T*, the rendering and true field at T0.
 
 :class:`SampleSynthesizer` holds what a worker process reuses between samples (the registry's
-models, one ray-casting renderer whose BVHs are cached per model, the primitive bank); see
-:mod:`gcf_ros.train.synth` for the configuration and the sample format.
+models, one renderer that caches its per-model data: ray-casting BVHs or rasterizer meshes, the
+primitive bank); see :mod:`gcf_ros.train.synth` for the configuration and the sample format, and
+:mod:`gcf_ros.train.synth_backend` for the choice of renderer and model source.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import numpy as np
 import torch
 
 from gcf_ros.core.camera import CropWindow, crop_window_for_box
-from gcf_ros.core.models import ModelRegistry, ObjectModel
-from gcf_ros.core.render.raycast import RaycastRenderer
+from gcf_ros.core.models import ObjectModel
 from gcf_ros.core.render.types import Shading
 from gcf_ros.eval.perturb import NoiseLevel, perturb_pose
 from gcf_ros.gcf.field import true_field
 from gcf_ros.gcf.inputs import render_input
 from gcf_ros.train import backgrounds as bg
 from gcf_ros.train import synth_scene as sc
+from gcf_ros.train.synth_backend import ModelSource, SynthRenderer
 from gcf_ros.train.synth_config import SynthConfig
 
 _MAX_TRIES = 100
@@ -34,13 +35,20 @@ _MAX_HIDDEN = 0.7  # occluders may hide at most this fraction of the object (vis
 
 
 class SampleSynthesizer:
-    """Draws samples for the models of one registry (load once per worker process)."""
+    """Draws samples for the models of one registry (load once per worker process).
 
-    def __init__(self, registry_yaml: str | Path) -> None:
-        registry = ModelRegistry.from_yaml(registry_yaml)
+    Args:
+        models: a registry YAML path, or a :class:`ModelSource` (e.g. a registry snapshot).
+        renderer: what renders the layers and the T0 rendering (default: open3d's ray caster).
+    """
+
+    def __init__(
+        self, models: str | Path | ModelSource, renderer: SynthRenderer | None = None
+    ) -> None:
+        registry = ModelSource.of(models).registry()
         self.ids: tuple[str, ...] = registry.ids
         self.models: list[ObjectModel] = [registry.get(i) for i in registry.ids]
-        self.renderer = RaycastRenderer(nthreads=1)
+        self.renderer = (renderer or SynthRenderer()).make()
         self.primitives: list[ObjectModel] = sc.primitive_bank()
         self._scaled_primitives: dict[float, list[ObjectModel]] = {1.0: self.primitives}
 

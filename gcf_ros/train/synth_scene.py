@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import open3d as o3d
 from scipy.spatial.transform import Rotation
 
 from gcf_ros.core import _mesh_utils as mu
 from gcf_ros.core.models import ObjectModel
-from gcf_ros.core.render.raycast import RaycastRenderer
-from gcf_ros.core.render.types import Shading
+from gcf_ros.core.render.types import Renderer, Shading
+from gcf_ros.train import primitives as prim
 from gcf_ros.train.synth_config import AUTO, SynthConfig
 
 _PRIMITIVE_SEED = 2020  # the primitive bank is fixed, so every worker holds the same one
@@ -168,40 +167,41 @@ def scaled_model(model: ObjectModel, factor: float) -> ObjectModel:
 
 
 def primitive_bank(count: int = 16) -> list[ObjectModel]:
-    """Fixed white open3d primitives (boxes, spheres, cylinders, cones), 2-18 cm, flat-shaded
-    except the spheres. Colour them by multiplying the rendered rgb by a flat colour."""
+    """Fixed white primitives (boxes, UV spheres of resolution 16, cylinders and cones of
+    resolution 32), 2-18 cm, centred on their box, flat-shaded except the spheres. Colour them by
+    multiplying the rendered rgb by a flat colour. Built in numpy (:mod:`gcf_ros.train.primitives`:
+    the meshes of open3d's ``create_*``, bit for bit), so synthesis needs no open3d."""
     rng = np.random.default_rng(_PRIMITIVE_SEED)
     bank = []
     for i in range(count):
         kind = ("box", "sphere", "cylinder", "box", "cone")[i % 5]
         if kind == "box":
             w, h, d = rng.uniform(0.03, 0.15, size=3)
-            mesh = o3d.geometry.TriangleMesh.create_box(w, h, d)
+            mesh = prim.box_mesh(w, h, d)
         elif kind == "sphere":
-            mesh = o3d.geometry.TriangleMesh.create_sphere(rng.uniform(0.02, 0.07), resolution=16)
+            mesh = prim.sphere_mesh(rng.uniform(0.02, 0.07), resolution=16)
         elif kind == "cylinder":
             radius, height = rng.uniform(0.015, 0.05), rng.uniform(0.04, 0.18)
-            mesh = o3d.geometry.TriangleMesh.create_cylinder(radius, height, resolution=32)
+            mesh = prim.cylinder_mesh(radius, height, resolution=32)
         else:
             radius, height = rng.uniform(0.02, 0.05), rng.uniform(0.04, 0.12)
-            mesh = o3d.geometry.TriangleMesh.create_cone(radius, height, resolution=32)
-        bank.append(_primitive_model(mesh, f"primitive_{i:02d}_{kind}", flat=kind != "sphere"))
+            mesh = prim.cone_mesh(radius, height, resolution=32)
+        bank.append(_primitive_model(*mesh, f"primitive_{i:02d}_{kind}", flat=kind != "sphere"))
     return bank
 
 
-def _primitive_model(mesh: o3d.geometry.TriangleMesh, name: str, flat: bool) -> ObjectModel:
-    verts = np.asarray(mesh.vertices, dtype=np.float64)
+def _primitive_model(verts: np.ndarray, faces: np.ndarray, name: str, flat: bool) -> ObjectModel:
+    """A white ObjectModel of the mesh ``verts`` (V, 3) float64, ``faces`` (F, 3) int64, moved so
+    that its box is centred on the origin; ``flat``: one vertex per face corner (each face its
+    own normal), else smooth vertex normals (computed before the move, as they always were)."""
+    normals = None if flat else mu.unit_rows(prim.vertex_normals(verts, faces))
     verts = verts - (verts.min(0) + verts.max(0)) / 2
-    faces = np.asarray(mesh.triangles, dtype=np.int64)
     if flat:  # one vertex per face corner, so each face gets its own normal
         tri = verts[faces]
         normals = np.repeat(
             mu.unit_rows(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])), 3, 0
         )
         verts, faces = tri.reshape(-1, 3), np.arange(3 * len(faces)).reshape(-1, 3)
-    else:
-        mesh.compute_vertex_normals()
-        normals = mu.unit_rows(np.asarray(mesh.vertex_normals))
     return ObjectModel(
         model_id=name,
         verts_obj=verts,
@@ -218,16 +218,17 @@ def _primitive_model(mesh: o3d.geometry.TriangleMesh, name: str, flat: bool) -> 
 
 
 def render_layer(
-    renderer: RaycastRenderer,
+    renderer: Renderer,
     model: ObjectModel,
     T: np.ndarray,
     K: np.ndarray,
     size: int,
     shading: Shading,
 ) -> Layer | None:
-    """Render ``model`` at T into a size x size window, casting rays only inside the projection
-    of its bounding box (a shifted sub-window: pixel centres are unchanged, so the result equals
-    a full-window render). None when the object misses the window or reaches behind _NEAR."""
+    """Render ``model`` at T into a size x size window, rendering only the projection of its
+    bounding box (a shifted sub-window: pixel centres are unchanged, so the result equals a
+    full-window render). ``renderer`` returns CPU tensors. None when the object misses the
+    window or reaches behind _NEAR."""
     corners = model.bbox_corners_obj.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
     if (corners[:, 2] <= _NEAR).any():
         return None

@@ -25,6 +25,7 @@ FIELDS = ("model_id", "diameter", "symmetric", "tf_name", "source_path", "color_
 NO_OPEN3D_MODULES = (
     "gcf_ros.core.models", "gcf_ros.gcf.refiner", "gcf_ros.gcf.placement", "gcf_ros.eval.harness",
     "gcf_ros.eval.models_input", "gcf_ros.core.bop", "gcf_ros.bench.frame", "gcf_ros.bench.cases",
+    "gcf_ros.train.synth", "gcf_ros.train.synth_cli",
 )  # fmt: skip
 
 
