@@ -5,8 +5,7 @@
 
     # leave-one-object-out (docs/results.md): each object refined by the network that never saw it
     python scripts/refine_picture.py --out docs/images/novel_object.png \
-        --network obj_000001=runs/loo/wo1/gcf_loo_wo1.pt \
-        --network obj_000008=runs/loo/wo8/gcf_loo_wo8.pt --only-networks --crop 40
+        --network obj_000008=runs/loo/wo8/gcf_loo_wo8.pt --only-networks --crop 40 --zoom 2
 
 Initial poses: the demo frame's ground truth perturbed with the evaluation protocol (every visible
 instance's, so the draws do not depend on which are drawn). Prints the per-instance 2D projection
@@ -26,7 +25,7 @@ from gcf_ros.core.models import ModelRegistry
 from gcf_ros.eval.metrics import projection_error_px
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.eval.sequence import load_sequence
-from gcf_ros.gcf.refiner import Detection, Refiner
+from gcf_ros.gcf.refiner import STATUS_NAMES, Detection, Refiner
 from gcf_ros.resources import default_models_yaml
 
 
@@ -53,6 +52,7 @@ def main() -> None:
         metavar="PX",
         help="crop to the drawn outlines plus this margin",
     )
+    p.add_argument("--zoom", type=float, default=1.0, help="scale the written picture by this")
     args = p.parse_args()
     networks = dict(item.split("=", 1) for item in args.network)
     frame = load_sequence()[0]  # scene 2, image 3
@@ -88,7 +88,8 @@ def main() -> None:
         before = projection_error_px(model.verts_obj, K, T_init, T_true)
         after = projection_error_px(model.verts_obj, K, res.T_cam_obj, T_true)
         print(f"{model_id} ({model.tf_name:<11}) 2D error {before:6.2f} -> {after:6.2f} px "
-              f"({res.iterations} iterations, confidence {res.confidence:.2f}; "
+              f"({res.iterations} iterations, {STATUS_NAMES[res.status]}, "
+              f"confidence {res.confidence:.2f}; "
               f"{networks.get(model_id, 'shipped network')})")  # fmt: skip
     if args.crop is not None and boxes:
         x0 = max(min(b[0] for b in boxes) - args.crop, 0)
@@ -96,6 +97,8 @@ def main() -> None:
         x1 = min(max(b[0] + b[2] for b in boxes) + args.crop, w)
         y1 = min(max(b[1] + b[3] for b in boxes) + args.crop, h)
         out = out[y0:y1, x0:x1]
+    if args.zoom != 1.0:
+        out = cv2.resize(out, None, fx=args.zoom, fy=args.zoom, interpolation=cv2.INTER_NEAREST)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     print(f"wrote {args.out}")
