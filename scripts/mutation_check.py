@@ -66,6 +66,10 @@ TRACKED_SEEDS = (
     "test_seeds_from_tracks_get_the_tracking_iterations_fresh_detections_the_refiners"
 )
 TORCH_RASTER = "test/core/test_render_torch.py"
+EXACT_FIELD_DISTANCE = (
+    "test/gcf/test_refiner_exact_field.py::"
+    "test_distance_trust_region_holds_the_pose_near_its_initial_distance"
+)
 SNAPSHOT = "test/core/test_model_snapshot.py"
 DEPTH_NODE = "test/ros/test_depth.py"
 DEPTH_NODE_E2E = (
@@ -270,6 +274,9 @@ SABOTAGES = [
     Sabotage("torch-raster-culls", "the torch rasterizer drops faces of one winding",
              "gcf_ros/core/render/torch_raster.py", "    ok = area.abs() > 1e-12",
              "    ok = area > 1e-12", _t(TORCH_RASTER)),
+    Sabotage("distance-trust-region-ignored", "max_distance_change never clamps the distance",
+             "gcf_ros/gcf/refiner.py", "        if cfg.max_distance_change is not None:\n",
+             "        if False:\n", _t(EXACT_FIELD_DISTANCE)),
     Sabotage("fused-band-offset", "the fused cost volume reads its offsets one column off",
              "gcf_ros/gcf/inference.py", "(s[0], s[1], s[2] + 1, wp, 1)",
              "(s[0], s[1], s[2], wp, 1)", _t(INFERENCE)),

@@ -124,6 +124,11 @@ class RefinerConfig:
     min_depth_m: float = 0.05  # closer to the camera plane: "behind the camera"
     max_step_rot_deg: float = 10.0  # trust region: largest rotation of one update
     max_step_trans_rel: float = 0.1  # trust region: largest translation, fraction of the depth
+    # Trust region of the whole refinement (None: off): the camera-to-object distance stays within
+    # [d0 / (1 + r), d0 * (1 + r)] of the initial pose's d0, the translation scaled along its ray
+    # (the object's centre keeps its pixel). Against a weak field whose silhouette terms drift
+    # the object away from the camera (docs/results.md, "Session 11: leave-one-object-out").
+    max_distance_change: float | None = None
     # The solver's terms (gcf_ros.gcf.terms.TERMS): "field" (the network), "region" (colour
     # statistics along the rendered contour, no training), "contour" (a given mask per detection).
     terms: tuple[str, ...] = ("field", "region")
@@ -181,6 +186,9 @@ class RefinerConfig:
         if self.rotation_damping_with_depth < 0 or self.depth_iterations < 1:
             raise ValueError("rotation_damping_with_depth must be >= 0, depth_iterations >= 1")
         SolverConfig(self.solver, self.damping, self.gradient_step, self.rotation_damping)
+        if self.max_distance_change is not None and not self.max_distance_change > 0:
+            raise ValueError(f"max_distance_change must be > 0 or None, got "
+                             f"{self.max_distance_change}")  # fmt: skip
         self._check_coarse()
 
     def _check_coarse(self) -> None:
@@ -318,6 +326,16 @@ class IterationRecord:
     network: NetworkEvidence | None
     scores: list[dict]
     step: np.ndarray
+
+
+def clamp_distance(t: np.ndarray, t0: np.ndarray, r: float) -> np.ndarray:
+    """The translation ``t`` (3,) scaled along its ray so that its length lies within
+    [|t0| / (1 + r), |t0| (1 + r)] (camera frame, metres); ``t`` itself when it does."""
+    d, d0 = float(np.linalg.norm(t)), float(np.linalg.norm(t0))
+    lo, hi = d0 / (1.0 + r), d0 * (1.0 + r)
+    if d == 0.0 or lo <= d <= hi:
+        return t
+    return t * (min(max(d, lo), hi) / d)
 
 
 def _default_renderer() -> Renderer:
@@ -807,6 +825,10 @@ class _State:
         xi = xi * self.step_scale[b]
         T = torch.from_numpy(self.T[b])
         self.T[b] = apply_update(T, torch.from_numpy(xi)).numpy()
+        if cfg.max_distance_change is not None:
+            self.T[b, :3, 3] = clamp_distance(
+                self.T[b, :3, 3], self.T0[b, :3, 3], cfg.max_distance_change
+            )
         self.history[b].append(self.T[b].copy())
         if np.degrees(np.linalg.norm(xi[3:])) < cfg.converge_rot_deg and (
             np.linalg.norm(xi[:3]) < cfg.converge_trans_m

@@ -111,3 +111,42 @@ def test_rejects_low_confidence(registry):
 
 def test_empty_detections():
     assert Refiner.__dict__["refine"](object.__new__(Refiner), None, K, []) == []
+
+
+def test_distance_trust_region_holds_the_pose_near_its_initial_distance(registry):
+    """The exact field pulls each object to 1.6x its initial distance, along the same ray. With
+    ``max_distance_change`` = 0.25 the refined distance stops at 1.25x (the centre keeps its
+    ray); without it (the default) the refinement goes most of the way."""
+    T_init = _true_poses()
+    T_far = T_init.copy()
+    T_far[:, :3, 3] *= 1.6
+    image = np.zeros((480, 640, 3), np.uint8)
+    dets = [Detection(i, T) for i, T in zip(IDS, T_init, strict=True)]
+    d0 = np.linalg.norm(T_init[:, :3, 3], axis=1)
+    ratio = {}
+    for r in (None, 0.25):
+        config = _config(iterations=8, terms=("field",), max_distance_change=r)
+        refiner = Refiner(registry, TrueFieldPredictor(torch.from_numpy(T_far)), config)
+        results = refiner.refine(image, K, dets)
+        t = np.stack([res.T_cam_obj[:3, 3] for res in results])
+        ratio[r] = np.linalg.norm(t, axis=1) / d0
+        if r is not None:
+            cos = (t * T_init[:, :3, 3]).sum(1) / (np.linalg.norm(t, axis=1) * d0)
+            assert cos.min() > np.cos(np.radians(1.0))  # still on (about) the initial ray
+    assert ratio[None].max() > 1.5, ratio[None]  # off by default: the field is followed
+    assert (ratio[0.25] <= 1.25 + 1e-9).all(), ratio[0.25]
+    beyond = ratio[None] > 1.3  # where the unguarded run went past the bound, the guard holds it
+    assert beyond.sum() >= 2
+    np.testing.assert_allclose(ratio[0.25][beyond], 1.25, atol=1e-6)
+
+
+def test_distance_trust_region_validation_and_clamp():
+    from gcf_ros.gcf.refiner import clamp_distance
+
+    with pytest.raises(ValueError, match="max_distance_change"):
+        _config(max_distance_change=0.0)
+    t0 = np.array([0.1, -0.2, 0.8])
+    np.testing.assert_allclose(clamp_distance(2.0 * t0, t0, 0.25), 1.25 * t0)
+    np.testing.assert_allclose(clamp_distance(0.5 * t0, t0, 0.25), t0 / 1.25)
+    inside = 1.1 * t0
+    assert clamp_distance(inside, t0, 0.25) is inside
