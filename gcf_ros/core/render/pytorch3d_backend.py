@@ -38,7 +38,7 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import cameras_from_opencv_projection
 
 from gcf_ros.core.render.shading import shade as _shade
-from gcf_ros.core.render.types import RenderOutput, Shading
+from gcf_ros.core.render.types import RenderOutput, Shading, checked_inputs
 
 if TYPE_CHECKING:
     from gcf_ros.core.models import ObjectModel
@@ -122,9 +122,9 @@ class PyTorch3DRenderer:
     ) -> RenderOutput:
         """See ``Renderer.render``. Hard rasterization (no blur, no culling), not differentiable;
         outputs are float32 (mask bool) on ``self.device``."""
-        T, K, S = self._inputs(models, T_cam_obj, K_window, size)
+        T, K, S = checked_inputs(models, T_cam_obj, K_window, size, self.device)
         if len(models) == 0:
-            return _empty_output(S, self.device)
+            return RenderOutput.empty(0, S, self.device)
         with torch.no_grad():
             fragments, face_attrs = self._rasterize(models, T, K, S, None, None)
             pix_to_face = fragments.pix_to_face[..., :1]
@@ -165,7 +165,7 @@ class PyTorch3DRenderer:
         64), it doubles, up to 512, until no pixel that is not already opaque has every slot
         filled. Slots that no pixel uses are dropped before shading and blending.
         """
-        T, K, S = self._inputs(models, T_cam_obj, K_window, size)
+        T, K, S = checked_inputs(models, T_cam_obj, K_window, size, self.device)
         _check_soft(models, sigma, 1.0, faces_per_pixel)
         fragments, _ = self._rasterize(models, T, K, S, sigma, faces_per_pixel)
         shader = SoftSilhouetteShader(blend_params=BlendParams(sigma=sigma))
@@ -194,7 +194,7 @@ class PyTorch3DRenderer:
         ``Shading``: where the nearest face covers the pixel and sigma, gamma are small, rgb
         equals ``render``'s. rgb is *not* premultiplied by alpha.
         """
-        T, K, S = self._inputs(models, T_cam_obj, K_window, size)
+        T, K, S = checked_inputs(models, T_cam_obj, K_window, size, self.device)
         _check_soft(models, sigma, gamma, faces_per_pixel)
         fragments, face_attrs = self._rasterize(models, T, K, S, sigma, faces_per_pixel)
         attrs = interpolate_face_attributes(
@@ -204,22 +204,6 @@ class PyTorch3DRenderer:
         params = BlendParams(sigma=sigma, gamma=gamma, background_color=(0.0, 0.0, 0.0))
         rgba = softmax_rgb_blend(colors, fragments, params, znear=znear, zfar=zfar)
         return rgba[..., :3], rgba[..., 3]
-
-    def _inputs(
-        self, models: Sequence[ObjectModel], T_cam_obj, K_window, size: int
-    ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Checked (B, 4, 4) and (B, 3, 3) float32 tensors on the device, and the window size."""
-        T = torch.as_tensor(T_cam_obj).to(self.device, torch.float32)
-        K = torch.as_tensor(K_window).to(self.device, torch.float32)
-        if T.ndim != 3 or T.shape[1:] != (4, 4):
-            raise ValueError(f"T_cam_obj must have shape (B, 4, 4), got {tuple(T.shape)}")
-        if K.ndim != 3 or K.shape[1:] != (3, 3):
-            raise ValueError(f"K_window must have shape (B, 3, 3), got {tuple(K.shape)}")
-        if not len(models) == len(T) == len(K):
-            raise ValueError(f"got {len(models)} models, {len(T)} poses, {len(K)} cameras")
-        if isinstance(size, bool) or int(size) != size or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        return T, K, int(size)
 
     def _rasterize(
         self,
@@ -319,10 +303,3 @@ def _check_soft(models: Sequence[ObjectModel], sigma: float, gamma: float, k: in
         raise ValueError(f"sigma and gamma must be > 0, got sigma={sigma}, gamma={gamma}")
     if k is not None and k < 1:
         raise ValueError(f"faces_per_pixel must be >= 1 or None, got {k}")
-
-
-def _empty_output(size: int, device: torch.device) -> RenderOutput:
-    """The output of an empty batch."""
-    mask = torch.zeros(0, size, size, dtype=torch.bool, device=device)
-    field = torch.zeros(0, size, size, 3, device=device)
-    return RenderOutput(mask, field[..., 0], field, field, field)

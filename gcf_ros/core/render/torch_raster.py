@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from gcf_ros.core.render.shading import shade
-from gcf_ros.core.render.types import RenderOutput, Shading
+from gcf_ros.core.render.types import RenderOutput, Shading, checked_inputs
 
 if TYPE_CHECKING:
     from gcf_ros.core.models import ObjectModel
@@ -102,33 +102,22 @@ class TorchRasterizer:
     ) -> RenderOutput:
         """See ``Renderer.render``. Not differentiable; outputs are float32 (mask bool) on
         ``self.device``."""
-        T, K, S = self._inputs(models, T_cam_obj, K_window, size)
+        T, K, S = checked_inputs(models, T_cam_obj, K_window, size, self.device)
         B = len(models)
         if B == 0:
-            return _empty_output(0, S, self.device)
+            return RenderOutput.empty(0, S, self.device)
         with torch.no_grad():
             packed = self._packed(models)
             uvz = _project(packed.verts, packed.vert_window, T, K)  # (V, 3)
             key = torch.full((B * S * S,), _EMPTY, dtype=torch.int64, device=self.device)
             faces, windows = self._front_faces(packed, uvz)
-            for lo, hi in _chunks(_box_counts(uvz, faces, S), self.max_candidates):
-                _zbuffer(key, uvz, faces[lo:hi], windows[lo:hi], lo, S)
+            box_lo, box_hi = _boxes(uvz, faces, S)
+            counts = (box_hi - box_lo + 1).clamp_min(0).prod(dim=1)
+            for a, b in _chunks(counts, self.max_candidates):
+                _zbuffer(key, uvz, faces[a:b], windows[a:b], box_lo[a:b], box_hi[a:b], a, S)
             return self._outputs(key, packed, faces, uvz, T, B, S, shading or Shading())
 
     # ------------------------------------------------------------------------------ internals
-
-    def _inputs(self, models, T_cam_obj, K_window, size) -> tuple[torch.Tensor, torch.Tensor, int]:
-        T = torch.as_tensor(T_cam_obj).to(self.device, torch.float32)
-        K = torch.as_tensor(K_window).to(self.device, torch.float32)
-        if T.ndim != 3 or T.shape[1:] != (4, 4):
-            raise ValueError(f"T_cam_obj must have shape (B, 4, 4), got {tuple(T.shape)}")
-        if K.ndim != 3 or K.shape[1:] != (3, 3):
-            raise ValueError(f"K_window must have shape (B, 3, 3), got {tuple(K.shape)}")
-        if not len(models) == len(T) == len(K):
-            raise ValueError(f"got {len(models)} models, {len(T)} poses, {len(K)} cameras")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        return T, K, int(size)
 
     def _mesh(self, model: ObjectModel) -> tuple:
         """(model, verts (V, 3), faces (F, 3), attrs (V, 9)) on the device, cached by id."""
@@ -188,7 +177,7 @@ class TorchRasterizer:
         bary = inv_z * depth[:, None]  # perspective-correct
         attrs = torch.einsum("nk,nkc->nc", bary, packed.attrs[tri])  # (N, 9)
         rgb, normals = shade(attrs[:, None], T[b], shading)
-        out = _empty_output(B, S, self.device)
+        out = RenderOutput.empty(B, S, self.device)
         out.mask.view(-1)[covered] = True
         out.depth.view(-1)[covered] = depth
         out.xyz_obj.view(-1, 3)[covered] = attrs[:, :3]
@@ -203,12 +192,6 @@ def _project(verts: torch.Tensor, window: torch.Tensor, T: torch.Tensor, K: torc
     p = torch.einsum("vij,vj->vi", K[window], X)
     z = X[:, 2]
     return torch.stack([p[:, 0] / p[:, 2], p[:, 1] / p[:, 2], z], dim=1)
-
-
-def _box_counts(uvz: torch.Tensor, faces: torch.Tensor, S: int) -> torch.Tensor:
-    """Pixel centres in each face's bounding box, clipped to the window (F,) int64."""
-    lo, hi = _boxes(uvz, faces, S)
-    return ((hi - lo + 1).clamp_min(0)).prod(dim=1)
 
 
 def _boxes(uvz: torch.Tensor, faces: torch.Tensor, S: int):
@@ -237,11 +220,11 @@ def _chunks(counts: torch.Tensor, limit: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def _zbuffer(key, uvz, faces, windows, face_offset: int, S: int) -> None:
-    """Scatter the nearest (depth, face index) of ``faces`` into ``key`` (B*S*S,) in place."""
+def _zbuffer(key, uvz, faces, windows, lo, hi, face_offset: int, S: int) -> None:
+    """Scatter the nearest (depth, face index) of ``faces`` into ``key`` (B*S*S,) in place;
+    ``lo``, ``hi`` (F, 2): their bounding boxes (``_boxes``)."""
     if len(faces) == 0:
         return
-    lo, hi = _boxes(uvz, faces, S)
     width = (hi[:, 0] - lo[:, 0] + 1).clamp_min(0)
     counts = width * (hi[:, 1] - lo[:, 1] + 1).clamp_min(0)
     face = torch.repeat_interleave(torch.arange(len(faces), device=key.device), counts)
@@ -276,9 +259,3 @@ def _edge_weights(tri_uv: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
     w = torch.stack([cross(b, c, px), cross(c, a, px), cross(a, b, px)], dim=1)
     ok = area.abs() > 1e-12
     return torch.where(ok[:, None], w / torch.where(ok, area, 1.0)[:, None], -1.0)
-
-
-def _empty_output(batch: int, size: int, device: torch.device) -> RenderOutput:
-    mask = torch.zeros(batch, size, size, dtype=torch.bool, device=device)
-    field = torch.zeros(batch, size, size, 3, device=device)
-    return RenderOutput(mask, field[..., 0].clone(), field, field.clone(), field.clone())

@@ -59,6 +59,14 @@ class RenderOutput:
     def to(self, device: torch.device | str) -> RenderOutput:
         return RenderOutput(*(getattr(self, f).to(device) for f in _FIELDS))
 
+    @classmethod
+    def empty(cls, batch: int, size: int, device: torch.device | str = "cpu") -> RenderOutput:
+        """All-background windows (B, S, S), each field its own zero tensor (writable)."""
+        mask = torch.zeros(batch, size, size, dtype=torch.bool, device=device)
+        depth = torch.zeros(batch, size, size, device=device)
+        xyz, normals, rgb = torch.zeros(3, batch, size, size, 3, device=device).unbind(0)
+        return cls(mask, depth, xyz, normals, rgb)
+
 
 _FIELDS = ("mask", "depth", "xyz_obj", "normals_cam", "rgb")
 
@@ -78,3 +86,21 @@ class Renderer(Protocol):
         (B, 3, 3) into ``size`` x ``size`` windows. Tensors may be float32 or float64; outputs
         are float32 on the renderer's device."""
         ...
+
+
+def checked_inputs(
+    models: Sequence[ObjectModel], T_cam_obj, K_window, size, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``Renderer.render``'s arguments checked: (B, 4, 4) and (B, 3, 3) float32 tensors on
+    ``device``, and the window size as an int (ValueError naming what is wrong)."""
+    T = torch.as_tensor(T_cam_obj).to(device, torch.float32)
+    K = torch.as_tensor(K_window).to(device, torch.float32)
+    if T.ndim != 3 or T.shape[1:] != (4, 4):
+        raise ValueError(f"T_cam_obj must have shape (B, 4, 4), got {tuple(T.shape)}")
+    if K.ndim != 3 or K.shape[1:] != (3, 3):
+        raise ValueError(f"K_window must have shape (B, 3, 3), got {tuple(K.shape)}")
+    if not len(models) == len(T) == len(K):
+        raise ValueError(f"got {len(models)} models, {len(T)} poses, {len(K)} cameras")
+    if isinstance(size, bool) or int(size) != size or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    return T, K, int(size)
