@@ -3,6 +3,7 @@ field term and the solve, the network's device and inference backend (issue 21: 
 
     refiner = build_refiner(registry, Placement.gpu())      # render + solve + network on CUDA
     refiner = build_refiner(registry, Placement())          # the default: all on the CPU
+    placement = Placement.from_options("cuda:1", renderer="pytorch3d")   # the user's options
 
 What runs where (gcf/refiner.py, "Devices"): the crop and the per-instance bookkeeping are always
 on the CPU, as are the NumPy-based terms (silhouette lines, depth). The rendering lives where the
@@ -11,10 +12,15 @@ renderer puts it (open3d ray casting: the CPU only; the torch rasterizer or PyTo
 rendering's) is where the field term's rows and the 6 x 6 solves are computed (the rendering is
 moved there by a ``DeviceRenderer``). The network runs on ``network_device`` with
 ``network_backend`` (:mod:`gcf_ros.gcf.inference`).
+
+The node (parameters ``device``, ``renderer``, ``network_backend``), ``gcf-eval`` and
+``gcf-bench`` (``--device``, ``--renderer``, ``--network-backend``) turn their options into a
+placement with :meth:`Placement.from_options` alone, so the three accept and refuse the same.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +37,12 @@ from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, RefinerConfig
 
 RENDERERS = ("raycast", "pytorch3d", "torch")
+# The user-facing options (Placement.from_options): "auto" picks the device's default renderer /
+# network backend.
+AUTO = "auto"
+RENDERER_OPTIONS = (AUTO, *RENDERERS)
+BACKEND_OPTIONS = (AUTO, *BACKENDS)
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")  # cpu, cuda, cuda:N
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,52 @@ class Placement:
             kw.setdefault("bin_size", None if torch.device(device).type == "cuda" else 0)
         return cls(renderer, device, device, device, network_backend, **kw)
 
+    @classmethod
+    def from_options(
+        cls,
+        device: str = "cpu",
+        renderer: str = AUTO,
+        network_backend: str = AUTO,
+        check_device: bool = True,
+    ) -> Placement:
+        """The placement of the user-facing options (module docstring); ValueError in their terms
+        for what cannot run.
+
+        ``device`` ``cpu``: everything on the CPU, by default as before placements existed (open3d
+        ray casting, the ``fused`` network): ``Placement()``. ``cuda`` / ``cuda:N``: the GPU path,
+        :meth:`gpu` (by default the torch rasterizer, the solve and the CUDA-graph network on
+        that device). ``renderer`` / ``network_backend``: ``auto`` (the device's default) or one
+        of ``RENDERERS`` / ``BACKENDS``; ``raycast`` with a CUDA device renders and solves on the
+        CPU (open3d has no GPU path) and runs only the network on the device. ``check_device``:
+        also refuse a CUDA device that this machine lacks (False: the options alone, for a
+        caller that falls back to the CPU itself, as the node does).
+        """
+        if not DEVICE_PATTERN.fullmatch(device):
+            raise ValueError(f"device must be cpu, cuda or cuda:N (N = 0, 1, ...); got {device!r}")
+        for name, value, options in (
+            ("renderer", renderer, RENDERER_OPTIONS),
+            ("network_backend", network_backend, BACKEND_OPTIONS),
+        ):
+            if value not in options:
+                raise ValueError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+        if check_device:
+            check_device_present(device)
+        on_cuda = device != "cpu"
+        backend = network_backend
+        if backend == AUTO:
+            backend = "cuda_graph" if on_cuda else DEFAULT_BACKEND
+        if backend == "cuda_graph" and not on_cuda:
+            raise ValueError("network_backend cuda_graph needs device cuda or cuda:N; got cpu")
+        if backend == "onnxruntime" and on_cuda:
+            raise ValueError(
+                f"network_backend onnxruntime runs on the CPU only; got device {device}"
+            )
+        if not on_cuda:
+            return cls("raycast" if renderer == AUTO else renderer, network_backend=backend)
+        if renderer == "raycast":
+            return cls("raycast", network_device=device, network_backend=backend)
+        return cls.gpu(device, backend, "torch" if renderer == AUTO else renderer)
+
     @property
     def solve_on(self) -> torch.device:
         return torch.device(self.solve_device or self.render_device)
@@ -97,6 +155,20 @@ class Placement:
             "solve_device": str(self.solve_on), "network_device": self.network_device,
             "network_backend": self.network_backend, "bin_size": self.bin_size,
         }  # fmt: skip
+
+
+def check_device_present(device: str) -> None:
+    """ValueError unless torch can use ``device`` (``cpu``, ``cuda`` or ``cuda:N``) here."""
+    if device == "cpu":
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} requested, but torch sees no CUDA device here "
+            "(torch.cuda.is_available() is false)"
+        )
+    count, index = torch.cuda.device_count(), int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise ValueError(f"device {device!r} requested, but torch sees {count} CUDA device(s) here")
 
 
 def placement_renderer(placement: Placement) -> Renderer:

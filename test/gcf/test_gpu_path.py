@@ -1,6 +1,6 @@
 """The GPU path (issue 21): the refinement loop with the rendering, the field term and the solve on
-a chosen device, a frame's windows in one rasterizer batch (torch, PyTorch3D), and the network's
-CUDA-graph / compile wrappers.
+a chosen device, a frame's windows in one rasterizer batch (torch, PyTorch3D), the network's
+CUDA-graph / compile wrappers, and the placements of the user's options (Placement.from_options).
 
 Every device-parametrised test runs on the CPU everywhere (the same code path with device "cpu")
 and on CUDA where a GPU is visible; scripts/gpu_check.py measures the rest on a GPU machine.
@@ -176,6 +176,66 @@ def test_placements_and_their_renderers():
         Placement(network_backend="cuda_graph")
     with pytest.raises(ValueError, match="renderer must be"):
         Placement(renderer="opengl")
+
+
+def test_user_options_map_to_placements():
+    """Placement.from_options, the one parser of the node's and the CLIs' device / renderer /
+    network_backend: cpu is the default as before (ray casting, fused), cuda the GPU path."""
+    assert Placement.from_options() == Placement.from_options("cpu", "auto", "auto") == Placement()
+    torch_cpu = Placement.from_options("cpu", "torch")
+    assert torch_cpu == Placement(renderer="torch")  # fused network, solve on the CPU
+    assert isinstance(placement_renderer(torch_cpu), TorchRasterizer)
+    assert Placement.from_options("cpu", "pytorch3d", "eager").bin_size == 0
+    assert Placement.from_options("cpu", network_backend="onnxruntime").network_backend == (
+        "onnxruntime"
+    )
+    # GPU options, without asking this machine for the device
+    assert Placement.from_options("cuda", check_device=False) == Placement.gpu("cuda")
+    p3d = Placement.from_options("cuda:1", "pytorch3d", "compile", check_device=False)
+    assert p3d == Placement.gpu("cuda:1", "compile", "pytorch3d") and p3d.bin_size is None
+    fused = Placement.from_options("cuda", network_backend="fused", check_device=False)
+    assert fused == Placement.gpu("cuda", "fused")
+    raycast = Placement.from_options("cuda:2", "raycast", check_device=False)  # network only
+    assert raycast == Placement(network_device="cuda:2", network_backend="cuda_graph")
+    assert str(raycast.solve_on) == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("gpu",), r"device must be cpu, cuda or cuda:N \(N = 0, 1, ...\); got 'gpu'"),
+        (("cuda:x",), "device must be cpu, cuda or cuda:N"),
+        (("CPU",), "device must be cpu, cuda or cuda:N"),
+        (
+            ("cpu", "opengl"),
+            "renderer must be one of auto, raycast, pytorch3d, torch; got 'opengl'",
+        ),
+        (("cpu", "auto", "trt"), "network_backend must be one of auto, eager, fused, onnxruntime"),
+        (("cpu", "torch", "cuda_graph"), "network_backend cuda_graph needs device cuda or cuda:N"),
+        (("cuda", "auto", "onnxruntime"), "network_backend onnxruntime runs on the CPU only"),
+        (
+            ("cuda:1", "raycast", "onnxruntime"),
+            "onnxruntime runs on the CPU only; got device cuda:1",
+        ),
+    ],
+)
+def test_impossible_options_are_refused_in_their_terms(options, message):
+    with pytest.raises(ValueError, match=message):
+        Placement.from_options(*options, check_device=False)
+
+
+def test_a_missing_cuda_device_is_refused_before_anything_runs(monkeypatch):
+    """cuda on a machine without CUDA, or cuda:N beyond its devices: one clear ValueError from
+    the options, not a failure deep inside the renderer or the network."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"'cuda' requested, but torch sees no CUDA device here"):
+        Placement.from_options("cuda")
+    assert Placement.from_options("cpu") == Placement()  # the CPU needs nothing
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"'cuda:2' requested, but torch sees 2 CUDA device\(s\)"):
+        Placement.from_options("cuda:2", "torch")
+    assert Placement.from_options("cuda:1") == Placement.gpu("cuda:1")
 
 
 @pytest.fixture(scope="module")
