@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 
-from gcf_ros.gcf.inference import BACKENDS, DEFAULT_BACKEND
+from gcf_ros.gcf.placement import AUTO, BACKEND_OPTIONS, RENDERER_OPTIONS, Placement
 from gcf_ros.gcf.weights_meta import DEFAULT_WINDOW_SIZE, MIN_CONFIDENCE
 from gcf_ros.ros.inputs import DETECTION_INPUTS
 
@@ -28,7 +27,6 @@ INPUT_RELIABILITY = ("auto", "reliable", "best_effort")  # gcf_ros.ros.qos
 
 
 SOLVERS = ("gauss_newton", "gradient")
-DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")  # cpu, cuda, cuda:N
 _KINDS = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number"}
 
 
@@ -72,16 +70,26 @@ class NodeParams:
     )
     device: str = _p(
         "cpu",
-        "torch device for the network: cpu, cuda or cuda:N (falls back to cpu with a warning "
-        "when that device is missing)",
+        "where the refinement runs: cpu (rendering, network and solve on the CPU) or cuda / "
+        "cuda:N (the GPU path: rendering, solve and network on that GPU); falls back to cpu with "
+        "a warning when that device is missing",
+    )
+    renderer: str = _p(
+        AUTO,
+        "how the object is rendered: auto (raycast on cpu, torch on cuda), raycast (open3d ray "
+        "casting, CPU only: with a cuda device only the network runs there), torch (hard "
+        "rasterization in plain torch, CPU or GPU: all windows of a frame in one batch) or "
+        "pytorch3d (PyTorch3D's rasterizer; needs a PyTorch3D build)",
+        choices=RENDERER_OPTIONS,
     )
     network_backend: str = _p(
-        DEFAULT_BACKEND,
-        "how the network runs: fused (default; the trained network with folded batch norms and "
-        "batched cost volumes, same output, ~1.5x faster on a CPU), eager (the trained module as "
-        "is), onnxruntime (optional package, CPU only; slower here: docs/performance.md), "
-        "cuda_graph or compile (GPU; batches 1-8 are captured / compiled at start-up)",
-        choices=BACKENDS,
+        AUTO,
+        "how the network runs: auto (fused on cpu, cuda_graph on cuda), fused (the trained "
+        "network with folded batch norms and batched cost volumes, same output, ~1.5x faster on "
+        "a CPU), eager (the trained module as is), onnxruntime (optional package, CPU only; "
+        "slower here: docs/performance.md), cuda_graph or compile (GPU; batches 1-8 are "
+        "captured / compiled at start-up)",
+        choices=BACKEND_OPTIONS,
     )
     threads: int = _p(
         1,
@@ -233,10 +241,9 @@ class NodeParams:
     def __post_init__(self) -> None:
         for f in self.fields():  # types, ranges, choices (see the module docstring)
             _check(f, getattr(self, f.name))
-        if not DEVICE_PATTERN.fullmatch(self.device):
-            raise ValueError(
-                f"device must be cpu, cuda or cuda:N (N = 0, 1, ...); got {self.device!r}"
-            )
+        # device, renderer and network_backend together (the machine is checked at start-up,
+        # where a missing CUDA device falls back to the CPU: GcfRefinerNode)
+        self.placement(self.device, check_device=False)
         unknown = [t for t in self.term_list() if t not in NODE_TERMS]
         if unknown:
             raise ValueError(f"terms must be among {NODE_TERMS} (or ''), got {unknown}")
@@ -247,6 +254,12 @@ class NodeParams:
             raise ValueError(
                 f"bad tf_child_frame_format {self.tf_child_frame_format!r}: {err}"
             ) from err
+
+    def placement(self, device: str, check_device: bool = True) -> Placement:
+        """Where the refiner runs on ``device`` (the ``device`` parameter, or the CPU it fell
+        back to), with the ``renderer`` and ``network_backend`` parameters
+        (``Placement.from_options``: ValueError for what cannot run there)."""
+        return Placement.from_options(device, self.renderer, self.network_backend, check_device)
 
     def child_frame(self, model_id: str, instance_id: str, tf_name: str) -> str:
         return self.tf_child_frame_format.format(

@@ -147,12 +147,12 @@ class GcfRefinerNode(Node):
         self._known_models = set(self.registry.ids)
         self._class_map = self.params.class_map()
         device = resolve_device(self.params.device, self.get_logger().warning)
+        self.placement = self.params.placement(device)  # renderer, solve and network
         if self.params.threads > 0:
             torch.set_num_threads(self.params.threads)
         self.refiner = load_refiner(
-            self.registry, self.params.checkpoint, device, self._refiner_config(),
-            self.params.network_backend,
-        )  # fmt: skip
+            self.registry, self.params.checkpoint, self.placement, self._refiner_config()
+        )
         trained = self.refiner.predictor.window_size
         if self.params.window_size and self.params.window_size != trained:
             self.get_logger().warning(
@@ -187,7 +187,8 @@ class GcfRefinerNode(Node):
         self._name_timer = self.create_timer(NAME_CHECK_S, self._check_unique_name)
         self.get_logger().info(
             f"ready: {len(self._known_models)} models, {self.device} "
-            f"({self.params.network_backend} network), {self.params.solver} x "
+            f"({self.placement.renderer} renderer, {self.placement.network_backend} network), "
+            f"{self.params.solver} x "
             f"{self.params.iterations}, detections: {self.params.detections_type}, "
             f"inputs {self.params.input_reliability}, "
             f"tracking {'on' if self.params.tracking else 'off'} "

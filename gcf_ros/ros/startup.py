@@ -1,9 +1,10 @@
 """Start-up of the ``gcf_refiner`` node: parameter descriptors and checks whose failures are one
 line naming what and why.
 
-A bad model registry, mesh or weights file, a device that does not exist, or a command-line
-parameter of the wrong type raise :class:`StartupError`; ``main`` prints its message (one line,
-no traceback) and exits with status 2.
+A bad model registry, mesh or weights file, a network backend or renderer that cannot start here,
+or a command-line parameter of the wrong type raise :class:`StartupError`; ``main`` prints its
+message (one line, no traceback) and exits with status 2. A CUDA device that this machine lacks
+is not an error: the node falls back to the CPU with a warning (:func:`resolve_device`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
@@ -20,7 +20,8 @@ from rclpy.node import Node
 from gcf_ros.core.models import ModelLoadError, ModelRegistry
 from gcf_ros.gcf.checkpoints import resolve_checkpoint, shipped_hint
 from gcf_ros.gcf.cuda_graph import warm_up
-from gcf_ros.gcf.inference import DEFAULT_BACKEND
+from gcf_ros.gcf.placement import Placement, build_refiner, check_device_present, place_predictor
+from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner
 from gcf_ros.ros.params import NodeParams
 
@@ -91,14 +92,10 @@ def load_models(path: Path) -> ModelRegistry:
 
 
 def load_refiner(
-    registry: ModelRegistry,
-    checkpoint: str,
-    device: str,
-    overrides: dict,
-    backend: str = DEFAULT_BACKEND,
+    registry: ModelRegistry, checkpoint: str, placement: Placement, overrides: dict
 ) -> Refiner:
-    """The refiner with the network of ``checkpoint`` ('' = the shipped weights), run by the
-    network ``backend`` (``gcf_ros.gcf.inference``)."""
+    """The refiner with the network of ``checkpoint`` ('' = the shipped weights), its renderer,
+    solve and network placed by ``placement`` (``gcf_ros.gcf.placement``)."""
     path = resolve_checkpoint(checkpoint or None)  # a path or a shipped name (any folder)
     problem = _file_problem(path)
     if problem == "no such file":
@@ -111,25 +108,27 @@ def load_refiner(
     if problem:
         raise StartupError(f"checkpoint {path}: {problem}")
     try:
-        refiner = Refiner.from_checkpoint(registry, path, device, overrides, backend=backend)
-        # cuda_graph / compile: capture or compile the small batches now, not on the first frames
-        warm_up(refiner.predictor.run, NODE_WARM_BUCKETS)
-        return refiner
+        predictor = NetworkPredictor.from_weights(path, placement.network_device, "eager")
     except Exception as err:  # torch.load's, or the weights do not fit: one line
         raise StartupError(f"checkpoint {path}: {_brief(err)}") from None
+    try:
+        place_predictor(predictor, placement)
+        # cuda_graph / compile: capture or compile the small batches now, not on the first frames
+        warm_up(predictor.run, NODE_WARM_BUCKETS)
+    except Exception as err:  # onnxruntime missing, a capture that fails: one line
+        raise StartupError(f"network_backend {placement.network_backend}: {_brief(err)}") from None
+    try:
+        return build_refiner(registry, placement, overrides=overrides, predictor=predictor)
+    except ImportError as err:  # the renderer's package (open3d, PyTorch3D) is missing
+        raise StartupError(f"renderer {placement.renderer}: {_brief(err)}") from None
 
 
 def resolve_device(device: str, warn: Callable[[str], None]) -> str:
     """``device`` (cpu, cuda, cuda:N), or cpu with a warning when that device is missing."""
-    if device == "cpu":
-        return device
-    if not torch.cuda.is_available():
-        warn(f"device {device!r} requested but CUDA is unavailable: cpu")
-        return "cpu"
-    count = torch.cuda.device_count()
-    index = int(device.partition(":")[2] or 0)
-    if index >= count:
-        warn(f"device {device!r} requested but there are {count} CUDA device(s): cpu")
+    try:
+        check_device_present(device)
+    except ValueError as err:
+        warn(f"{err}: falling back to cpu")
         return "cpu"
     return device
 

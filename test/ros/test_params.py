@@ -16,6 +16,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.parameter import Parameter
 
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.gcf.placement import Placement
 from gcf_ros.ros.params import NodeParams
 from gcf_ros.ros.startup import (
     StartupError,
@@ -68,6 +69,11 @@ def test_every_parameter_has_a_range_or_a_choice_list_and_the_defaults_pass():
         ("device", "cuda:x", "device must be cpu, cuda or cuda:N"),
         ("device", "CPU", "device must be cpu, cuda or cuda:N"),
         ("solver", "newton", "solver must be one of gauss_newton, gradient"),
+        ("renderer", "opengl", "renderer must be one of auto, raycast, pytorch3d, torch; got"),
+        ("renderer", "", "renderer must be one of auto, raycast"),
+        ("network_backend", "tensorrt", "network_backend must be one of auto, eager, fused"),
+        ("network_backend", "cuda_graph", "network_backend cuda_graph needs device cuda"),
+        ("device", "gpu", "device must be cpu, cuda or cuda:N"),
         ("detections_type", "yolo", "detections_type must be one of gcf, vision_msgs"),
     ],
 )
@@ -79,9 +85,33 @@ def test_bad_values_are_refused_naming_the_parameter(name, value, message):
 def test_good_values_pass():
     for device in ("cpu", "cuda", "cuda:0", "cuda:12"):
         assert NodeParams(device=device).device == device
+    # a GPU's options pass on any machine: a missing device falls back to the CPU at start-up
+    NodeParams(device="cuda:3", renderer="pytorch3d", network_backend="compile")
+    NodeParams(device="cuda", renderer="raycast", network_backend="fused")
     p = NodeParams(min_confidence=0.0, sync_slop=0, max_latency=0.25, window_size=None)
     assert (p.min_confidence, p.sync_slop, p.max_latency) == (0.0, 0, 0.25)
     NodeParams(min_confidence=1.0, iterations=1000, diagnostics_period=0.05, threads=0)
+
+
+def test_device_and_renderer_place_the_refiner():
+    """device, renderer and network_backend go through Placement.from_options: the defaults are
+    the CPU path as before (ray casting, fused), a CUDA device that fell back to the CPU too;
+    impossible combinations are refused naming the options."""
+    assert NodeParams().placement("cpu") == Placement()
+    assert NodeParams(device="cuda").placement("cpu") == Placement()  # the node's fallback
+    torch_cpu = NodeParams(renderer="torch").placement("cpu")
+    assert (torch_cpu.renderer, torch_cpu.render_device, torch_cpu.network_backend) == (
+        "torch", "cpu", "fused",
+    )  # fmt: skip
+    gpu = NodeParams(device="cuda:1").placement("cuda:1", check_device=False)
+    assert gpu == Placement.gpu("cuda:1")  # torch rasterizer, solve and CUDA-graph network there
+    with pytest.raises(ValueError, match="network_backend onnxruntime runs on the CPU only"):
+        NodeParams(device="cuda", network_backend="onnxruntime")
+    with pytest.raises(ValueError, match="network_backend cuda_graph needs device cuda"):
+        NodeParams(device="cuda", network_backend="cuda_graph").placement("cpu")  # fell back
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            NodeParams(device="cuda").placement("cuda")
 
 
 def test_descriptors_carry_the_ranges_and_choices():
@@ -153,7 +183,7 @@ def bad_files(tmp_path):
 def test_a_bad_checkpoint_is_one_line_with_the_path_and_the_reason(bad_files, name, reason):
     path = bad_files / name
     with pytest.raises(StartupError, match=reason) as info:
-        load_refiner(None, str(path), "cpu", {})
+        load_refiner(None, str(path), Placement(), {})
     message = str(info.value)
     assert message.startswith(f"checkpoint {path}: ") and "\n" not in message
 
@@ -162,10 +192,18 @@ def test_a_shipped_checkpoint_name_loads_from_any_folder(tmp_path, monkeypatch):
     """``checkpoint:=gcf_lmo_s64.pt`` resolves to the shipped file whatever the current folder;
     a name that is not shipped lists the shipped ones."""
     monkeypatch.chdir(tmp_path)
-    assert load_refiner(None, "gcf_lmo_s64.pt", "cpu", {}).predictor.window_size == 64
+    assert load_refiner(None, "gcf_lmo_s64.pt", Placement(), {}).predictor.window_size == 64
     with pytest.raises(StartupError, match=r"gcf_lmo_s65\.pt: no such file; shipped weights") as e:
-        load_refiner(None, "gcf_lmo_s65.pt", "cpu", {})
+        load_refiner(None, "gcf_lmo_s65.pt", Placement(), {})
     assert "gcf_lmo.pt, gcf_lmo_s64.pt" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_renderer_that_cannot_import_is_one_line(monkeypatch):
+    """renderer:=pytorch3d without a PyTorch3D build: a start-up error naming the renderer."""
+    monkeypatch.setitem(sys.modules, "gcf_ros.core.render.pytorch3d_backend", None)
+    with pytest.raises(StartupError, match=r"^renderer pytorch3d: ModuleNotFoundError: ") as info:
+        load_refiner(None, "gcf_lmo_s64.pt", Placement(renderer="pytorch3d"), {})
+    assert "\n" not in str(info.value)
 
 
 def test_a_bad_model_registry_or_mesh_is_one_line(tmp_path):
@@ -195,19 +233,24 @@ def test_the_packaged_models_load(registry):
 
 
 def test_the_process_prints_one_line_and_exits_2(bad_files):
-    """The real entry point, two bad starts side by side: a wrong type on the command line (before
-    anything loads) and a PNG as checkpoint (after the meshes)."""
+    """The real entry point, three bad starts side by side: a wrong type on the command line
+    (before anything loads), an unknown renderer (the parameters' checks) and a PNG as checkpoint
+    (after the meshes)."""
     cmd = [sys.executable, "-m", "gcf_ros.ros.refiner_node", "--ros-args", "-p"]
     runs = {
         "type": subprocess.Popen([*cmd, "iterations:=abc"], stderr=subprocess.PIPE, text=True),
+        "renderer": subprocess.Popen([*cmd, "renderer:=opengl"], stderr=subprocess.PIPE, text=True),
         "png": subprocess.Popen(
             [*cmd, f"checkpoint:={bad_files / 'image.png'}"], stderr=subprocess.PIPE, text=True
         ),
     }
     out = {k: p.communicate(timeout=120) for k, p in runs.items()}
-    assert {k: p.returncode for k, p in runs.items()} == {"type": 2, "png": 2}
+    assert {k: p.returncode for k, p in runs.items()} == {"type": 2, "renderer": 2, "png": 2}
     assert out["type"][1] == (
         "gcf_refiner: parameter iterations: 'abc' is a string, an integer is expected\n"
+    )
+    assert out["renderer"][1] == (
+        "gcf_refiner: renderer must be one of auto, raycast, pytorch3d, torch; got 'opengl'\n"
     )
     lines = out["png"][1].splitlines()
     png = bad_files / "image.png"

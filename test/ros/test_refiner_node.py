@@ -26,6 +26,7 @@ from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithP
 from visualization_msgs.msg import Marker, MarkerArray
 
 from gcf_ros.eval.sequence import coarse_instances, load_sequence
+from gcf_ros.gcf.placement import Placement
 from gcf_ros.ros.conversions import fill_pose, pose_to_matrix
 from gcf_ros.ros.player import camera_info_msg, detections_msg, image_msg, stamp_msg
 from gcf_ros_msgs.msg import CoarseDetection, CoarseDetectionArray, RefinedPose, RefinedPoseArray
@@ -258,6 +259,7 @@ def test_vision_msgs_in_and_out_device_fallback_and_runtime_parameters(ros, fram
                             class_id_map="can:obj_000005", device="cuda", **FAST)  # fmt: skip
     if not torch.cuda.is_available():
         assert running.node.device == "cpu"  # with a warning, not a crash
+        assert running.node.placement == Placement()  # the CPU default: ray casting, fused
     client = Client(ros, det_type=Detection3DArray)
     client.connect()
     frame = frames[0]
