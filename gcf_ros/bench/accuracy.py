@@ -23,6 +23,7 @@ import numpy as np
 from gcf_ros.core.bop import BopDataset
 from gcf_ros.eval.harness import EvalConfig, InstanceRecord, evaluate, select_instances
 from gcf_ros.eval.metrics import summarize
+from gcf_ros.gcf.placement import Placement
 
 GCF_ITERATIONS = {"gauss_newton": (1, 2, 4, 8), "gradient": (2, 5, 10, 20)}
 NOISE = "medium"
@@ -52,7 +53,7 @@ def _point(series, iterations, records: list[InstanceRecord], source) -> Accurac
     return AccuracyPoint(series, iterations, len(records), acc, time_ms, source)
 
 
-def gcf_points(selected, registry, device: str, progress: Callable[[str], None]) -> tuple:
+def gcf_points(selected, registry, placement: Placement, progress: Callable[[str], None]) -> tuple:
     """(points of every GCF run, the initial ADD(-S) accuracy of the instances)."""
     from gcf_ros.eval.methods import GcfMethod
 
@@ -62,7 +63,7 @@ def gcf_points(selected, registry, device: str, progress: Callable[[str], None])
     for solver, limits in GCF_ITERATIONS.items():
         for its in limits:
             progress(f"gcf ({solver}), at most {its} iterations, {len(selected)} instances")
-            method = GcfMethod(registry, None, its, solver, device)
+            method = GcfMethod(registry, None, its, solver, placement)
             evaluate(warmup, registry, method)
             records = evaluate(selected, registry, method)
             points.append(_point(f"gcf {solver}", its, records, "live"))
@@ -113,16 +114,19 @@ def baseline_points(selected, registry, eval_dir: Path, seed: int, live_instance
 
 
 def run_accuracy(dataset: Path, instances: int, eval_dir: Path, live_instances: int = 5,
-                 rerun: bool = False, device: str = "cpu", seed: int = 0,
+                 rerun: bool = False, placement: Placement | None = None, seed: int = 0,
                  progress: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Every point of the plot, as a JSON-ready dict."""
+    """Every point of the plot, as a JSON-ready dict; GCF runs under ``placement`` (None: all on
+    the CPU, ray casting), the baselines on its network device."""
+    placement = placement or Placement()
     ds = BopDataset(dataset)
     registry = ds.model_registry()
     selected = select_instances(ds, registry, EvalConfig(dataset, NOISE, seed, instances))
-    points, initial = gcf_points(selected, registry, device, progress)
+    points, initial = gcf_points(selected, registry, placement, progress)
     points += baseline_points(
-        selected, registry, eval_dir, seed, live_instances, rerun, device, progress
-    )
+        selected, registry, eval_dir, seed, live_instances, rerun, placement.network_device,
+        progress,
+    )  # fmt: skip
     return {
         "dataset": str(dataset), "noise": NOISE, "seed": seed, "n_instances": len(selected),
         "initial_add_s_01d": initial, "points": [p.__dict__ for p in points],

@@ -127,7 +127,8 @@ def time_gcf(
     """GCF refinement of each batch (all its objects in one frame of the pipeline), with the
     settings the weights record and ``settings`` (RefinerConfig fields) on top; with ``depth_m``
     (H, W) metres registered to the frame, the depth term runs too. ``renderer``: the refiner's
-    (None: its default, open3d ray casting; scripts/gpu_check.py passes the GPU placements')."""
+    (None: its default, open3d ray casting; gcf-bench and scripts/gpu_check.py pass their
+    placement's, ``gcf_ros.gcf.placement.placement_renderer``)."""
     rec = _Recorder(GCF_PHASES)
     with PeakRss() as probe:
         config = RefinerConfig.resolve(predictor.weights, **settings)

@@ -14,6 +14,12 @@ and the same numbers of objects in tracking mode, images only after the first fr
 RSS per case; the machine.
 Compare ratios, not absolute times, on shared machines. With --accuracy-plot it instead draws
 ADD(-S) < 0.1 d vs time per object (gcf_ros.bench.accuracy) and writes its points to --out.
+
+--device, --renderer and --network-backend place the GCF cases as gcf-eval's and the node's
+options do (gcf_ros/gcf/placement.py): cpu (default) ray casting and the fused network on the CPU,
+cuda the GPU path (torch rasterizer, solve and CUDA-graph network on the GPU); the baselines run
+on the device too. A CUDA device that is missing falls back to the CPU with a message. The JSON
+records the placement ("placement"). The node part runs the node's packaged parameters.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import torch
 
 from gcf_ros.bench.suite import BenchConfig
 from gcf_ros.gcf.inference import BACKENDS
+from gcf_ros.gcf.placement import AUTO, BACKEND_OPTIONS, RENDERER_OPTIONS, Placement
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="about two minutes: fewer repeats/sizes")
     p.add_argument("--out", type=Path, default=None, help="write the JSON document here")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument(
+        "--device", default="cpu",
+        help="cpu, cuda or cuda:N: where GCF renders, solves and runs its network (cuda: the GPU "
+        "path), and the baselines' rasterizer",
+    )  # fmt: skip
+    p.add_argument(
+        "--renderer", choices=RENDERER_OPTIONS, default=AUTO,
+        help="GCF's renderer: auto (raycast on cpu, torch on cuda), raycast (open3d, CPU), torch, "
+        "pytorch3d",
+    )  # fmt: skip
+    p.add_argument(
+        "--network-backend", choices=BACKEND_OPTIONS, default=AUTO,
+        help="the GCF cases' network backend: auto (fused on cpu, cuda_graph on cuda) or one "
+        "of them (--backends: the backend scaling's)",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     g = p.add_argument_group("speed benchmark (overrides of the full or --quick plan)")
     g.add_argument("--repeats", type=int, help="timed runs per instance, GCF and scaling")
@@ -73,7 +94,7 @@ def _default_lmo() -> Path:
     return Path(os.environ.get("GCF_LMO_ROOT", share_dir().parent / "shared" / "data" / "lmo"))
 
 
-def bench_config(args: argparse.Namespace, device: str) -> BenchConfig:
+def bench_config(args: argparse.Namespace, placement: Placement) -> BenchConfig:
     """The plan: full or quick, with the command line's overrides."""
     names = {
         "repeats": "repeats", "baseline_repeats": "baseline_repeats",
@@ -85,23 +106,32 @@ def bench_config(args: argparse.Namespace, device: str) -> BenchConfig:
         for arg, field in names.items()
         if (v := getattr(args, arg)) is not None
     }
-    overrides["device"] = device
+    overrides["placement"] = placement
     return BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
+
+
+def bench_placement(args: argparse.Namespace) -> Placement:
+    """The placement of --device, --renderer and --network-backend (ValueError for options that
+    cannot run together); a CUDA device that is missing falls back to the CPU with a message."""
+    from gcf_ros.bench.timing import resolve_device
+
+    options = (args.renderer, args.network_backend)
+    Placement.from_options(args.device, *options, check_device=False)  # the options themselves
+    device, message = resolve_device(args.device)
+    if message:
+        print(message, file=sys.stderr)
+    return Placement.from_options(device, *options)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from gcf_ros.bench.timing import resolve_device
-
-    device, message = resolve_device(args.device)
-    if message:
-        print(message, file=sys.stderr)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
+        placement = bench_placement(args)
         if args.accuracy_plot is not None:
-            return _accuracy(args, device)
-        return _speed(args, bench_config(args, device))
+            return _accuracy(args, placement)
+        return _speed(args, bench_config(args, placement))
     except (FileNotFoundError, ValueError) as err:
         print(f"gcf-bench: {err}", file=sys.stderr)
         return 2
@@ -140,14 +170,15 @@ def _speed(args: argparse.Namespace, config: BenchConfig) -> int:
     return 0
 
 
-def _accuracy(args: argparse.Namespace, device: str) -> int:
+def _accuracy(args: argparse.Namespace, placement: Placement) -> int:
     from gcf_ros.bench.accuracy import plot_accuracy_vs_time, run_accuracy
 
     doc = run_accuracy(
         args.dataset, args.instances, args.eval_dir, args.baseline_instances,
-        args.rerun_baselines, device, progress=lambda s: print(f"# {s}", flush=True),
+        args.rerun_baselines, placement, progress=lambda s: print(f"# {s}", flush=True),
     )  # fmt: skip
     doc["torch_threads"] = torch.get_num_threads()
+    doc["placement"] = placement.to_dict()
     for p in doc["points"]:
         print(f"{p['series']:<18} its {p['iterations']:>3}  n {p['n']:>3}  "
               f"ADD(-S)<0.1d {100 * p['add_s_01d']:5.1f}%  {p['time_ms']:9.1f} ms/object  "

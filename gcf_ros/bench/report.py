@@ -17,7 +17,10 @@ JSON (milliseconds, MB; other tools read these keys)::
     node:        the node end to end (gcf_ros.ros.bench_node), null with --skip-node: cases
                  "<n>" (detections every frame) and "<n>-tracking" (tracking mode)
     memory_mb:   {method: {rss_before, peak_rss, delta}}
-    device:      "cpu" | "cuda"
+    device:      "cpu" | "cuda" | "cuda:N" (the network's and the baselines')
+    placement:   where the GCF cases rendered, solved and ran the network, and its backend
+                 (gcf_ros.gcf.placement.Placement.to_dict: renderer, render_device,
+                 solve_device, network_device, network_backend, bin_size)
     machine:     {cpu, cores, torch_threads, torch, ...}
     settings:    what was run (instances, repeats, frame, noise, seed, ...)
 """
@@ -32,7 +35,7 @@ from gcf_ros.gcf.inference import BACKENDS
 
 JSON_KEYS = (
     "per_iteration_ms", "per_object_ms", "p90_ms", "phases_ms", "iterations", "ratios", "scaling",
-    "node", "memory_mb", "device", "machine", "settings",
+    "node", "memory_mb", "device", "placement", "machine", "settings",
 )  # fmt: skip
 MEMORY_METHOD = (
     "RSS of the process (/proc/self): kernel high-water mark VmHWM reset before each case "
@@ -71,6 +74,7 @@ def to_json(results: BenchResults, config: BenchConfig, machine: dict, settings:
         "node": None,
         "memory_mb": {k: m[k].memory.to_dict() for k in METHODS},
         "device": config.device,
+        "placement": config.placement.to_dict(),
         "machine": machine,
         "settings": {
             **settings,
@@ -97,10 +101,12 @@ def _point_json(value: int, actual: int, t: CaseTiming, axis: str) -> dict:
 
 def format_tables(doc: dict) -> str:
     """The methods table, the phase split and the scaling table, from a benchmark document."""
-    mc, st = doc["machine"], doc["settings"]
+    mc, st, pl = doc["machine"], doc["settings"], doc["placement"]
     lines = [
         f"gcf-bench on {doc['device']}: {mc['cpu']}, {mc['cores']} cores, torch {mc['torch']} "
         f"with {mc['torch_threads']} threads, load average {mc['load_avg_1m']:.2f}",
+        f"gcf: {pl['renderer']} renderer on {pl['render_device']}, solve on "
+        f"{pl['solve_device']}, {pl['network_backend']} network on {pl['network_device']}",
         f"frame {st['frame']}, instances {', '.join(st['instances'])} (one per refinement), "
         f"{st['noise']} noise, seed {st['seed']}",
         "",

@@ -8,7 +8,11 @@ runs: ``gcf_ros.eval.simdepth``) and the PyTorch3D soft-rasterizer baselines ``m
 Gauss-Newton only (the baselines' CPU rasterizer grows with window area x faces, far past any
 budget here): objects per frame (one batched ``refine``), window size, mesh faces of the LM-O
 driller (obj_000008), and the network's inference backend (``gcf_ros.gcf.inference``; the methods
-above run the default, "fused").
+above run the placement's, by default "fused").
+
+Every GCF case renders, solves and runs its network where ``BenchConfig.placement`` says
+(``gcf-bench --device --renderer --network-backend``, :meth:`Placement.from_options`; by default
+all on the CPU with ray casting); the baselines run on its network device.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import torch
+
 from gcf_ros.bench.cases import CaseTiming, simulated_depth, time_gcf, time_soft
 from gcf_ros.bench.frame import SCALING_MODEL, BenchFrame, VariantRegistry, mesh_variant
 from gcf_ros.bench.timing import sync_for
 from gcf_ros.core.models import ModelRegistry
 from gcf_ros.gcf.cuda_graph import warm_up
 from gcf_ros.gcf.inference import BACKENDS, DEFAULT_BACKEND
+from gcf_ros.gcf.placement import Placement, place_predictor, placement_renderer
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Refiner, default_checkpoint
 
@@ -34,7 +41,8 @@ class BenchConfig:
     """How much ``gcf-bench`` measures (defaults: the full run; :meth:`quick` for ~2 minutes).
 
     Attributes:
-        device: ``cpu`` or ``cuda`` (the network and the baselines; ray casting is always CPU).
+        placement: where the GCF cases render, solve and run the network, and its backend
+            (:mod:`gcf_ros.gcf.placement`); its network device (``device``) is the baselines'.
         repeats: timed runs per instance for GCF and the scaling cases (after one warm-up).
         baseline_repeats: timed runs per instance for the baselines (after one warm-up).
         instances: how many of the frame's evaluated instances (None: all of them).
@@ -46,7 +54,7 @@ class BenchConfig:
             with a note, where the package or the CPU device is missing).
     """
 
-    device: str = "cpu"
+    placement: Placement = field(default_factory=Placement)
     repeats: int = 5
     baseline_repeats: int = 2
     instances: int | None = None
@@ -65,6 +73,11 @@ class BenchConfig:
             raise ValueError("instances must be >= 1")
         if min((*self.objects, *self.windows, *self.faces), default=1) < 1:
             raise ValueError("objects, windows and faces must be >= 1")
+
+    @property
+    def device(self) -> str:
+        """``cpu``, ``cuda`` or ``cuda:N``: the network's device, and the baselines'."""
+        return self.placement.network_device
 
     @classmethod
     def quick(cls, **overrides) -> BenchConfig:
@@ -101,25 +114,31 @@ def run_speed(
 ) -> BenchResults:
     """Run every case of the plan; ``progress`` gets one line per case."""
     sync = sync_for(config.device)
-    predictor = NetworkPredictor.from_weights(default_checkpoint(), config.device)
+    predictor = NetworkPredictor.from_weights(default_checkpoint(), config.device, "eager")
+    place_predictor(predictor, config.placement)
     idx = frame.evaluated[: config.instances]
     out = BenchResults(instances=[frame.model_ids[i] for i in idx])
     singles = [([frame.model_ids[i]], frame.T_init[i : i + 1]) for i in idx]
     # One-time costs outside every case (so each case's memory is its own): mesh loading, the
     # network's first call.
-    Refiner(registry, predictor).refine_poses(frame.image_rgb, frame.K, *singles[0])
+    renderer = placement_renderer(config.placement)
+    Refiner(registry, predictor, renderer=renderer).refine_poses(
+        frame.image_rgb, frame.K, *singles[0]
+    )
     for model_id in frame.model_ids:
         registry.render_model(model_id)
     for solver in ("gauss_newton", "gradient"):
         progress(f"gcf ({solver}) on {len(idx)} instances")
         out.methods[f"gcf_{solver}"] = time_gcf(
-            frame, registry, predictor, {"solver": solver}, singles, config.repeats, sync
-        )
+            frame, registry, predictor, {"solver": solver}, singles, config.repeats, sync,
+            renderer=placement_renderer(config.placement),
+        )  # fmt: skip
     progress(f"gcf with simulated depth on {len(idx)} instances")
     depth_m = simulated_depth(frame, registry)
     out.methods["gcf_rgbd"] = time_gcf(
-        frame, registry, predictor, {}, singles, config.repeats, sync, depth_m=depth_m
-    )
+        frame, registry, predictor, {}, singles, config.repeats, sync, depth_m=depth_m,
+        renderer=placement_renderer(config.placement),
+    )  # fmt: skip
     for space in ("mask", "rgb"):
         progress(f"{space} baseline ({config.baseline_iterations} iterations) on {len(idx)}")
         out.methods[space] = time_soft(
@@ -131,8 +150,12 @@ def run_speed(
 
 
 def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
-    def gcf(reg, settings, batch) -> CaseTiming:
-        return time_gcf(frame, reg, predictor, settings, [batch], config.repeats, sync)
+    def gcf(reg, settings, batch, network=predictor) -> CaseTiming:
+        """One case under the placement: a renderer of its own (its mesh caches are the case's)."""
+        return time_gcf(
+            frame, reg, network, settings, [batch], config.repeats, sync,
+            renderer=placement_renderer(config.placement),
+        )  # fmt: skip
 
     i = frame.model_ids.index(SCALING_MODEL)
     single = ([SCALING_MODEL], frame.T_init[i : i + 1])
@@ -164,7 +187,7 @@ def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
         other = NetworkPredictor(predictor.net, config.device, predictor.weights, name)
         if name in ("cuda_graph", "compile"):
             warm_up(other.run, (1,))  # capture / compile before the clock starts
-        point = time_gcf(frame, registry, other, {}, [single], config.repeats, sync)
+        point = gcf(registry, {}, single, other)
         i = BACKENDS.index(name)  # ScalingPoint values are ints: the report names it
         scaling["network_backend"].append(ScalingPoint(i, i, point))
     return scaling
@@ -172,13 +195,14 @@ def _scaling(frame, registry, predictor, config, sync, progress, notes) -> dict:
 
 def _backend_missing(name: str, device: str) -> str:
     """Why backend ``name`` cannot or should not run here ("" when it can)."""
-    if name == "cuda_graph" and device != "cuda":
+    on_cuda = torch.device(device).type == "cuda"
+    if name == "cuda_graph" and not on_cuda:
         return "CUDA only"
-    if name == "compile" and device != "cuda":
+    if name == "compile" and not on_cuda:
         return "on a CPU minutes of warm-up for fused's speed (docs/performance.md)"
     if name != "onnxruntime":
         return ""
-    if device != "cpu":
+    if on_cuda:
         return "CPU only"
     try:
         import onnxruntime  # noqa: F401

@@ -24,6 +24,8 @@ from types import TracebackType
 import numpy as np
 import torch
 
+from gcf_ros.gcf.placement import check_device_present
+
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 4096 / 2**20
 
 
@@ -137,9 +139,12 @@ class PeakRss:
 
 
 def resolve_device(requested: str) -> tuple[str, str]:
-    """(device to use, message): ``cuda`` falls back to ``cpu`` when no GPU is visible."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        return "cpu", "gcf-bench: --device cuda requested but no CUDA GPU is visible; using cpu"
+    """(device to use, message): a CUDA device (``cuda``, ``cuda:N``) that this machine lacks
+    falls back to ``cpu``, the message saying why."""
+    try:
+        check_device_present(requested)
+    except ValueError as err:
+        return "cpu", f"gcf-bench: --device {requested}: {err}; using cpu"
     return requested, ""
 
 
@@ -170,7 +175,7 @@ def machine_info(device: str) -> dict:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "gpu": torch.cuda.get_device_name() if cuda else None,
+        "gpu": torch.cuda.get_device_name(device) if cuda else None,
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "time": time.strftime("%Y-%m-%d %H:%M:%S %z"),

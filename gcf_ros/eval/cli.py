@@ -9,6 +9,12 @@ the models (default: the folder's models/; a registry YAML or another BOP models
 gcf_ros/eval/models_input.py. --checkpoint takes a path or the name of a shipped weights file
 (gcf_lmo_s64.pt), from any folder.
 
+--device cuda (or cuda:N) runs gcf on the GPU path: the torch rasterizer, the solve and a
+CUDA-graph network on that GPU; --renderer and --network-backend choose otherwise (e.g.
+--renderer raycast: ray casting on the CPU, only the network on the GPU; --renderer torch on the
+CPU). They are parsed as the node's parameters are (gcf_ros/gcf/placement.py); a CUDA device that
+is missing is an error.
+
 With --depth each frame also gets its depth image (the dataset's depth/ folder; LM-O here has
 none: make a copy with simulated depth with gcf-simdepth), which the gcf method's depth term uses
 and the baselines ignore; --depth-drop and --depth-lag degrade it (gcf_ros/eval/depth_input.py).
@@ -18,9 +24,11 @@ Prints a before/after table (overall, per object, per visibility bin) and writes
 method read the depth), "n_instances", "initial": M, "refined": M, "per_object": {obj_id:
 {"initial": M, "refined": M}}, "per_visibility": {...}, "time": {"per_object_ms_median",
 "per_iteration_ms_median"}, "iterations": {"max", "mean", "histogram", "converged",
-"stopped_early"}, "config": {...}, "instances": [...]}, where M holds add_s_01d, deg5_cm5,
-proj_5px (fractions), median_rot_deg, median_trans_cm, median_proj_px, acc_pi6, acc_pi18, n and
-add_sym_01d (ADD over the symmetries; gcf_ros/eval/metrics.py says how symmetries count).
+"stopped_early"}, "config": {the options, "method_config", gcf: "placement"}, "instances":
+[...]}, where M holds add_s_01d, deg5_cm5, proj_5px (fractions), median_rot_deg, median_trans_cm,
+median_proj_px, acc_pi6, acc_pi18, n and add_sym_01d (ADD over the symmetries;
+gcf_ros/eval/metrics.py says how symmetries count), and "placement" where gcf rendered, solved
+and ran its network, and with which backend (Placement.to_dict).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from gcf_ros.eval.harness import EvalConfig, evaluate, results_dict, select_inst
 from gcf_ros.eval.methods import GcfMethod, NoRefinement, SoftRenderMethod
 from gcf_ros.eval.models_input import check_models_cover, load_registry, parse_model_ids
 from gcf_ros.eval.perturb import NOISE_LEVELS
-from gcf_ros.gcf.inference import BACKENDS, DEFAULT_BACKEND
+from gcf_ros.gcf.placement import AUTO, BACKEND_OPTIONS, RENDERER_OPTIONS, Placement
 
 METHODS = ("none", "mask", "rgb", "gcf")
 
@@ -109,11 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --depth: use the depth of the frame N positions earlier in the scene (im_id "
         "order; the first N frames get the scene's first depth image)",
     )  # fmt: skip
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument(
-        "--network-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-        help="gcf: how the network runs (gcf_ros/gcf/inference.py; same poses within float "
-        "rounding)",
+        "--device", default="cpu",
+        help="cpu, cuda or cuda:N: the baselines' rasterizer; gcf: where it renders, solves and "
+        "runs the network (cuda: the GPU path, gcf_ros/gcf/placement.py)",
+    )  # fmt: skip
+    p.add_argument(
+        "--renderer", choices=RENDERER_OPTIONS, default=AUTO,
+        help="gcf: auto (raycast on cpu, torch on cuda), raycast (open3d, CPU; with --device cuda "
+        "only the network runs there), torch (plain-torch rasterizer) or pytorch3d",
+    )  # fmt: skip
+    p.add_argument(
+        "--network-backend", choices=BACKEND_OPTIONS, default=AUTO,
+        help="gcf: how the network runs, auto = fused on cpu, cuda_graph on cuda "
+        "(gcf_ros/gcf/inference.py; same poses within float rounding)",
     )  # fmt: skip
     p.add_argument("--min-visib", type=float, default=0.3)
     p.add_argument("--out", type=Path, default=None, help="write the results JSON here")
@@ -124,8 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
 def make_method(args, registry):
     if args.method == "none":
         return NoRefinement()
-    if args.coarse_checkpoint and args.method != "gcf":
-        raise ValueError("--coarse-checkpoint is a gcf setting")
+    gcf_only = {"--coarse-checkpoint": args.coarse_checkpoint is not None,
+                "--renderer": args.renderer != AUTO,
+                "--network-backend": args.network_backend != AUTO}  # fmt: skip
+    given = [name for name, set_ in gcf_only.items() if set_]
+    if given and args.method != "gcf":
+        raise ValueError(f"{', '.join(given)}: gcf settings, not for --method {args.method}")
+    # device, renderer and network backend: the one parser of every entry point (a ValueError
+    # here); the baselines take only the device
+    placement = Placement.from_options(args.device, args.renderer, args.network_backend)
     if args.method in ("mask", "rgb"):
         from gcf_ros.baselines.soft_render import SoftRenderConfig
 
@@ -135,8 +159,8 @@ def make_method(args, registry):
     terms = args.terms.split(",") if args.terms else None
     overrides = parse_overrides(args.overrides)
     return GcfMethod(
-        registry, args.checkpoint, args.iterations, args.solver, args.device, terms, overrides,
-        args.coarse_checkpoint, args.network_backend,
+        registry, args.checkpoint, args.iterations, args.solver, placement, terms, overrides,
+        args.coarse_checkpoint,
     )  # fmt: skip
 
 
@@ -252,6 +276,8 @@ def _config_dict(args, method) -> dict:
     cfg = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if dataclasses.is_dataclass(getattr(method, "config", None)):
         cfg["method_config"] = dataclasses.asdict(method.config)
+    if isinstance(getattr(method, "placement", None), Placement):  # gcf: where it ran
+        cfg["placement"] = method.placement.to_dict()
     return cfg
 
 

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from gcf_ros.core.models import ModelRegistry, ObjectModel
+from gcf_ros.gcf.placement import Placement, place_predictor, placement_renderer
 from gcf_ros.gcf.predictor import NetworkPredictor
 
 
@@ -124,8 +125,10 @@ class GcfMethod:
     weights, the training-free region term, and the contour term, which here gets the *oracle*
     visible masks (the ground truth, as the ``mask`` baseline does: a check of the machinery).
 
-    ``overrides``: further ``RefinerConfig`` fields (e.g. ``{"silhouette_scale": 2.0}``);
-    ``coarse_checkpoint``: a second network for the coarse-window iterations (None: the main one).
+    ``placement``: the renderer, solve and network devices and the network backend
+    (:mod:`gcf_ros.gcf.placement`; None: all on the CPU, ray casting); ``overrides``: further
+    ``RefinerConfig`` fields (e.g. ``{"silhouette_scale": 2.0}``); ``coarse_checkpoint``: a second
+    network for the coarse-window iterations (None: the main one).
     """
 
     def __init__(
@@ -134,14 +137,15 @@ class GcfMethod:
         checkpoint,
         iterations,
         solver,
-        device,
+        placement: Placement | None = None,
         terms: Sequence[str] | None = None,
         overrides: dict | None = None,
         coarse_checkpoint=None,
-        backend: str = "fused",
     ) -> None:
         from gcf_ros.gcf.checkpoints import find_checkpoint
         from gcf_ros.gcf.refiner import Refiner, RefinerConfig
+
+        self.placement = placement or Placement()
 
         settings = {"solver": solver, **(overrides or {})}
         if iterations:
@@ -153,7 +157,7 @@ class GcfMethod:
             path = find_checkpoint(checkpoint)  # a path or a shipped name, from any folder
             if not path.is_file():
                 raise FileNotFoundError(f"checkpoint {path}: not a file")
-            predictor = NetworkPredictor.from_weights(path, device, backend)
+            predictor = self._network(path)
         weights = None if predictor is None else predictor.weights
         self.config = RefinerConfig.resolve(weights, **settings)
         self.label = f"gcf ({self.config.solver})"
@@ -166,13 +170,17 @@ class GcfMethod:
         if coarse_checkpoint is not None:  # a second network for the coarse-window iterations
             if predictor is None or not self.config.coarse_stop:
                 raise ValueError("a coarse checkpoint needs the field term and coarse_iterations")
-            coarse = NetworkPredictor.from_weights(
-                find_checkpoint(coarse_checkpoint), device, backend
-            )
+            coarse = self._network(find_checkpoint(coarse_checkpoint))
             self.label = self.label[:-1] + f", {Path(str(coarse_checkpoint)).name})"
-        self._refiner = Refiner(registry, predictor, self.config, coarse_predictor=coarse)
+        renderer = placement_renderer(self.placement)
+        self._refiner = Refiner(registry, predictor, self.config, renderer, coarse_predictor=coarse)
         self._raycast = None
         self.uses_depth = self.config.depth_scale > 0  # the depth term joins when given depth
+
+    def _network(self, path: Path) -> NetworkPredictor:
+        """The network of the weights file ``path``, on the placement's device and backend."""
+        predictor = NetworkPredictor.from_weights(path, self.placement.network_device, "eager")
+        return place_predictor(predictor, self.placement)
 
     def max_iterations(self, with_depth: bool) -> int:
         """The refiner's iteration limit, for frames with (``with_depth``) or without depth."""

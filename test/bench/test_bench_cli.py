@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from gcf_ros.bench import accuracy
-from gcf_ros.bench.cli import main
+from gcf_ros.bench import accuracy, suite
+from gcf_ros.bench.cli import bench_placement, build_parser, main
 from gcf_ros.bench.report import JSON_KEYS
 from gcf_ros.bench.suite import METHODS
+from gcf_ros.core.render.torch_raster import TorchRasterizer
 from gcf_ros.eval.metrics import add_or_adds
+from gcf_ros.gcf.placement import Placement
 
 TINY = ["--quick", "--threads", "1", "--repeats", "1", "--bench-instances", "1",
         "--baseline-iterations", "2", "--objects", "1", "--windows", "64",
@@ -54,6 +56,7 @@ def test_tiny_run_writes_the_documented_json(tmp_path, capsys):
     assert set(doc["phases_ms"]["mask"]) == {"forward", "backward", "step", "other"}
     assert doc["node"] is None
     assert doc["device"] == "cpu"
+    assert doc["placement"] == Placement().to_dict()  # ray casting and fused, on the CPU
     assert all(_positive(doc["memory_mb"][m]["peak_rss"]) for m in METHODS)
     assert doc["iterations"]["mask"] == 2
     for axis in ("objects", "window_px", "mesh_faces"):
@@ -68,6 +71,62 @@ def test_tiny_run_writes_the_documented_json(tmp_path, capsys):
     assert doc["machine"]["torch_threads"] == 1
     printed = capsys.readouterr().out
     assert "gcf_gauss_newton" in printed and "network onnxruntime" in printed
+
+
+def test_the_gcf_cases_run_under_the_placement_of_the_options(tmp_path, monkeypatch, capsys):
+    """gcf-bench --renderer torch --device cpu (~12 s): each of the 7 GCF cases (3 methods, 4
+    scaling points) gets a torch rasterizer, which renders the refinements; the report records
+    the placement."""
+    renderers, renders = [], []
+    time_gcf, render = suite.time_gcf, TorchRasterizer.render
+
+    def spy_case(*args, renderer=None, **kw):
+        renderers.append(type(renderer).__name__)
+        return time_gcf(*args, renderer=renderer, **kw)
+
+    def spy_render(self, models, *args, **kw):
+        renders.append(len(models))
+        return render(self, models, *args, **kw)
+
+    monkeypatch.setattr(suite, "time_gcf", spy_case)
+    monkeypatch.setattr(TorchRasterizer, "render", spy_render)
+    tiny = [a for a in TINY if a != "onnxruntime"]
+    out = tmp_path / "bench.json"
+    assert main([*tiny, "--renderer", "torch", "--device", "cpu", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert renderers == ["TorchRasterizer"] * 7
+    assert len(renders) >= sum(doc["iterations"][m] for m in METHODS if m.startswith("gcf"))
+    assert doc["placement"] == Placement(renderer="torch").to_dict()
+    assert doc["settings"]["plan"]["placement"]["renderer"] == "torch"
+    assert all(_positive(doc["phases_ms"][m]["render"]["median"]) for m in METHODS[:3])
+    assert (
+        "gcf: torch renderer on cpu, solve on cpu, fused network on cpu" in capsys.readouterr().out
+    )
+
+
+def test_device_options_are_checked_and_a_missing_gpu_falls_back(capsys):
+    """--device, --renderer, --network-backend go through Placement.from_options: impossible
+    combinations are refused as asked; a CUDA device that is missing falls back to the CPU."""
+
+    def placement(*args: str) -> Placement:
+        return bench_placement(build_parser().parse_args(list(args)))
+
+    assert placement() == Placement()
+    assert placement("--renderer", "torch") == Placement(renderer="torch")
+    with pytest.raises(ValueError, match="device must be cpu, cuda or cuda:N"):
+        placement("--device", "gpu")
+    with pytest.raises(ValueError, match="network_backend onnxruntime runs on the CPU only"):
+        placement("--device", "cuda", "--network-backend", "onnxruntime")
+    assert main(["--device", "cuda:x", "--skip-node"]) == 2
+    assert "device must be cpu, cuda or cuda:N" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        return
+    assert placement("--device", "cuda:1", "--renderer", "torch") == Placement(renderer="torch")
+    assert "--device cuda:1: device 'cuda:1' requested, but torch sees no CUDA device" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(ValueError, match="network_backend cuda_graph needs device cuda"):
+        placement("--device", "cuda", "--network-backend", "cuda_graph")  # after the fallback
 
 
 def test_accuracy_plot_with_stored_baselines(tmp_path, lmo_root, monkeypatch):

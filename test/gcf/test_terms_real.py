@@ -19,7 +19,7 @@ def oracle_results(lmo_root):
     registry = dataset.model_registry()
     selected = select_instances(dataset, registry, EvalConfig(lmo_root, "medium", 0, N_INSTANCES))
     overrides = {"silhouette_rotation_damping": 0.0}  # the machinery alone, undamped
-    method = GcfMethod(registry, None, 10, "gauss_newton", "cpu", ("contour",), overrides)
+    method = GcfMethod(registry, None, 10, "gauss_newton", None, ("contour",), overrides)
     return results_dict(evaluate(selected, registry, method), {})
 
 
