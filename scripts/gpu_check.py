@@ -53,9 +53,10 @@ snapshot, so nothing needs open3d except ray casting):
   windows: compile + warm-up s, ms per call, max |field - eager field|.
 
 Placements (gcf_ros.gcf.placement.Placement; ``_Context.placements``): ``raycast`` = open3d on the
-CPU, solve on the CPU, network on the device (what ``gcf-bench --device cuda`` runs); ``gpu`` = the
-torch rasterizer, solve and network (CUDA graph) on the device; ``gpu_eager`` = the same with the
-eager network; ``gpu_pytorch3d`` = PyTorch3D's binned rasterizer instead of the torch one;
+CPU, solve on the CPU, network on the device (``gcf-bench --device cuda --renderer raycast
+--network-backend fused``); ``gpu`` = the torch rasterizer, solve and network (CUDA graph) on the
+device (``--device cuda``, the node's ``device:=cuda``); ``gpu_eager`` = the same with the eager
+network; ``gpu_pytorch3d`` = PyTorch3D's binned rasterizer instead of the torch one;
 ``gpu_render_cpu_solve`` = the torch rasterizer on the device, solve on the CPU.
 
 With ``--device cpu`` every "device" is the CPU (the CUDA graph path runs without capture, compile
