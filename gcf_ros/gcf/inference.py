@@ -41,11 +41,11 @@ from torch.nn import functional as F  # noqa: N812
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from gcf_ros.gcf.network import (
-    _IMAGE_MEAN,
-    _IMAGE_STD,
     GcfNet,
     GcfOutput,
     _CostVolume,
+    network_inputs,
+    to_window,
 )
 
 BACKENDS = ("eager", "fused", "onnxruntime", "cuda_graph", "compile")
@@ -168,8 +168,8 @@ class FusedGcfNet(nn.Module):
 
     def forward(self, image: torch.Tensor, render: torch.Tensor) -> GcfOutput:
         """image (B, 3, S, S) in [0, 1]; render (B, 10, S, S) from ``render_input``."""
-        image = ((image - _IMAGE_MEAN) / _IMAGE_STD).contiguous(memory_format=torch.channels_last)
-        render = render.contiguous(memory_format=torch.channels_last)
+        stride = self.config.input_stride
+        image, render = network_inputs(image, render, stride)
         pairs = zip(self.image_encoder(image), self.render_encoder(render), strict=True)
         fused = []
         for fuse, corr, (img, ren) in zip(self.fuse, self.corr, pairs, strict=True):
@@ -178,9 +178,9 @@ class FusedGcfNet(nn.Module):
         x = self.context(fused[3])
         for up, skip in zip(self.up, reversed(fused[:3]), strict=True):
             x = up(x, skip)
-        heads = self.heads(x)
+        heads = to_window(self.heads(x), stride)
         field = (heads[:, :2] * self.config.field_scale).contiguous()
-        visible = self.mask_head(x).contiguous() if self.mask_head is not None else None
+        visible = to_window(self.mask_head(x), stride) if self.mask_head is not None else None
         if not self.config.weight_head:
             return GcfOutput(field, torch.ones_like(field[:, :1]), None, visible)
         logits = heads[:, 2:3].contiguous()

@@ -48,6 +48,10 @@ class NetConfig:
     corr_scales: scale indices (0: full resolution ... 3: 1/8) that get a cost volume.
     mask_head: also predict the object's visible mask in the image window (logits), from the
         decoder's full-resolution features (the silhouette evidence of ``gcf_ros.gcf.terms``).
+    input_stride: 1, or 2 for the faster network: the S x S inputs are pixel-unshuffled to an
+        S/2 x S/2 grid of 4x the channels (no pixel is dropped), the four scales run at 1/2 ... 1/16
+        of the window, and the heads' outputs are upsampled (bilinear) back to S x S. A quarter
+        of the pixels at every scale; the field stays in window pixels.
     """
 
     image_channels: int = IMAGE_CHANNELS
@@ -59,6 +63,7 @@ class NetConfig:
     corr_radius: int = 0
     corr_scales: tuple[int, ...] = (2, 3)
     mask_head: bool = False
+    input_stride: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -69,6 +74,13 @@ class NetConfig:
             raise ValueError(f"widths must be 4 multiples of {_GROUPS}, got {self.widths}")
         if self.norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
+        if self.input_stride not in (1, 2):
+            raise ValueError(f"input_stride must be 1 or 2, got {self.input_stride}")
+
+    @property
+    def size_multiple(self) -> int:
+        """S must be a multiple of this (three stride-2 stages after the input stride)."""
+        return 8 * self.input_stride
 
     def to_dict(self) -> dict:
         """Plain dict (lists, no tuples) for YAML / weights files."""
@@ -211,9 +223,9 @@ class GcfNet(nn.Module):
     def __init__(self, config: NetConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or NetConfig()
-        w, norm = config.widths, config.norm
-        self.image_encoder = _Encoder(config.image_channels, w, norm)
-        self.render_encoder = _Encoder(config.render_channels, w, norm)
+        w, norm, cells = config.widths, config.norm, config.input_stride**2
+        self.image_encoder = _Encoder(config.image_channels * cells, w, norm)
+        self.render_encoder = _Encoder(config.render_channels * cells, w, norm)
         corr = [config.corr_radius > 0 and i in config.corr_scales for i in range(len(w))]
         self.corr = nn.ModuleList(
             _CostVolume(c, config.corr_radius) if on else nn.Identity()
@@ -249,8 +261,7 @@ class GcfNet(nn.Module):
         S must be a multiple of 8. Returns a ``GcfOutput`` with the field in window pixels.
         """
         self._check_inputs(image, render)
-        image = ((image - _IMAGE_MEAN) / _IMAGE_STD).contiguous(memory_format=torch.channels_last)
-        render = render.contiguous(memory_format=torch.channels_last)
+        image, render = network_inputs(image, render, self.config.input_stride)
         pairs = zip(self.image_encoder(image), self.render_encoder(render), strict=True)
         fused = []
         for fuse, corr, (img, ren) in zip(self.fuse, self.corr, pairs, strict=True):
@@ -259,11 +270,12 @@ class GcfNet(nn.Module):
         x = self.context(fused[3])
         for up, skip in zip(self.up, reversed(fused[:3]), strict=True):
             x = up(x, skip)
-        field = (self.field_head(x) * self.config.field_scale).contiguous()
-        visible = self.mask_head(x).contiguous() if self.mask_head is not None else None
+        stride = self.config.input_stride
+        field = to_window(self.field_head(x) * self.config.field_scale, stride)
+        visible = to_window(self.mask_head(x), stride) if self.mask_head is not None else None
         if self.weight_head is None:
             return GcfOutput(field, torch.ones_like(field[:, :1]), None, visible)
-        logits = self.weight_head(x).contiguous()
+        logits = to_window(self.weight_head(x), stride)
         return GcfOutput(field, torch.sigmoid(logits), logits, visible)
 
     def _check_inputs(self, image: torch.Tensor, render: torch.Tensor) -> None:
@@ -275,8 +287,29 @@ class GcfNet(nn.Module):
         expected = (image.shape[0], c.render_channels, *image.shape[2:])
         if tuple(render.shape) != expected:
             raise ValueError(f"render must be {expected}, got {tuple(render.shape)}")
-        if image.shape[2] % 8 or image.shape[3] % 8:
-            raise ValueError(f"window size must be a multiple of 8, got {tuple(image.shape[2:])}")
+        m = c.size_multiple
+        if image.shape[2] % m or image.shape[3] % m:
+            raise ValueError(f"window size must be a multiple of {m}, got {tuple(image.shape[2:])}")
+
+
+def network_inputs(
+    image: torch.Tensor, render: torch.Tensor, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoders' inputs: the image normalised, both pixel-unshuffled by ``stride`` ((B, C, S,
+    S) -> (B, C stride², S / stride, S / stride)), channels-last."""
+    image = (image - _IMAGE_MEAN) / _IMAGE_STD
+    if stride > 1:
+        image, render = F.pixel_unshuffle(image, stride), F.pixel_unshuffle(render, stride)
+    cl = torch.channels_last
+    return image.contiguous(memory_format=cl), render.contiguous(memory_format=cl)
+
+
+def to_window(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """A head's output (B, C, S / stride, S / stride) at the window's S x S pixels (bilinear),
+    contiguous."""
+    if stride > 1:
+        x = F.interpolate(x, scale_factor=stride, mode="bilinear", align_corners=False)
+    return x.contiguous()
 
 
 def grow_state_dict(old: dict[str, torch.Tensor], net: GcfNet) -> tuple[dict, list[str]]:
@@ -304,6 +337,30 @@ def grow_state_dict(old: dict[str, torch.Tensor], net: GcfNet) -> tuple[dict, li
         else:
             raise ValueError(f"cannot grow {key}: {tuple(src.shape)} -> {tuple(target.shape)}")
     return new, grown
+
+
+def stride_state_dict(old: dict[str, torch.Tensor], old_config: NetConfig, net: GcfNet) -> dict:
+    """A state dict for ``net`` (``input_stride`` s > 1) from the weights of a network that is the
+    same but for ``input_stride`` 1 and a field_scale s times smaller: with it, ``net`` computes
+    the old network on the window averaged over s x s pixel blocks (each stem convolution reads
+    the s² pixel-unshuffled copies of its old input channel with 1 / s² of its weight), with the
+    field in the new window's pixels. The S = 64 network, so converted, starts a faster S = 128
+    one (``NetConfig.input_stride``) at what it computes on a 2 x 2 downsampled window."""
+    s, cfg = net.config.input_stride, net.config
+    expected = dataclasses.replace(cfg, input_stride=1, field_scale=cfg.field_scale / s)
+    if old_config.input_stride != 1 or old_config != expected:
+        raise ValueError(f"cannot stride {old_config} into {cfg}: only input_stride and "
+                         f"field_scale (x {s}) may differ")  # fmt: skip
+    new = net.state_dict()
+    for key, target in new.items():
+        src = old[key]
+        if src.shape == target.shape:
+            new[key] = src.clone()
+        elif ".stem." in key and target.ndim == 4 and target.shape[1] == src.shape[1] * s * s:
+            new[key] = src.repeat_interleave(s * s, dim=1) / (s * s)  # F.pixel_unshuffle order
+        else:
+            raise ValueError(f"cannot stride {key}: {tuple(src.shape)} -> {tuple(target.shape)}")
+    return new
 
 
 def save_gcf_weights(path: str | Path, net: GcfNet, meta: dict) -> None:

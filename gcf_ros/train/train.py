@@ -37,6 +37,7 @@ from gcf_ros.gcf.network import (
     grow_state_dict,
     load_gcf_weights,
     save_gcf_weights,
+    stride_state_dict,
 )
 from gcf_ros.gcf.weights_meta import WeightsMeta
 from gcf_ros.train.augment import augment_images
@@ -498,6 +499,11 @@ class Trainer:
             state, grown = grow_state_dict(net.state_dict(), self.net)
             self.net.load_state_dict(state)
             tqdm.write(f"gcf-train: grew {path} ({len(grown)} tensors new/widened)")
+        elif net.config.input_stride == 1 < self.config.net.input_stride:
+            # the same network on a pixel-unshuffled window: start from what it computed there
+            self.net.load_state_dict(stride_state_dict(net.state_dict(), net.config, self.net))
+            grown = ["image_encoder.stem", "render_encoder.stem"]
+            tqdm.write(f"gcf-train: strided {path} (input_stride {self.config.net.input_stride})")
         else:
             raise ValueError(f"{path} holds another network: {old}")
         self.init_meta = {"path": str(path), "command": meta.get("command", ""),

@@ -67,8 +67,9 @@ def _max_diff(a, b) -> tuple[float, float, float]:
         NetConfig(corr_radius=2, corr_scales=(1, 2, 3), mask_head=True),
         NetConfig(corr_radius=1, weight_head=False, norm="group"),
         NetConfig(corr_radius=1, norm="none", widths=(8, 16, 16, 24)),
+        NetConfig(corr_radius=2, input_stride=2, field_scale=16.0, mask_head=True),
     ],
-    ids=["shipped", "no-cost-volume", "mask-head", "group-norm", "no-norm"],
+    ids=["shipped", "no-cost-volume", "mask-head", "group-norm", "no-norm", "input-stride-2"],
 )
 def test_fused_network_computes_what_the_trained_one_does(config):
     net = _trained_looking(config)

@@ -10,6 +10,7 @@ from gcf_ros.gcf.network import (
     NetConfig,
     load_gcf_weights,
     save_gcf_weights,
+    stride_state_dict,
 )
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import (
@@ -110,6 +111,42 @@ def test_input_checks():
         NetConfig(widths=(24, 32, 48))
     with pytest.raises(ValueError, match="norm"):
         NetConfig(norm="layer")
+
+
+def test_input_stride_runs_the_scales_at_half_the_window():
+    """input_stride 2: S x S in and out, the encoders at S/2 ... S/16, and windows must be a
+    multiple of 16."""
+    net = _trained_looking(GcfNet(NetConfig(input_stride=2, field_scale=16.0)))
+    seen = []
+    net.image_encoder.stem.register_forward_hook(lambda m, i, o: seen.append(o.shape[-1]))
+    with torch.inference_mode():
+        out = net(*_inputs(2, 64))
+    assert out.field.shape == (2, 2, 64, 64) and out.weight.shape == (2, 1, 64, 64)
+    assert seen == [32]
+    with pytest.raises(ValueError, match="multiple of 16"):
+        net(*_inputs(1, 40))
+    with pytest.raises(ValueError, match="input_stride"):
+        NetConfig(input_stride=3)
+
+
+def test_strided_weights_compute_the_old_network_on_the_averaged_window():
+    """stride_state_dict: the input_stride-2 network computes the stride-1 one on the window
+    averaged over 2 x 2 blocks, its field in the full window's pixels (x 2), upsampled."""
+    old = _trained_looking(GcfNet(NetConfig(corr_radius=2)))
+    new = GcfNet(NetConfig(corr_radius=2, input_stride=2, field_scale=16.0))
+    new.load_state_dict(stride_state_dict(old.state_dict(), old.config, new))
+    new.eval()
+    image, render = _inputs(2, 64)
+    pool = lambda x: torch.nn.functional.avg_pool2d(x, 2)  # noqa: E731
+    up = lambda x: torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear")  # noqa: E731
+    with torch.inference_mode():
+        small, big = old(pool(image), pool(render)), new(image, render)
+    assert small.field.abs().max() > 1.0  # the comparison means something
+    torch.testing.assert_close(big.field, up(2 * small.field), atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(big.weight_logits, up(small.weight_logits), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="field_scale"):
+        wrong = GcfNet(NetConfig(corr_radius=2, input_stride=2, field_scale=8.0))
+        stride_state_dict(old.state_dict(), old.config, wrong)
 
 
 def test_weights_round_trip(tmp_path):
