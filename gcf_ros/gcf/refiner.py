@@ -56,6 +56,7 @@ from gcf_ros.core.pose_update import apply_update
 from gcf_ros.core.render.types import Renderer, RenderOutput
 from gcf_ros.gcf.checkpoints import default_checkpoint, find_checkpoint, resolve_checkpoint  # noqa: F401
 from gcf_ros.gcf.inference import DEFAULT_BACKEND
+from gcf_ros.gcf.occluders import occluder_depth
 from gcf_ros.gcf.predictor import FieldPredictor, NetworkPredictor
 from gcf_ros.gcf.solver import SolverConfig, TermWeight, solve_terms
 from gcf_ros.gcf.terms import (
@@ -144,6 +145,10 @@ class RefinerConfig:
     field_stop: int | None = None
     lines: LineConfig = field(default_factory=LineConfig)
     region: RegionConfig = field(default_factory=RegionConfig)
+    # The silhouette lines of an instance treat the samples that another instance of the same call
+    # covers in front of them as unobserved (gcf_ros.gcf.occluders): each window gets the other
+    # instances rendered into it (one extra render per overlapping pair and iteration).
+    mutual_occlusion: bool = True
     # The depth term (gcf_ros.gcf.terms.depth) runs in every iteration of a ``refine`` call given a
     # depth image, weighted by depth_scale against the field (0: depth is ignored); such a call
     # runs depth_iterations instead of ``iterations``. With depth, the field's and the silhouette
@@ -526,11 +531,19 @@ class Refiner:
         batch_models = [models[b] for b in idx]
         with timed(self.timer, "render"):
             render = self.renderer.render(batch_models, T, K_win, S)
+            occluders = None
+            wanted = any(t.uses_occluders and cfg.term_active(n, it) for n, t in terms.items())
+            if cfg.mutual_occlusion and wanted and len(models) > 1:
+                present = state.status != REJECTED
+                occluders = occluder_depth(
+                    self.renderer, models, state.T, present, idx, windows, K, K_win, S
+                )
         diameters = torch.tensor([m.diameter for m in batch_models])
         inputs = TermInputs(
             image_rgb, windows, crops, render, K_win, T,
             diameters, idx, [masks[b] for b in idx], it,
             self._network(crops, render, diameters, K_win, idx, it < cfg.coarse_stop), depth_m,
+            occluders,
         )  # fmt: skip
         systems, field_ran, shared, depth = [], False, False, None
         with_depth = DepthTerm.name in terms

@@ -67,6 +67,9 @@ class TermInputs:
             first); None without a network.
         depth_m: (H, W) float32 depth registered to ``image_rgb``, metres, 0 where missing; None
             without a depth camera.
+        occluder_depth: (B, S, S) float32 camera depth (metres) of the nearest *other* instance
+            of the call rendered into each window, +inf where none (:mod:`gcf_ros.gcf.occluders`);
+            None when no other instance meets a window (or the refiner does not compute it).
     """
 
     image_rgb: np.ndarray
@@ -81,6 +84,7 @@ class TermInputs:
     iteration: int
     network: Callable[[], NetworkEvidence] | None = None
     depth_m: np.ndarray | None = None
+    occluder_depth: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -122,11 +126,14 @@ class Residuals:
 
 
 class Term(Protocol):
-    """A source of pose evidence. ``name`` is its registry key and its timing phase.
-    ``from_config`` builds it from a ``RefinerConfig`` (each term reads its own fields)."""
+    """A source of pose evidence. ``name`` is its registry key and its timing phase;
+    ``needs_network``: it reads ``TermInputs.network``; ``uses_occluders``: it reads
+    ``TermInputs.occluder_depth`` (the refiner renders it only for such terms). ``from_config``
+    builds it from a ``RefinerConfig`` (each term reads its own fields)."""
 
     name: str
     needs_network: bool
+    uses_occluders: bool
 
     @classmethod
     def from_config(cls, config) -> Term: ...

@@ -81,6 +81,7 @@ class DepthTerm:
     name = "depth"
     phase = "depth"
     needs_network = False
+    uses_occluders = False
 
     def __init__(self, config: DepthConfig | None = None) -> None:
         self.config = config or DepthConfig()

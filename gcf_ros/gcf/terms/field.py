@@ -18,6 +18,7 @@ class FieldTerm:
     name = "field"
     phase = "field"
     needs_network = True
+    uses_occluders = False
 
     @classmethod
     def from_config(cls, config) -> FieldTerm:

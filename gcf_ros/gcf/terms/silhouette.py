@@ -131,6 +131,20 @@ def line_posterior(p_fg: np.ndarray, step: float, min_sigma: float) -> tuple[np.
     return mu, np.maximum(var, min_sigma**2), informative
 
 
+def occluded_samples(
+    occluder_depth: np.ndarray, uv: np.ndarray, z_contour: np.ndarray
+) -> np.ndarray:
+    """(n, 2K) bool: the samples uv (n, 2K, 2) (window px) where another instance lies in front of
+    the line's contour point (camera depth z_contour (n,), metres), by the window's occluder depth
+    map (S, S) (+inf: none) at the nearest pixel. Samples outside the window are not occluded."""
+    S = occluder_depth.shape[0]
+    cols, rows = np.rint(uv[..., 0]).astype(np.int64), np.rint(uv[..., 1]).astype(np.int64)
+    inside = (cols >= 0) & (cols < S) & (rows >= 0) & (rows < S)
+    d = np.full(uv.shape[:-1], np.inf, dtype=np.float64)
+    d[inside] = occluder_depth[rows[inside], cols[inside]]
+    return d < z_contour[:, None]
+
+
 def sample_image(image: np.ndarray, window: CropWindow, uv_window: np.ndarray) -> tuple:
     """Bilinear samples of a full image (H, W[, C]) at window positions (..., 2), and a mask of
     the positions inside the image."""
@@ -153,6 +167,7 @@ class _LineTerm:
 
     name = "silhouette"
     needs_network = False
+    uses_occluders = True  # reads TermInputs.occluder_depth
 
     def __init__(self, config: LineConfig | None = None, window_size: int | None = None) -> None:
         self.config = config or LineConfig()
@@ -180,6 +195,7 @@ class _LineTerm:
         rows, confidences = [], []
         # OpenCV on the CPU whatever the rendering's device; the rows are CPU tensors.
         masks, xyz = inputs.render.mask.cpu().numpy(), inputs.render.xyz_obj.cpu().numpy()
+        T = inputs.T_cam_obj.cpu().numpy()
         for b in range(inputs.batch_size):
             lines = contour_lines(masks[b], xyz[b], cfg)
             if len(lines.centres) == 0:  # nothing rendered away from the border: no evidence
@@ -189,6 +205,10 @@ class _LineTerm:
             uv = line_samples(lines, cfg.samples, step)
             p_fg, conf = self._probabilities(inputs, b, uv)
             p = np.clip(p_fg, cfg.min_probability, 1 - cfg.min_probability)
+            if inputs.occluder_depth is not None:
+                z = lines.X_obj @ T[b, :3, :3].T + T[b, :3, 3]
+                hidden = occluded_samples(inputs.occluder_depth[b].numpy(), uv, z[:, 2])
+                p[hidden] = 0.5  # unobserved: no evidence either way
             mu, var, informative = line_posterior(p, step, cfg.min_sigma_px)
             rows.append((lines, mu, informative / var))
             confidences.append(conf)

@@ -1,0 +1,86 @@
+"""Where the other instances of a refine call hide each window's object: their nearest rendered
+depth in that window (issue 15, item 2: lines that cross another instance's rendering).
+
+A silhouette line (``gcf_ros.gcf.terms.silhouette``) reads the image along the rendered contour's
+normal and takes the first colour change for the object's contour. Where another object of the
+call lies in front, the change is that object's outline, not this one's: an occluded contour point
+looks like a silhouette that ends early, and the line pulls the pose inwards (the object shrinks,
+i.e. it moves away from the camera). With the other instances rendered into the window at their
+current poses, the line terms treat samples covered by a nearer instance as unobserved.
+
+The renders are pairs (window of instance b, model and pose of instance j) for every j whose
+projected bounding box meets b's window, one renderer call for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from gcf_ros.core.camera import CropWindow
+    from gcf_ros.core.models import ObjectModel
+    from gcf_ros.core.render.types import Renderer
+
+
+def occluder_depth(
+    renderer: Renderer,
+    models: Sequence[ObjectModel],
+    T_cam_obj: np.ndarray,
+    present: np.ndarray,
+    idx: np.ndarray,
+    windows: Sequence[CropWindow],
+    K: np.ndarray,
+    K_window: torch.Tensor,
+    size: int,
+) -> torch.Tensor | None:
+    """(len(idx), S, S) float32 camera depth (metres) of the nearest *other* instance in each
+    window, +inf where none is rendered; None when no other instance meets any window.
+
+    Args:
+        models, T_cam_obj: all B instances of the call and their current poses (B, 4, 4).
+        present: (B,) bool, the instances that can occlude (not rejected: a diverged pose says
+            nothing about the scene).
+        idx: (K,) the instances whose windows are rendered into, with ``windows`` (K) and
+            ``K_window`` (K, 3, 3) the window cameras.
+        K: (3, 3) the camera of the full image.
+    """
+    boxes = [
+        _image_box(m, T, K) if p else None
+        for m, T, p in zip(models, T_cam_obj, present, strict=True)
+    ]
+    pairs = [
+        (k, j)
+        for k, (b, window) in enumerate(zip(idx, windows, strict=True))
+        for j, box in enumerate(boxes)
+        if j != b and box is not None and _meets(box, window)
+    ]
+    if not pairs:
+        return None
+    ks, js = (np.array(x) for x in zip(*pairs, strict=True))
+    T = torch.from_numpy(np.ascontiguousarray(T_cam_obj[js]))
+    out = renderer.render([models[j] for j in js], T, K_window[torch.from_numpy(ks)], size)
+    depth = torch.where(out.mask, out.depth, torch.full_like(out.depth, torch.inf)).cpu()
+    nearest = torch.full((len(idx), size, size), torch.inf, dtype=depth.dtype)
+    where = torch.from_numpy(ks)[:, None, None].expand_as(depth)
+    return nearest.scatter_reduce_(0, where, depth, "amin")
+
+
+def _image_box(model: ObjectModel, T: np.ndarray, K: np.ndarray) -> tuple | None:
+    """(u0, v0, u1, v1) image box of the model's bounding-box corners, or None when a corner is
+    at or behind the camera plane (no box; such a pose is rejected elsewhere)."""
+    X = model.bbox_corners_obj @ T[:3, :3].T + T[:3, 3]
+    if (X[:, 2] <= 1e-6).any():
+        return None
+    uv = X @ np.asarray(K).T
+    uv = uv[:, :2] / uv[:, 2:]
+    return (*uv.min(0), *uv.max(0))
+
+
+def _meets(box: tuple, window: CropWindow) -> bool:
+    u0, v0, u1, v1 = box
+    x1, y1 = window.x0 + window.side, window.y0 + window.side
+    return u1 >= window.x0 - 0.5 and u0 <= x1 - 0.5 and v1 >= window.y0 - 0.5 and v0 <= y1 - 0.5
