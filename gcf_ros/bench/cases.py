@@ -40,7 +40,9 @@ from gcf_ros.pipeline.types import Detections, Observation
 
 # field, region, depth: the solver terms' own time (field: its residuals and Jacobians without the
 # network, which runs inside it and is its own phase; depth only with a depth image)
-GCF_PHASES = ("crop", "render", "network", "field", "region", "depth", "solve", "update")
+GCF_PHASES = (
+    "crop", "render", "occluders", "network", "field", "region", "depth", "solve", "update",
+)  # fmt: skip
 SOFT_PHASES = ("forward", "backward", "step")
 Batch = tuple[Sequence[str], np.ndarray]  # model ids (B,), initial poses (B, 4, 4)
 

@@ -17,8 +17,9 @@ file records (:mod:`gcf_ros.gcf.weights_meta`), then the caller's overrides.
 
 Benchmarks attach a :class:`~gcf_ros.core.phase_timer.PhaseTimer` as ``refiner.timer``: every
 iteration then records ``iteration`` (the whole of it) and its phases ``crop``, ``render``,
-``network``, ``solve`` (normal equations, solver, trust region) and ``update`` (step acceptance
-and bookkeeping). With no timer (the default) the hook does nothing.
+``occluders`` (the call's other instances rendered into each window: ``mutual_occlusion``),
+``network``, one per term (its name), ``solve`` (normal equations, solver, trust region) and
+``update`` (step acceptance and bookkeeping). With no timer (the default) the hook does nothing.
 
 Studies attach a callback as ``refiner.on_iteration``: it is given an :class:`IterationRecord` (the
 poses, windows, rendering, network output, read-outs and step) at the end of every iteration.
@@ -531,9 +532,10 @@ class Refiner:
         batch_models = [models[b] for b in idx]
         with timed(self.timer, "render"):
             render = self.renderer.render(batch_models, T, K_win, S)
-            occluders = None
-            wanted = any(t.uses_occluders and cfg.term_active(n, it) for n, t in terms.items())
-            if cfg.mutual_occlusion and wanted and len(models) > 1:
+        occluders = None
+        wanted = any(t.uses_occluders and cfg.term_active(n, it) for n, t in terms.items())
+        if cfg.mutual_occlusion and wanted and len(models) > 1:
+            with timed(self.timer, "occluders"):
                 present = state.status != REJECTED
                 occluders = occluder_depth(
                     self.renderer, models, state.T, present, idx, windows, K, K_win, S

@@ -48,7 +48,8 @@ def test_tiny_run_writes_the_documented_json(tmp_path, capsys):
     assert set(doc["ratios"]) == {"mask_over_gcf", "rgb_over_gcf", "rgbd_over_gcf_per_object"}
     assert all(_positive(v) for v in doc["ratios"].values())
     assert set(doc["phases_ms"]["gcf_gauss_newton"]) == {
-        "crop", "render", "network", "field", "region", "depth", "solve", "update", "other",
+        "crop", "render", "occluders", "network", "field", "region", "depth", "solve", "update",
+        "other",
     }  # fmt: skip
     assert doc["phases_ms"]["gcf_gauss_newton"]["depth"]["median"] == 0
     assert _positive(doc["phases_ms"]["gcf_gauss_newton"]["field"]["median"])

@@ -25,9 +25,11 @@ def test_refiner_hook_records_phases_and_keeps_results(registry, frame):
     hooked = refiner.refine(frame.image_rgb, frame.K, dets)
     times = refiner.timer.times
     iterations = max(r.iterations for r in hooked)
-    # field: the field term (its network call is "network" inside it); region: the region term
+    # field: the field term (its network call is "network" inside it); region: the region term;
+    # occluders: two instances, each rendered into the other's window for the region's lines
     assert set(times) == {
-        "iteration", "crop", "render", "field", "network", "region", "solve", "update",
+        "iteration", "crop", "render", "occluders", "field", "network", "region", "solve",
+        "update",
     }  # fmt: skip
     assert all(len(v) == iterations for v in times.values())
     assert sum(times["iteration"]) >= sum(sum(times[p]) for p in ("render", "network"))
