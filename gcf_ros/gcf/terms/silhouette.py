@@ -14,6 +14,10 @@ whose mean mu and variance sigma^2 give one residual per line: the contour point
 point rendered there) should move by mu along the normal, with weight 1 / sigma^2. A line whose
 colours do not separate has a flat posterior and hence a low weight; the term's confidence (how well
 the colour models separate the silhouette from the band) scales it in the solver.
+
+Samples that another instance of the same refine call covers nearer than the line's contour point
+(``TermInputs.occluder_depth``, :mod:`gcf_ros.gcf.occluders`) are unobserved: p_f = 1/2, no
+evidence either way.
 """
 
 from __future__ import annotations
