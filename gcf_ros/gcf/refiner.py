@@ -131,6 +131,11 @@ class RefinerConfig:
     # (the object's centre keeps its pixel). Against a weak field whose silhouette terms drift
     # the object away from the camera (docs/results.md, "Session 11: leave-one-object-out").
     max_distance_change: float | None = None
+    # The same for instances the field term does not refine (an untrained model, see
+    # untrained_field; terms without "field"): the silhouette terms observe the distance least
+    # reliably of all six degrees of freedom (an occluded or low-contrast contour reads as a
+    # smaller object). Chosen on LM-O frames 1-50 (docs/results.md "Session 12").
+    max_distance_change_without_field: float | None = 0.1
     # The solver's terms (gcf_ros.gcf.terms.TERMS): "field" (the network), "region" (colour
     # statistics along the rendered contour, no training), "contour" (a given mask per detection).
     terms: tuple[str, ...] = ("field", "region")
@@ -150,6 +155,12 @@ class RefinerConfig:
     # covers in front of them as unobserved (gcf_ros.gcf.occluders): each window gets the other
     # instances rendered into it (one extra render per overlapping pair and iteration).
     mutual_occlusion: bool = True
+    # Whether instances of a model the network was not trained on (not among its weights file's
+    # trained_models; a file that records none counts every model as trained) get the field term.
+    # Off: the other terms (region, contour, depth) alone refine them, and their confidence is the
+    # silhouette terms'. Leave-one-object-out on LM-O frames 1-50 (docs/results.md "Session 12"):
+    # the field of a network that never saw the object takes it further off than no refinement.
+    untrained_field: bool = False
     # The depth term (gcf_ros.gcf.terms.depth) runs in every iteration of a ``refine`` call given a
     # depth image, weighted by depth_scale against the field (0: depth is ignored); such a call
     # runs depth_iterations instead of ``iterations``. With depth, the field's and the silhouette
@@ -192,9 +203,10 @@ class RefinerConfig:
         if self.rotation_damping_with_depth < 0 or self.depth_iterations < 1:
             raise ValueError("rotation_damping_with_depth must be >= 0, depth_iterations >= 1")
         SolverConfig(self.solver, self.damping, self.gradient_step, self.rotation_damping)
-        if self.max_distance_change is not None and not self.max_distance_change > 0:
-            raise ValueError(f"max_distance_change must be > 0 or None, got "
-                             f"{self.max_distance_change}")  # fmt: skip
+        for name in ("max_distance_change", "max_distance_change_without_field"):
+            r = getattr(self, name)
+            if r is not None and not r > 0:
+                raise ValueError(f"{name} must be > 0 or None, got {r}")
         self._check_coarse()
 
     def _check_coarse(self) -> None:
@@ -461,6 +473,7 @@ class Refiner:
         depth_m = checked_depth(depth_m, image_rgb.shape[:2])
         T_init = np.stack([np.asarray(d.T_cam_obj, dtype=np.float64) for d in detections])
         state = _State.start(T_init, len(detections))
+        state.field_trusted = np.array([self.field_trusted(d.model_id) for d in detections])
         models = [self.registry.render_model(d.model_id) for d in detections]
         masks = [d.mask for d in detections]
         terms = self._terms(with_depth=depth_m is not None)
@@ -554,6 +567,9 @@ class Refiner:
                 continue
             with timed(self.timer, term.phase):
                 res = term.residuals(inputs)
+                if name == "field" and not state.field_trusted[idx].all():
+                    trusted = torch.from_numpy(state.field_trusted[idx]).to(res.confidence)
+                    res = dataclasses.replace(res, confidence=res.confidence * trusted)
             systems.append((res, self._term_weight(name, with_depth)))
             field_ran = field_ran or name == "field"
             depth = res if name == DepthTerm.name else depth
@@ -567,18 +583,13 @@ class Refiner:
                 xi = torch.zeros(len(idx), 6, dtype=torch.float64)
         with timed(self.timer, "update"):
             field = _field_readout(render, inputs.network.result) if field_ran else None
-            silhouette = [r.confidence for r, _ in systems if r.directions is not None]
-            conf = (
-                field[0].numpy() if field is not None
-                else (torch.stack(silhouette).mean(0).numpy() if silhouette else None)
-            )  # fmt: skip
-            if depth is not None:  # its inlier fraction, where it did not abstain
-                inliers = depth.readouts["depth_inliers"].numpy()
-                fallback = np.full_like(inliers, np.nan) if conf is None else conf
-                conf = np.where(np.isfinite(inliers), inliers, fallback)
+            trusted = state.field_trusted[idx]
+            conf = _confidence(field, systems, depth, trusted)
             # The field judges its own steps (LM-like acceptance); a step that other terms share
             # may rightly raise the field's residual (a biased field), so then none is undone.
             judge = field[1].numpy() if field is not None and not shared else None
+            if judge is not None:
+                judge = np.where(trusted, judge, np.nan)  # NaN: no judge, every step is taken
             pixels = render.mask.flatten(1).sum(1).cpu().numpy()
             scores = _scores(render, inputs.network, systems, field)
             state.record_scores(idx, scores)
@@ -588,20 +599,34 @@ class Refiner:
             self.on_iteration(IterationRecord(it, idx, T.numpy(), windows, crops, K_win, render,
                                               network, scores, xi.numpy()))  # fmt: skip
 
+    def field_trusted(self, model_id: str) -> bool:
+        """Whether ``model_id``'s instances get the field term: the network was trained on it
+        (its weights file lists it, or lists nothing), or ``untrained_field`` is on."""
+        weights = getattr(self.predictor, "weights", None)
+        trained = getattr(weights, "trained_models", ())
+        return self.config.untrained_field or not trained or model_id in trained
+
     def untrained_note(self, model_id: str) -> str:
-        """Why the field term is unreliable for ``model_id`` ("" when the network's weights file
-        lists it among its training models, records none, or the field term is off)."""
+        """Why the field term is off or unreliable for ``model_id`` ("" when the network's weights
+        file lists it among its training models, records none, or the field term is off)."""
         weights = getattr(self.predictor, "weights", None)
         trained = getattr(weights, "trained_models", ())
         if "field" not in self.config.terms or not trained or model_id in trained:
             return ""
+        used = self.config.untrained_field
         if model_id not in self._warned_untrained:
             self._warned_untrained.add(model_id)
-            _LOG.warning("model %r is not among the models the network was trained on (%s): its "
-                         "field term is unreliable for it; use terms=('region',) (training-free) "
-                         "or fine-tune (README: Adding your own object)", model_id,
-                         ", ".join(trained))  # fmt: skip
-        return f"network not trained on {model_id}: field unreliable"
+            what = (
+                "its field term is unreliable for it"
+                if used
+                else "it is refined without the field term (untrained_field: false)"
+            )
+            _LOG.warning("model %r is not among the models the network was trained on (%s): %s; "
+                         "fine-tune for it (README: Adding your own object)", model_id,
+                         ", ".join(trained), what)  # fmt: skip
+        if used:
+            return f"network not trained on {model_id}: field unreliable"
+        return f"network not trained on {model_id}: field term off"
 
     def _result(self, det: Detection, state: _State, b: int, shape, K) -> RefineResult:
         status, reason = state.status[b], state.reason[b]
@@ -675,6 +700,23 @@ class _NetworkRun:
                     out = (*self.predictor.predict(*self.args), None)
                 self.result = NetworkEvidence(*out)
         return self.result
+
+
+def _confidence(field, systems, depth, trusted: np.ndarray) -> np.ndarray | None:
+    """(K,) the confidence read-out of one iteration, or None: with depth, its inlier fraction
+    (where it did not abstain); else the field's mean weight (``field``: ``_field_readout``) for
+    the instances it runs for (``trusted``); else the silhouette terms' mean confidence."""
+    silhouette = [r.confidence for r, _ in systems if r.directions is not None]
+    silhouette = torch.stack(silhouette).mean(0).numpy() if silhouette else None
+    conf = field[0].numpy() if field is not None else silhouette
+    if field is not None and not trusted.all():  # the rest: as without the field
+        other = np.full(len(trusted), np.nan) if silhouette is None else silhouette
+        conf = np.where(trusted, conf, other)
+    if depth is not None:
+        inliers = depth.readouts["depth_inliers"].numpy()
+        fallback = np.full_like(inliers, np.nan) if conf is None else conf
+        conf = np.where(np.isfinite(inliers), inliers, fallback)
+    return conf
 
 
 def _field_readout(render, evidence: NetworkEvidence) -> tuple[torch.Tensor, torch.Tensor]:
@@ -768,6 +810,7 @@ class _State:
     step_scale: np.ndarray  # halved after each step the network judges worse
     scores: list  # per instance, the last read-outs (``_scores``)
     waiting: np.ndarray  # converged at the coarse window: skipped until the full-size iterations
+    field_trusted: np.ndarray  # the field term runs for it (Refiner.field_trusted)
 
     @classmethod
     def start(cls, T_init: np.ndarray, n: int) -> _State:
@@ -775,7 +818,7 @@ class _State:
             T_init.copy(), T_init.copy(), np.ones(n, bool), np.full(n, MAX_ITERATIONS),
             ["iteration limit"] * n, np.zeros(n, int), np.zeros(n), np.full(n, np.nan),
             np.zeros(n, int), [[] for _ in range(n)], T_init.copy(), np.full(n, np.inf),
-            np.ones(n), [{} for _ in range(n)], np.zeros(n, bool),
+            np.ones(n), [{} for _ in range(n)], np.zeros(n, bool), np.ones(n, bool),
         )  # fmt: skip
 
     def leave_coarse(self) -> None:
@@ -840,10 +883,10 @@ class _State:
         xi = xi * self.step_scale[b]
         T = torch.from_numpy(self.T[b])
         self.T[b] = apply_update(T, torch.from_numpy(xi)).numpy()
-        if cfg.max_distance_change is not None:
-            self.T[b, :3, 3] = clamp_distance(
-                self.T[b, :3, 3], self.T0[b, :3, 3], cfg.max_distance_change
-            )
+        with_field = "field" in cfg.terms and self.field_trusted[b]
+        limit = cfg.max_distance_change if with_field else cfg.max_distance_change_without_field
+        if limit is not None:
+            self.T[b, :3, 3] = clamp_distance(self.T[b, :3, 3], self.T0[b, :3, 3], limit)
         self.history[b].append(self.T[b].copy())
         if np.degrees(np.linalg.norm(xi[3:])) < cfg.converge_rot_deg and (
             np.linalg.norm(xi[:3]) < cfg.converge_trans_m

@@ -150,3 +150,29 @@ def test_distance_trust_region_validation_and_clamp():
     np.testing.assert_allclose(clamp_distance(0.5 * t0, t0, 0.25), t0 / 1.25)
     inside = 1.1 * t0
     assert clamp_distance(inside, t0, 0.25) is inside
+
+
+def test_without_the_field_the_distance_stays_near_the_detections(registry):
+    """Instances the field does not refine (here: the contour term alone, given masks drawn 1.3x
+    farther away) keep within ``max_distance_change_without_field`` (default 0.1) of their
+    initial distance; unbounded (None) the silhouette takes them most of the way."""
+    from gcf_ros.core.visibility import render_scene_masks
+
+    T_init = _true_poses()
+    T_far = T_init.copy()
+    T_far[:, :3, 3] *= 1.3
+    models = [registry.render_model(i) for i in IDS]
+    masks = render_scene_masks(models, T_far, K, 640, 480).full.astype(np.float32)
+    image = np.zeros((480, 640, 3), np.uint8)
+    dets = [Detection(i, T, mask=m) for i, T, m in zip(IDS, T_init, masks, strict=True)]
+    d0 = np.linalg.norm(T_init[:, :3, 3], axis=1)
+    ratio = {}
+    for r in ("default", None):
+        kw = {} if r == "default" else {"max_distance_change_without_field": r}
+        config = RefinerConfig.resolve(None, terms=("contour",), iterations=12, **kw)
+        assert r != "default" or config.max_distance_change_without_field == 0.1
+        results = Refiner(registry, None, config).refine(image, K, dets)
+        t = np.stack([res.T_cam_obj[:3, 3] for res in results])
+        ratio[r] = np.linalg.norm(t, axis=1) / d0
+    assert (ratio["default"] <= 1.1 + 1e-9).all(), ratio["default"]
+    assert (ratio[None] > 1.15).sum() >= 2, ratio[None]

@@ -107,13 +107,41 @@ def test_results_for_a_model_the_network_never_saw_say_so(novel_registry, caplog
     with caplog.at_level(logging.WARNING, logger="gcf_ros.gcf.refiner"):
         (first,) = refiner.refine(image, K, [Detection("novel", T)])
         (second,) = refiner.refine(image, K, [Detection("novel", T)])
-    assert "network not trained on novel: field unreliable" in first.status_reason
+    assert "network not trained on novel: field term off" in first.status_reason
     assert first.status_reason == second.status_reason
     assert sum("not among the models the network was trained on" in r.message
                for r in caplog.records) == 1  # fmt: skip
     assert refiner.untrained_note("obj_000005") == ""
     region_only = Refiner(novel_registry, None, RefinerConfig.resolve(None, terms=("region",)))
     assert region_only.untrained_note("novel") == ""  # no field term, nothing to note
+    used = Refiner.from_checkpoint(novel_registry, overrides={"untrained_field": True})
+    assert used.untrained_note("novel") == "network not trained on novel: field unreliable"
+
+
+def test_an_untrained_model_is_refined_without_the_field(novel_registry):
+    """``untrained_field`` off (the default): whatever the network predicts for a model it was not
+    trained on does not move that instance; on, it does."""
+    T = np.eye(4)
+    T[:3, 3] = (0.0, 0.0, 0.5)
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    K = np.array([[572.4, 0, 320.0], [0, 573.6, 240.0], [0, 0, 1]])
+    poses = {}
+    for untrained_field in (False, True):
+        for shift in (0.0, 30.0):
+            refiner = Refiner.from_checkpoint(
+                novel_registry, overrides={"iterations": 2, "untrained_field": untrained_field}
+            )
+            predict = refiner.predictor.predict_with_mask
+
+            def shifted(*args, predict=predict, shift=shift):
+                field, weight, visible = predict(*args)
+                return field + shift, weight, visible
+
+            refiner.predictor.predict_with_mask = shifted
+            (res,) = refiner.refine(image, K, [Detection("novel", T)])
+            poses[untrained_field, shift] = res.T_cam_obj
+    assert np.array_equal(poses[False, 0.0], poses[False, 30.0])
+    assert np.abs(poses[True, 0.0] - poses[True, 30.0]).max() > 1e-3
 
 
 def test_command_line(tmp_path, capsys):
