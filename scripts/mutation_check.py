@@ -70,6 +70,15 @@ EXACT_FIELD_DISTANCE = (
     "test/gcf/test_refiner_exact_field.py::"
     "test_distance_trust_region_holds_the_pose_near_its_initial_distance"
 )
+WITHOUT_FIELD_DISTANCE = (
+    "test/gcf/test_refiner_exact_field.py::"
+    "test_without_the_field_the_distance_stays_near_the_detections"
+)
+OCCLUDERS = "test/gcf/test_occluders.py"
+UNTRAINED = "test/gcf/test_weights_meta.py::test_an_untrained_model_is_refined_without_the_field"
+STRIDED = (
+    "test/gcf/test_network.py::test_strided_weights_compute_the_old_network_on_the_averaged_window"
+)
 SNAPSHOT = "test/core/test_model_snapshot.py"
 DEPTH_NODE = "test/ros/test_depth.py"
 DEPTH_NODE_E2E = (
@@ -275,8 +284,28 @@ SABOTAGES = [
              "gcf_ros/core/render/torch_raster.py", "    ok = area.abs() > 1e-12",
              "    ok = area > 1e-12", _t(TORCH_RASTER)),
     Sabotage("distance-trust-region-ignored", "max_distance_change never clamps the distance",
-             "gcf_ros/gcf/refiner.py", "        if cfg.max_distance_change is not None:\n",
+             "gcf_ros/gcf/refiner.py", "        if limit is not None:\n",
              "        if False:\n", _t(EXACT_FIELD_DISTANCE)),
+    Sabotage("without-field-limit-ignored", "instances without the field get the field's bound",
+             "gcf_ros/gcf/refiner.py",
+             "if with_field else cfg.max_distance_change_without_field",
+             "if True else cfg.max_distance_change_without_field", _t(WITHOUT_FIELD_DISTANCE)),
+    Sabotage("occluded-samples-kept", "samples another instance hides still count as evidence",
+             "gcf_ros/gcf/terms/silhouette.py", "p[hidden] = 0.5  # unobserved",
+             "p[hidden] = p[hidden]  #",
+             _t(OCCLUDERS)),
+    Sabotage("occluders-behind", "instances behind the contour are taken for occluders",
+             "gcf_ros/gcf/terms/silhouette.py", "return d < z_contour[:, None]",
+             "return d > z_contour[:, None]", _t(OCCLUDERS)),
+    Sabotage("untrained-field-used", "the field still refines models the network never saw",
+             "gcf_ros/gcf/refiner.py", 'if name == "field" and not state.field_trusted[idx].all():',
+             "if False:", _t(UNTRAINED)),
+    Sabotage("strided-stem-not-averaged", "the strided network sums the 2 x 2 block",
+             "gcf_ros/gcf/network.py", "src.repeat_interleave(s * s, dim=1) / (s * s)",
+             "src.repeat_interleave(s * s, dim=1)", _t(STRIDED)),
+    Sabotage("fused-input-stride-ignored", "the fused network does not upsample its heads",
+             "gcf_ros/gcf/inference.py", "heads = to_window(self.heads(x), stride)",
+             "heads = self.heads(x)", _t(INFERENCE)),
     Sabotage("fused-band-offset", "the fused cost volume reads its offsets one column off",
              "gcf_ros/gcf/inference.py", "(s[0], s[1], s[2] + 1, wp, 1)",
              "(s[0], s[1], s[2], wp, 1)", _t(INFERENCE)),
