@@ -22,6 +22,7 @@ import numpy as np
 
 from gcf_ros.core.draw import draw_outline, outline_contours
 from gcf_ros.core.models import ModelRegistry
+from gcf_ros.eval.cli import parse_overrides
 from gcf_ros.eval.metrics import projection_error_px
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.eval.sequence import load_sequence
@@ -29,7 +30,7 @@ from gcf_ros.gcf.refiner import STATUS_NAMES, Detection, Refiner
 from gcf_ros.resources import default_models_yaml
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("docs/images/refinement.png"))
     p.add_argument("--noise", default="medium")
@@ -53,6 +54,15 @@ def main() -> None:
         help="crop to the drawn outlines plus this margin",
     )
     p.add_argument("--zoom", type=float, default=1.0, help="scale the written picture by this")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a RefinerConfig field, as gcf-eval --set (repeatable)",
+    )  # fmt: skip
+    return p
+
+
+def main() -> None:
+    p = _parser()
     args = p.parse_args()
     networks = dict(item.split("=", 1) for item in args.network)
     frame = load_sequence()[0]  # scene 2, image 3
@@ -61,7 +71,9 @@ def main() -> None:
     registry = ModelRegistry.from_yaml(default_models_yaml())
     T_gt = [frame.T_gt[i] for i in keep]
     T0 = perturb_instances(T_gt, args.noise, args.seed)
-    overrides = {"terms": tuple(args.terms.split(","))} if args.terms else None
+    overrides = parse_overrides(args.set)
+    if args.terms:
+        overrides["terms"] = tuple(args.terms.split(","))
     ids = [frame.model_ids[i] for i in keep]
     unknown = sorted(set(networks) - set(ids))
     if unknown:
