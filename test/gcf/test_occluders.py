@@ -67,6 +67,13 @@ def test_occluder_depth_is_the_other_instance_in_front(pair):
     assert 0 < seen.sum() < 64 * 64  # part of the target's window shows the occluder
     z_occ = T[1, 2, 3]
     assert abs(float(depth[0][seen].median()) - z_occ) < 0.05
+    # A target moved 20 cm back lies wholly behind the occluder: not rendered into its window.
+    T_back = T.copy()
+    T_back[0, 2, 3] += 0.2
+    alone = occluder_depth(
+        RaycastRenderer(), models, T_back, present, idx[1:], windows[1:], K, K_win[1:], 64
+    )
+    assert alone is None
     # Rejected instances do not occlude; a lone instance has nothing to occlude it.
     gone = occluder_depth(
         RaycastRenderer(), models, T, np.array([True, False]), idx[:1], windows[:1], K,
@@ -96,6 +103,7 @@ def test_lines_ignore_what_another_instance_hides(pair):
         config = RefinerConfig.resolve(
             None, terms=("region",), iterations=10, mutual_occlusion=on,
             silhouette_damping=0.05, silhouette_rotation_damping=0.0,
+            max_distance_change_without_field=None,  # the lines alone, no distance bound
         )  # fmt: skip
         refiner = Refiner(pair, None, config)
         res, _ = refiner.refine(image, K, [Detection("novel", T), Detection("occluder", T_occ)])
