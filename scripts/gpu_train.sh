@@ -7,9 +7,10 @@
 #   here:        bash scripts/gpu_prepare.sh                      # writes .gpu/ (carry it)
 #   GPU machine: bash scripts/gpu_train.sh $OUT 12000 4 8         # OUT SAMPLES MINUTES SEED
 #   CPU check:   DEVICE=cpu WORKERS=2 PYTHON=python bash scripts/gpu_train.sh out/gpu_check_train 64 0.2 8
+#   The faster network: CONFIG=config/train_gpu_fast.yaml INIT=weights/gcf_lmo_s64.pt (same call)
 #
-# Writes OUT/gcf_gpu_s128cam.pt (weights-only, the best validation checkpoint), OUT/log.jsonl and
-# OUT/synth_manifest.json. The validation set is seed 1 (val_s128cam, 300 windows), as for the
+# Writes OUT/gcf_gpu_s128cam.pt (OUT/gcf_gpu_fast.pt with the fast config; weights-only, the best
+# validation checkpoint), OUT/log.jsonl and OUT/synth_manifest.json. The validation set is seed 1 (val_s128cam, 300 windows), as for the
 # shipped stage. Choose on LM-O frames 1-50 before shipping (weights/README.md).
 set -euo pipefail
 OUT=${1:?usage: gpu_train.sh OUT [SAMPLES] [MINUTES] [SEED]}
@@ -19,17 +20,21 @@ SEED=${4:-8}
 DEVICE=${DEVICE:-cuda}
 WORKERS=${WORKERS:-16}
 PY=${PYTHON:-python3}
+CONFIG=${CONFIG:-config/train_gpu_s128cam.yaml}
+INIT=${INIT:-weights/gcf_lmo.pt}
+NAME=$(basename "$CONFIG" .yaml)
+NAME=${NAME#train_}
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
-SYNTH=("$PY" -m gcf_ros.train.synth_cli --config config/train_gpu_s128cam.yaml --workers "$WORKERS"
+SYNTH=("$PY" -m gcf_ros.train.synth_cli --config "$CONFIG" --workers "$WORKERS"
        --renderer torch --device "$DEVICE" --models-snapshot .gpu/models.npz --snapshot-name default)
 t0=$(date +%s)
 "${SYNTH[@]}" --out data/synthetic/gpu_s128cam --num "$N" --seed "$SEED"
 "${SYNTH[@]}" --out data/synthetic/val_s128cam --num 300 --seed 1
 echo "synthesis: $(( $(date +%s) - t0 )) s"
 cp data/synthetic/gpu_s128cam/manifest.json "$OUT/synth_manifest.json"
-"$PY" -m gcf_ros.train.train_cli --config config/train_gpu_s128cam.yaml --device "$DEVICE" \
-  --data-on-device --init weights/gcf_lmo.pt --out runs/gpu_s128cam \
-  --export "$OUT/gcf_gpu_s128cam.pt" --max-minutes "$MINUTES" --fit-schedule --no-progress
-cp runs/gpu_s128cam/log.jsonl "$OUT/log.jsonl"
+"$PY" -m gcf_ros.train.train_cli --config "$CONFIG" --device "$DEVICE" \
+  --data-on-device --init "$INIT" --out "runs/$NAME" \
+  --export "$OUT/gcf_$NAME.pt" --max-minutes "$MINUTES" --fit-schedule --no-progress
+cp "runs/$NAME/log.jsonl" "$OUT/log.jsonl"
