@@ -10,8 +10,9 @@
 #   The faster network: CONFIG=config/train_gpu_fast.yaml INIT=weights/gcf_lmo_s64.pt (same call)
 #
 # Writes OUT/gcf_gpu_s128cam.pt (OUT/gcf_gpu_fast.pt with the fast config; weights-only, the best
-# validation checkpoint), OUT/log.jsonl and OUT/synth_manifest.json. The validation set is seed 1 (val_s128cam, 300 windows), as for the
-# shipped stage. Choose on LM-O frames 1-50 before shipping (weights/README.md).
+# validation checkpoint), OUT/log.jsonl and OUT/synth_manifest.json. The validation set is seed 1
+# (val_s128cam, 300 windows), as for the shipped stage. Choose on LM-O frames 1-50 before shipping
+# (weights/README.md).
 set -euo pipefail
 OUT=${1:?usage: gpu_train.sh OUT [SAMPLES] [MINUTES] [SEED]}
 N=${2:-12000}
