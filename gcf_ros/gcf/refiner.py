@@ -132,9 +132,10 @@ class RefinerConfig:
     # the object away from the camera (docs/results.md, "Session 11: leave-one-object-out").
     max_distance_change: float | None = None
     # The same for instances the field term does not refine (an untrained model, see
-    # untrained_field; terms without "field"): the silhouette terms observe the distance least
-    # reliably of all six degrees of freedom (an occluded or low-contrast contour reads as a
-    # smaller object). Chosen on LM-O frames 1-50 (docs/results.md "Session 12").
+    # untrained_field; terms without "field") in a call without depth: the silhouette terms
+    # observe the distance least reliably of all six degrees of freedom (an occluded or
+    # low-contrast contour reads as a smaller object). Chosen on LM-O frames 1-50
+    # (docs/results.md "Session 12").
     max_distance_change_without_field: float | None = 0.1
     # The solver's terms (gcf_ros.gcf.terms.TERMS): "field" (the network), "region" (colour
     # statistics along the rendered contour, no training), "contour" (a given mask per detection).
@@ -477,6 +478,7 @@ class Refiner:
         models = [self.registry.render_model(d.model_id) for d in detections]
         masks = [d.mask for d in detections]
         terms = self._terms(with_depth=depth_m is not None)
+        state.distance_limit = self._distance_limits(state.field_trusted, "depth" in terms)
         default = self.config.depth_iterations if "depth" in terms else self.config.iterations
         caps = np.array([default if d.iterations is None else d.iterations for d in detections])
         iterations = int(caps.max())
@@ -598,6 +600,16 @@ class Refiner:
             network = inputs.network.result if inputs.network is not None else None
             self.on_iteration(IterationRecord(it, idx, T.numpy(), windows, crops, K_win, render,
                                               network, scores, xi.numpy()))  # fmt: skip
+
+    def _distance_limits(self, field_trusted: np.ndarray, with_depth: bool) -> np.ndarray:
+        """(B,) each instance's bound on its relative distance change (NaN: none):
+        ``max_distance_change`` where the field refines it or a depth image measures the
+        distance, else ``max_distance_change_without_field``."""
+        cfg = self.config
+        measured = (field_trusted & ("field" in cfg.terms)) | with_depth  # (B,) bool
+        limits = np.where(measured, cfg.max_distance_change or np.nan,
+                          cfg.max_distance_change_without_field or np.nan)  # fmt: skip
+        return limits.astype(np.float64)
 
     def field_trusted(self, model_id: str) -> bool:
         """Whether ``model_id``'s instances get the field term: the network was trained on it
@@ -811,6 +823,7 @@ class _State:
     scores: list  # per instance, the last read-outs (``_scores``)
     waiting: np.ndarray  # converged at the coarse window: skipped until the full-size iterations
     field_trusted: np.ndarray  # the field term runs for it (Refiner.field_trusted)
+    distance_limit: np.ndarray  # bound on the relative distance change, NaN: none (refine sets)
 
     @classmethod
     def start(cls, T_init: np.ndarray, n: int) -> _State:
@@ -819,6 +832,7 @@ class _State:
             ["iteration limit"] * n, np.zeros(n, int), np.zeros(n), np.full(n, np.nan),
             np.zeros(n, int), [[] for _ in range(n)], T_init.copy(), np.full(n, np.inf),
             np.ones(n), [{} for _ in range(n)], np.zeros(n, bool), np.ones(n, bool),
+            np.full(n, np.nan),
         )  # fmt: skip
 
     def leave_coarse(self) -> None:
@@ -883,9 +897,8 @@ class _State:
         xi = xi * self.step_scale[b]
         T = torch.from_numpy(self.T[b])
         self.T[b] = apply_update(T, torch.from_numpy(xi)).numpy()
-        with_field = "field" in cfg.terms and self.field_trusted[b]
-        limit = cfg.max_distance_change if with_field else cfg.max_distance_change_without_field
-        if limit is not None:
+        if np.isfinite(self.distance_limit[b]):
+            limit = self.distance_limit[b]
             self.T[b, :3, 3] = clamp_distance(self.T[b, :3, 3], self.T0[b, :3, 3], limit)
         self.history[b].append(self.T[b].copy())
         if np.degrees(np.linalg.norm(xi[3:])) < cfg.converge_rot_deg and (
