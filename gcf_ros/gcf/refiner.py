@@ -153,8 +153,10 @@ class RefinerConfig:
     lines: LineConfig = field(default_factory=LineConfig)
     region: RegionConfig = field(default_factory=RegionConfig)
     # The silhouette lines of an instance treat the samples that another instance of the same call
-    # covers in front of them as unobserved (gcf_ros.gcf.occluders): each window gets the other
-    # instances rendered into it (one extra render per overlapping pair and iteration).
+    # covers in front of them as unobserved, and the field term drops the rendered pixels such an
+    # instance hides (gcf_ros.gcf.occluders): each window gets the other instances rendered into
+    # it (at half resolution, for the pairs that can overlap, every iteration). Chosen on LM-O
+    # frames 1-50 (docs/results.md "Session 12").
     mutual_occlusion: bool = True
     # Whether instances of a model the network was not trained on (not among its weights file's
     # trained_models; a file that records none counts every model as trained) get the field term.

@@ -109,3 +109,37 @@ def test_lines_ignore_what_another_instance_hides(pair):
         res, _ = refiner.refine(image, K, [Detection("novel", T), Detection("occluder", T_occ)])
         errors[on] = 1e3 * np.linalg.norm(res.T_cam_obj[:3, 3] - T[:3, 3])
     assert errors[True] < 6.0 and errors[False] > 5 * errors[True], errors
+
+
+def test_the_field_drops_the_pixels_another_instance_hides(novel_registry):
+    """With mutual occlusion the field term gives no row to a rendered pixel that another
+    instance covers nearer than the rendered surface; without it, every rendered pixel counts."""
+    import dataclasses
+
+    from scenes import _inputs, _synthetic_image
+
+    from gcf_ros.gcf.predictor import TrueFieldPredictor
+    from gcf_ros.gcf.terms import FieldTerm, NetworkEvidence
+
+    model = novel_registry.get("novel")
+    T = _true_pose()
+    image, _ = _synthetic_image(model, T)
+    inputs = _inputs(model, T, image)
+    exact = TrueFieldPredictor(torch.from_numpy(T)[None])
+    field, weight = exact.predict(
+        inputs.crops, inputs.render, inputs.diameters, inputs.K_window, inputs.instance_idx
+    )
+    S = inputs.render.size
+    occ = torch.full((1, S, S), torch.inf)
+    occ[:, :, : S // 2] = 0.1  # something 10 cm from the camera covers the left half
+    inputs = dataclasses.replace(
+        inputs, network=lambda: NetworkEvidence(field, weight), occluder_depth=occ
+    )
+    rendered = inputs.render.mask[0]
+    left = int(rendered[:, : S // 2].sum())
+    assert 0 < left < int(rendered.sum())
+    kept = FieldTerm(mutual_occlusion=True).residuals(inputs)
+    every = FieldTerm(mutual_occlusion=False).residuals(inputs)
+    assert int((every.w > 0).sum()) == int(rendered.sum())
+    assert int((kept.w > 0).sum()) == int(rendered.sum()) - left
+    assert bool((kept.X_obj[kept.w > 0] != 0).any())

@@ -1,7 +1,8 @@
 """The learned correspondence field as a solver term (the GCF method, docs/design.md §2 steps 3-5).
 
 Every rendered pixel contributes a 2D residual: its field vector F_p (where that surface point is in
-the image, minus where it is rendered, window pixels) with the network's weight w_p.
+the image, minus where it is rendered, window pixels) with the network's weight w_p; with mutual
+occlusion, none where another instance of the call lies in front of it.
 """
 
 from __future__ import annotations
@@ -18,20 +19,26 @@ class FieldTerm:
     name = "field"
     phase = "field"
     needs_network = True
-    uses_occluders = False
+
+    def __init__(self, mutual_occlusion: bool = False) -> None:
+        # Rendered pixels that another instance of the call covers in front get no row
+        # (TermInputs.occluder_depth): the network cannot see where they went.
+        self.uses_occluders = mutual_occlusion
 
     @classmethod
     def from_config(cls, config) -> FieldTerm:
-        return cls()
+        return cls(config.mutual_occlusion)
 
     def residuals(self, inputs: TermInputs) -> Residuals:
         render = inputs.render
         if inputs.network is None:
             raise ValueError("the field term needs a field predictor (trained weights)")
         evidence = inputs.network()
-        return field_residuals(
-            inputs.K_window, inputs.T_cam_obj, render, evidence.field, evidence.weight
-        )
+        weight = evidence.weight
+        if self.uses_occluders and inputs.occluder_depth is not None:
+            hidden = inputs.occluder_depth.to(render.depth.device) < render.depth
+            weight = weight * ~hidden.to(weight.device)
+        return field_residuals(inputs.K_window, inputs.T_cam_obj, render, evidence.field, weight)
 
 
 def field_residuals(
