@@ -10,9 +10,10 @@ current poses, the line terms treat samples covered by a nearer instance as unob
 
 The renders are pairs (window of instance b, model and pose of instance j) for every j whose
 projected bounding box meets b's window and whose nearest box corner is nearer than b's farthest
-one (else j lies wholly behind b), one renderer call for all of them, at half the window's
-resolution (``REDUCTION``; each depth covers 2 x 2 window pixels: occlusion needs no sub-pixel
-edge, and the renders cost a quarter).
+one (else j lies wholly behind b), except a second detection of b's model less than half its
+diameter from it (two hypotheses of one object), one renderer call for all of them, at half the
+window's resolution (``REDUCTION``; each depth covers 2 x 2 window pixels: occlusion needs no
+sub-pixel edge, and the renders cost a quarter).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def occluder_depth(
         for k, (b, window) in enumerate(zip(idx, windows, strict=True))
         for j, box in enumerate(boxes)
         if j != b and box is not None and _meets(box, window) and not _behind(box, boxes[b])
-    ]
+        and not _same_object(models[b], T_cam_obj[b], models[j], T_cam_obj[j])
+    ]  # fmt: skip
     if not pairs:
         return None
     ks, js = (np.array(x) for x in zip(*pairs, strict=True))
@@ -77,6 +79,14 @@ def occluder_depth(
     nearest = torch.full((len(idx), size, size), torch.inf, dtype=depth.dtype)
     where = torch.from_numpy(ks)[:, None, None].expand_as(depth)
     return nearest.scatter_reduce_(0, where, depth, "amin")
+
+
+def _same_object(model_a, T_a: np.ndarray, model_b, T_b: np.ndarray) -> bool:
+    """Two detections of one physical object (hypotheses of the same model less than half its
+    diameter apart): one does not occlude the other."""
+    if model_a.model_id != model_b.model_id:
+        return False
+    return bool(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) < 0.5 * model_a.diameter)
 
 
 def _behind(box: tuple, own: tuple | None) -> bool:

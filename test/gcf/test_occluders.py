@@ -143,3 +143,20 @@ def test_the_field_drops_the_pixels_another_instance_hides(novel_registry):
     assert int((every.w > 0).sum()) == int(rendered.sum())
     assert int((kept.w > 0).sum()) == int(rendered.sum()) - left
     assert bool((kept.X_obj[kept.w > 0] != 0).any())
+
+
+def test_two_hypotheses_of_one_object_do_not_occlude_each_other(pair):
+    """Two detections of the same model 1 cm apart are one object seen twice: no occluder; the
+    other model at the same place is one."""
+    models = [pair.render_model("novel"), pair.render_model("novel"), pair.render_model("occluder")]
+    T, _ = _poses()
+    T2 = T.copy()
+    T2[:3, 3] += (0.01, 0.0, -0.01)
+    Ts = np.stack([T, T2, T2])
+    windows = [crop_window_for_box(K, T, models[0].bbox_corners_obj, 64)]
+    K_win = torch.from_numpy(windows[0].K_window(K))[None]
+    args = (windows, K, K_win, 64)
+    same = occluder_depth(RaycastRenderer(), models[:2], Ts[:2], np.ones(2, bool), [0], *args)
+    assert same is None
+    other = occluder_depth(RaycastRenderer(), models[::2], Ts[::2], np.ones(2, bool), [0], *args)
+    assert other is not None and torch.isfinite(other).any()
