@@ -6,7 +6,8 @@ normal and takes the first colour change for the object's contour. Where another
 call lies in front, the change is that object's outline, not this one's: an occluded contour point
 looks like a silhouette that ends early, and the line pulls the pose inwards (the object shrinks,
 i.e. it moves away from the camera). With the other instances rendered into the window at their
-current poses, the line terms treat samples covered by a nearer instance as unobserved.
+current poses, the line terms treat samples covered by a nearer instance as unobserved, and the
+field term drops the rendered pixels such an instance hides.
 
 The renders are pairs (window of instance b, model and pose of instance j) for every j whose
 projected bounding box meets b's window and whose nearest box corner is nearer than b's farthest
