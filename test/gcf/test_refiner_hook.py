@@ -32,9 +32,11 @@ def _refine(registry, hook=None, cancel=None, caps=(None, None)):
     T_true[:, :3, 3] = [[-0.05, 0.02, 0.7], [0.06, -0.03, 0.8]]
     T_init = np.stack(perturb_instances(list(T_true), "medium", seed=4))
     predictor = TrueFieldPredictor(torch.from_numpy(T_true))
+    # mutual occlusion off: each instance's steps must not depend on where the other one is
     config = RefinerConfig.resolve(
-        predictor.weights, terms=("field",), iterations=3, damping=1e-3, rotation_damping=0.0
-    )
+        predictor.weights, terms=("field",), iterations=3, damping=1e-3, rotation_damping=0.0,
+        mutual_occlusion=False,
+    )  # fmt: skip
     refiner = Refiner(registry, predictor, config)
     refiner.on_iteration = hook
     refiner.cancel = cancel
