@@ -258,7 +258,8 @@ class GcfNet(nn.Module):
     def forward(self, image: torch.Tensor, render: torch.Tensor) -> GcfOutput:
         """image (B, 3, S, S) float in [0, 1]; render (B, 10, S, S) from ``render_input``.
 
-        S must be a multiple of 8. Returns a ``GcfOutput`` with the field in window pixels.
+        S must be a multiple of ``config.size_multiple`` (8, or 16 with input_stride 2). Returns a
+        ``GcfOutput`` with the field in window pixels.
         """
         self._check_inputs(image, render)
         image, render = network_inputs(image, render, self.config.input_stride)
