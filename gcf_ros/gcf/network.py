@@ -340,28 +340,32 @@ def grow_state_dict(old: dict[str, torch.Tensor], net: GcfNet) -> tuple[dict, li
     return new, grown
 
 
-def stride_state_dict(old: dict[str, torch.Tensor], old_config: NetConfig, net: GcfNet) -> dict:
+def stride_state_dict(
+    old: dict[str, torch.Tensor], old_config: NetConfig, net: GcfNet
+) -> tuple[dict, list[str]]:
     """A state dict for ``net`` (``input_stride`` s > 1) from the weights of a network that is the
     same but for ``input_stride`` 1 and a field_scale s times smaller: with it, ``net`` computes
     the old network on the window averaged over s x s pixel blocks (each stem convolution reads
     the s² pixel-unshuffled copies of its old input channel with 1 / s² of its weight), with the
     field in the new window's pixels. The S = 64 network, so converted, starts a faster S = 128
-    one (``NetConfig.input_stride``) at what it computes on a 2 x 2 downsampled window."""
+    one (``NetConfig.input_stride``) at what it computes on a 2 x 2 downsampled window. Returns
+    (state dict, strided keys), as ``grow_state_dict`` does."""
     s, cfg = net.config.input_stride, net.config
     expected = dataclasses.replace(cfg, input_stride=1, field_scale=cfg.field_scale / s)
     if old_config.input_stride != 1 or old_config != expected:
         raise ValueError(f"cannot stride {old_config} into {cfg}: only input_stride and "
                          f"field_scale (x {s}) may differ")  # fmt: skip
-    new = net.state_dict()
+    new, strided = net.state_dict(), []
     for key, target in new.items():
         src = old[key]
         if src.shape == target.shape:
             new[key] = src.clone()
         elif ".stem." in key and target.ndim == 4 and target.shape[1] == src.shape[1] * s * s:
             new[key] = src.repeat_interleave(s * s, dim=1) / (s * s)  # F.pixel_unshuffle order
+            strided.append(key)
         else:
             raise ValueError(f"cannot stride {key}: {tuple(src.shape)} -> {tuple(target.shape)}")
-    return new
+    return new, strided
 
 
 def save_gcf_weights(path: str | Path, net: GcfNet, meta: dict) -> None:

@@ -501,8 +501,8 @@ class Trainer:
             tqdm.write(f"gcf-train: grew {path} ({len(grown)} tensors new/widened)")
         elif net.config.input_stride == 1 < self.config.net.input_stride:
             # the same network on a pixel-unshuffled window: start from what it computed there
-            self.net.load_state_dict(stride_state_dict(net.state_dict(), net.config, self.net))
-            grown = ["image_encoder.stem", "render_encoder.stem"]
+            state, grown = stride_state_dict(net.state_dict(), net.config, self.net)
+            self.net.load_state_dict(state)
             tqdm.write(f"gcf-train: strided {path} (input_stride {self.config.net.input_stride})")
         else:
             raise ValueError(f"{path} holds another network: {old}")

@@ -134,7 +134,9 @@ def test_strided_weights_compute_the_old_network_on_the_averaged_window():
     averaged over 2 x 2 blocks, its field in the full window's pixels (x 2), upsampled."""
     old = _trained_looking(GcfNet(NetConfig(corr_radius=2)))
     new = GcfNet(NetConfig(corr_radius=2, input_stride=2, field_scale=16.0))
-    new.load_state_dict(stride_state_dict(old.state_dict(), old.config, new))
+    state, strided = stride_state_dict(old.state_dict(), old.config, new)
+    new.load_state_dict(state)
+    assert strided == ["image_encoder.stem.0.0.weight", "render_encoder.stem.0.0.weight"]
     new.eval()
     image, render = _inputs(2, 64)
     pool = lambda x: torch.nn.functional.avg_pool2d(x, 2)  # noqa: E731
