@@ -613,20 +613,23 @@ class Refiner:
                           cfg.max_distance_change_without_field or np.nan)  # fmt: skip
         return limits.astype(np.float64)
 
+    def _trained_on(self, model_id: str) -> bool:
+        """Whether the network was trained on ``model_id`` (its weights file lists it, or lists
+        no models at all)."""
+        trained = getattr(getattr(self.predictor, "weights", None), "trained_models", ())
+        return not trained or model_id in trained
+
     def field_trusted(self, model_id: str) -> bool:
-        """Whether ``model_id``'s instances get the field term: the network was trained on it
-        (its weights file lists it, or lists nothing), or ``untrained_field`` is on."""
-        weights = getattr(self.predictor, "weights", None)
-        trained = getattr(weights, "trained_models", ())
-        return self.config.untrained_field or not trained or model_id in trained
+        """Whether ``model_id``'s instances get the field term: the network was trained on it,
+        or ``untrained_field`` is on."""
+        return self.config.untrained_field or self._trained_on(model_id)
 
     def untrained_note(self, model_id: str) -> str:
         """Why the field term is off or unreliable for ``model_id`` ("" when the network's weights
         file lists it among its training models, records none, or the field term is off)."""
-        weights = getattr(self.predictor, "weights", None)
-        trained = getattr(weights, "trained_models", ())
-        if "field" not in self.config.terms or not trained or model_id in trained:
+        if "field" not in self.config.terms or self._trained_on(model_id):
             return ""
+        trained = self.predictor.weights.trained_models
         used = self.config.untrained_field
         if model_id not in self._warned_untrained:
             self._warned_untrained.add(model_id)
