@@ -28,11 +28,14 @@ class SceneMasks:
         full: (B, H, W) bool, where each object's surface projects (ignoring the others).
         visible: (B, H, W) bool, where each object is the nearest surface.
         visib_fract: (B,) float, visible / full pixel counts (0 when an object is off-image).
+        depth: (H, W) float32 camera depth of the nearest surface, metres, 0 where none (a
+            noise-free depth image of the scene).
     """
 
     full: np.ndarray
     visible: np.ndarray
     visib_fract: np.ndarray
+    depth: np.ndarray
 
 
 def render_scene_masks(
@@ -57,4 +60,5 @@ def render_scene_masks(
     visible = full & (depth <= nearest + 1e-6)
     counts = full.reshape(B, -1).sum(1)
     fract = np.where(counts > 0, visible.reshape(B, -1).sum(1) / np.maximum(counts, 1), 0.0)
-    return SceneMasks(full=full, visible=visible, visib_fract=fract)
+    scene_depth = np.where(np.isfinite(nearest[0]), nearest[0], 0.0).astype(np.float32)
+    return SceneMasks(full=full, visible=visible, visib_fract=fract, depth=scene_depth)

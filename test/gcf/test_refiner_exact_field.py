@@ -162,7 +162,8 @@ def test_without_the_field_the_distance_stays_near_the_detections(registry):
     T_far = T_init.copy()
     T_far[:, :3, 3] *= 1.3
     models = [registry.render_model(i) for i in IDS]
-    masks = render_scene_masks(models, T_far, K, 640, 480).full.astype(np.float32)
+    scene = render_scene_masks(models, T_far, K, 640, 480)
+    masks = scene.full.astype(np.float32)
     image = np.zeros((480, 640, 3), np.uint8)
     dets = [Detection(i, T, mask=m) for i, T, m in zip(IDS, T_init, masks, strict=True)]
     d0 = np.linalg.norm(T_init[:, :3, 3], axis=1)
@@ -178,17 +179,6 @@ def test_without_the_field_the_distance_stays_near_the_detections(registry):
     assert (ratio[None] > 1.15).sum() >= 2, ratio[None]
     # A depth image measures the distance: no bound then, even by default.
     config = RefinerConfig.resolve(None, terms=("contour",), iterations=12)
-    results = Refiner(registry, None, config).refine(image, K, dets, depth_m=_depth(models, T_far))
+    results = Refiner(registry, None, config).refine(image, K, dets, depth_m=scene.depth)
     t = np.stack([res.T_cam_obj[:3, 3] for res in results])
     assert (np.linalg.norm(t, axis=1) / d0 > 1.15).sum() >= 2
-
-
-def _depth(models, T: np.ndarray) -> np.ndarray:
-    """(480, 640) float32 depth of the models at poses T, metres, 0 where none."""
-    from gcf_ros.core.camera import CropWindow
-
-    window = CropWindow(0.0, 0.0, 640.0, 640)
-    Kw = torch.from_numpy(np.repeat(window.K_window(K)[None], len(models), 0))
-    out = RaycastRenderer().render(models, torch.from_numpy(T), Kw, 640)
-    depth = torch.where(out.mask, out.depth, torch.inf).amin(0)[:480]
-    return torch.where(torch.isfinite(depth), depth, torch.zeros_like(depth)).numpy()
