@@ -188,19 +188,28 @@ def parse_overrides(items: list[str]) -> dict:
         if not sep or key not in fields:
             raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY a RefinerConfig field")
         default = getattr(defaults, key)
-        if value.lower() == "none" and "None" in str(fields[key].type):
-            out[key] = None
-        elif dataclasses.is_dataclass(default):
+        if dataclasses.is_dataclass(default):
             sub = {}
+            sub_fields = {f.name: f for f in dataclasses.fields(default)}
             for part in value.split(";"):
                 k, _, v = part.partition(":")
-                sub[k] = _typed(getattr(default, k), v)
+                if k not in sub_fields:
+                    raise ValueError(f"--set {item!r}: {k!r} is not a field of {key}")
+                sub[k] = _field_value(sub_fields[k], getattr(default, k), v)
             out[key] = dataclasses.replace(default, **sub)
-        elif default is None:  # "int | None" or "float | None": the annotation says which
-            out[key] = (int if "int" in str(fields[key].type) else float)(value)
         else:
-            out[key] = _typed(default, value)
+            out[key] = _field_value(fields[key], default, value)
     return out
+
+
+def _field_value(f: dataclasses.Field, default, value: str):
+    """``value`` typed as dataclass field ``f`` (whose current value is ``default``): ``none``
+    for None where the annotation allows it; a None default takes the annotation's type."""
+    if value.lower() == "none" and "None" in str(f.type):
+        return None
+    if default is None:  # "int | None" or "float | None": the annotation says which
+        return (int if "int" in str(f.type) else float)(value)
+    return _typed(default, value)
 
 
 def _typed(default, value: str):

@@ -123,7 +123,8 @@ class SoftRenderMethod:
 class GcfMethod:
     """The refiner (``gcf_ros.gcf.refiner``) with its terms: the learned field and its trained
     weights, the training-free region term, and the contour term, which here gets the *oracle*
-    visible masks (the ground truth, as the ``mask`` baseline does: a check of the machinery).
+    visible masks (the ground truth, as the ``mask`` baseline does: a check of the machinery);
+    so does the region term with ``region.statistics`` "mask" (oracle colour statistics).
 
     ``placement``: the renderer, solve and network devices and the network backend
     (:mod:`gcf_ros.gcf.placement`; None: all on the CPU, ray casting); ``overrides``: further
@@ -204,7 +205,8 @@ class GcfMethod:
         return MethodOutput(T, its, time.perf_counter() - t0, scores)
 
     def _oracle_masks(self, frame: EvalFrame) -> np.ndarray | None:
-        if "contour" not in self.config.terms:
+        wanted = "contour" in self.config.terms or self.config.region.statistics == "mask"
+        if not wanted:
             return None
         from gcf_ros.core.render.raycast import RaycastRenderer
 

@@ -289,7 +289,8 @@ class Detection:
     T_cam_obj: np.ndarray
     instance_id: str = ""
     # (H, W) visible-mask evidence of this instance in [0, 1] (a segmentation), used by the
-    # "contour" term; None: no mask.
+    # "contour" term, and by the region term's colour statistics with region.statistics "mask";
+    # None: no mask.
     mask: np.ndarray | None = None
     # This detection's iteration count, in place of the config's (``iterations``, or
     # ``depth_iterations`` with depth); e.g. fewer for a pose seeded from a track. In a batch, a

@@ -308,6 +308,9 @@ def test_set_overrides_are_typed_by_the_refiner_config():
     assert isinstance(coarse["coarse_window_size"], int)
     with pytest.raises(ValueError):  # None only where a field may be None
         parse_overrides(["min_confidence=none"])
+    assert parse_overrides(["region=statistics:mask"])["region"].statistics == "mask"
+    with pytest.raises(ValueError, match="not a field of lines"):
+        parse_overrides(["lines=bogus:1"])
     with pytest.raises(ValueError, match="RefinerConfig field"):
         parse_overrides(["no_such_setting=1"])
 

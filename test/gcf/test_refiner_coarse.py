@@ -13,7 +13,7 @@ from gcf_ros.eval.metrics import rotation_error_deg
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.gcf.predictor import TrueFieldPredictor
 from gcf_ros.gcf.refiner import CONVERGED, Detection, Refiner, RefinerConfig
-from gcf_ros.gcf.terms import LineConfig, RegionTerm
+from gcf_ros.gcf.terms import LineConfig, RegionConfig, RegionTerm
 from gcf_ros.gcf.weights_meta import WeightsMeta
 
 K = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])
@@ -155,11 +155,22 @@ def test_window_and_min_pixels_per_iteration():
 
 
 def test_line_lengths_scale_with_the_window():
-    term = RegionTerm(LineConfig(steps_px=(4.0, 2.0), min_sigma_px=0.5), window_size=128)
+    """Lengths are given for a 128 px window, whatever window the refiner runs at (a coarse
+    window, a network trained at 64 px)."""
+    lines = LineConfig(steps_px=(4.0, 2.0), min_sigma_px=0.5, normal_sigma_px=1.5)
+    term = RegionTerm(lines, RegionConfig(inner_px=2, band_px=24))
     half = term.lines_for(64)
     assert half.steps_px == (2.0, 1.0) and half.min_sigma_px == 0.25
+    assert half.normal_sigma_px == 0.75 and half.border_px == lines.border_px
     assert term.lines_for(128) == term.config
-    assert RegionTerm.from_config(RefinerConfig.resolve(None)).window_size == 128
+    assert term.region.scaled(0.5) == RegionConfig(inner_px=1, band_px=12)
+    assert RegionConfig(inner_px=1).scaled(0.25).inner_px == 1  # a margin stays a margin
+    assert RegionConfig(inner_px=0).scaled(0.5).inner_px == 0
+    for window in (64, 128):
+        config = RefinerConfig.resolve(None, window_size=window)
+        built = RegionTerm.from_config(config)
+        assert built.window_size == 128 and built.lines_for(window).step(0) == 4.0 * window / 128
+    assert RegionTerm(lines, window_size=None).lines_for(64) == lines  # None: as given
 
 
 def test_the_step_judge_starts_afresh_at_the_full_size(registry):

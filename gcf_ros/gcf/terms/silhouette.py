@@ -34,8 +34,9 @@ from gcf_ros.gcf.terms.base import Residuals, TermInputs, point_residuals
 
 @dataclass(frozen=True)
 class LineConfig:
-    """Correspondence lines. Lengths are window pixels (the window is ``padding`` x the object's
-    projected box, so they scale with the object's image size).
+    """Correspondence lines. Lengths are pixels of a ``REFERENCE_WINDOW`` (128 px) window, which
+    is ``padding`` x the object's projected box: they are relative to the object's image size,
+    and the terms scale them to the window side they run at (``LineConfig.scaled``).
 
     Attributes:
         max_lines: contour points sampled per instance (evenly along the contour).
@@ -65,13 +66,25 @@ class LineConfig:
         return float(self.steps_px[min(iteration, len(self.steps_px) - 1)])
 
     def scaled(self, factor: float) -> LineConfig:
-        """The lines' search lengths (``steps_px``, ``min_sigma_px``) times ``factor``: the same
-        lines, relative to the object, in a window ``factor`` x the size (coarse-to-fine windows,
-        ``RefinerConfig.coarse_window_size``). The mask blur and the border stay in window px."""
+        """The lines' lengths (``steps_px``, ``min_sigma_px``, ``normal_sigma_px``) times
+        ``factor``: the same lines, relative to the object, in a window ``factor`` x the size.
+        The border stays in window px."""
         if factor == 1.0:
             return self
         steps = tuple(factor * s for s in self.steps_px)
-        return replace(self, steps_px=steps, min_sigma_px=factor * self.min_sigma_px)
+        return replace(
+            self, steps_px=steps, min_sigma_px=factor * self.min_sigma_px,
+            normal_sigma_px=factor * self.normal_sigma_px,
+        )  # fmt: skip
+
+
+# The window side (px) the lengths of LineConfig and RegionConfig are given for: the shipped
+# network's. A window of side S uses them times S / REFERENCE_WINDOW (coarse-to-fine windows, a
+# network trained at another size). Unscaled, an S = 64 window's lines reach twice as far
+# relative to the object: LM-O frames 1-50, the region term alone at S = 64, ADD(-S) 6.5 % with
+# the lengths unscaled and 12.6 % scaled, against 14.3 % at S = 128 (docs/results.md
+# "Session 13").
+REFERENCE_WINDOW = 128
 
 
 @dataclass(frozen=True)
@@ -173,21 +186,25 @@ class _LineTerm:
     needs_network = False
     uses_occluders = True  # reads TermInputs.occluder_depth
 
-    def __init__(self, config: LineConfig | None = None, window_size: int | None = None) -> None:
+    def __init__(
+        self, config: LineConfig | None = None, window_size: int | None = REFERENCE_WINDOW
+    ) -> None:
         self.config = config or LineConfig()
         # The window side S (px) the config's lengths are meant for; renderings of another size
-        # (coarse windows) get them scaled. None: the lengths are used as they are at any size.
+        # get them scaled. None: the lengths are used as they are at any size.
         self.window_size = window_size
 
     @classmethod
     def from_config(cls, config) -> _LineTerm:
-        return cls(config.lines, config.window_size)
+        return cls(config.lines)
+
+    def scale_at(self, size: int) -> float:
+        """The factor of the configured lengths at S = ``size`` renderings."""
+        return 1.0 if self.window_size is None else size / self.window_size
 
     def lines_for(self, size: int) -> LineConfig:
         """The line settings for S = ``size`` renderings."""
-        if self.window_size is None:
-            return self.config
-        return self.config.scaled(size / self.window_size)
+        return self.config.scaled(self.scale_at(size))
 
     @property
     def phase(self) -> str:
@@ -247,20 +264,43 @@ class RegionConfig:
 
     Attributes:
         bins: histogram bins per RGB channel (a power of two <= 256).
-        inner_px: the foreground model uses the rendered silhouette eroded by this (window px).
+        inner_px: the foreground model uses the silhouette eroded by this (px of a
+            ``REFERENCE_WINDOW`` window, as ``band_px``; scaled to the window, ``scaled``).
         band_px: the background model uses the window pixels beyond the silhouette dilated by
             ``inner_px``, up to this far from it.
         prior: pseudo-count added to every bin of both histograms.
+        statistics: the silhouette the two histograms are counted on. "rendered": the rendering
+            at the current pose (no input beyond the image). "mask": the detection's visible
+            mask (``Detection.mask``, > 0.5) where it has one, else the rendering. A rendering
+            that is off by the pose error counts background as object and object as background:
+            on LM-O frames 1-50 the colour statistics of the true silhouette place the contour
+            within one sample step on 75 % of the (weighted) lines against 48 % for the
+            rendering at the initial poses (docs/results.md, "Session 13").
     """
 
     bins: int = 16
     inner_px: int = 2
     band_px: int = 24
     prior: float = 0.5
+    statistics: str = "rendered"
 
     def __post_init__(self) -> None:
         if self.bins < 2 or self.bins > 256 or self.bins & (self.bins - 1):
             raise ValueError(f"bins must be a power of two in [2, 256], got {self.bins}")
+        if self.statistics not in STATISTICS:
+            raise ValueError(f"statistics must be one of {STATISTICS}, got {self.statistics!r}")
+        if self.inner_px < 0 or self.band_px < 1:
+            raise ValueError(f"need inner_px >= 0, band_px >= 1: {self.inner_px}, {self.band_px}")
+
+    def scaled(self, factor: float) -> RegionConfig:
+        """``inner_px`` and ``band_px`` times ``factor``, rounded (a margin stays >= 1 px)."""
+        if factor == 1.0:
+            return self
+        inner = max(round(factor * self.inner_px), 1) if self.inner_px else 0
+        return replace(self, inner_px=inner, band_px=max(round(factor * self.band_px), 1))
+
+
+STATISTICS = ("rendered", "mask")
 
 
 class RegionTerm(_LineTerm):
@@ -273,20 +313,23 @@ class RegionTerm(_LineTerm):
         self,
         config: LineConfig | None = None,
         region: RegionConfig | None = None,
-        window_size: int | None = None,
+        window_size: int | None = REFERENCE_WINDOW,
     ) -> None:
         super().__init__(config, window_size)
         self.region = region or RegionConfig()
 
     @classmethod
     def from_config(cls, config) -> RegionTerm:
-        return cls(config.lines, config.region, config.window_size)
+        return cls(config.lines, config.region)
 
     def _probabilities(self, inputs: TermInputs, b: int, uv: np.ndarray) -> tuple:
-        rc = self.region
+        rc = self.region.scaled(self.scale_at(inputs.render.size))
         window = inputs.windows[b]
         crop = inputs.crops[b].cpu().numpy()
         mask = inputs.render.mask[b].cpu().numpy().astype(np.uint8)
+        if rc.statistics == "mask" and inputs.masks[b] is not None:
+            given = np.asarray(inputs.masks[b], dtype=np.float32)
+            mask = (window.resample(given) > 0.5).astype(np.uint8)
         inside = _window_inside_image(window, inputs.image_rgb.shape)
         kernel = np.ones((2 * rc.inner_px + 1,) * 2, np.uint8)
         fg = cv2.erode(mask, kernel).astype(bool) & inside
