@@ -3,13 +3,14 @@ LM-O frames, interleaved in one process on one CPU thread, so the ratios hold on
 machine (gcf-eval's own times swing with the machine's load).
 
     python experiments/coarse_to_fine.py [--dataset ../shared/data/lmo] [--frames 1,11,21,31,41]
-        [--repeats 3] [--schedule NAME=COARSE_PX:COARSE_ITERATIONS ...]
+        [--repeats 3] [--schedule NAME=COARSE_PX:COARSE_ITERATIONS[:CHECKPOINT] ...]
 
 Frames are 1-based positions in dataset order (validation frames 1-50 by default); their
 instances start from gcf-eval's medium-noise initial poses (seed 0). Prints, per schedule, the
 median over the repeats of the CPU ms/object and ms/iteration (time over the iterations the
 instances ran), as ratios to the full-size schedule (and the wall-time ratio), the mean
-iterations run and the network's share of the wall time.
+iterations run and the network's share of the wall time. A schedule's CHECKPOINT (e.g.
+gcf_lmo_s64.pt) is a second network for its coarse iterations (``gcf-eval --coarse-checkpoint``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gcf_ros.core.bop import BopDataset
 from gcf_ros.core.phase_timer import PhaseTimer
 from gcf_ros.eval.cli import frame_range
 from gcf_ros.eval.harness import EvalConfig, select_instances
+from gcf_ros.gcf.checkpoints import find_checkpoint
 from gcf_ros.gcf.predictor import NetworkPredictor
 from gcf_ros.gcf.refiner import Detection, Refiner, RefinerConfig, default_checkpoint
 
@@ -51,8 +53,8 @@ def _schedules(items: list[str]) -> dict:
     out = {"full 128": None}
     for item in items:
         name, _, spec = item.partition("=")
-        px, _, its = spec.partition(":")
-        out[name] = (int(px), int(its))
+        px, its, *checkpoint = spec.split(":")
+        out[name] = (int(px), int(its), *checkpoint)
     return out
 
 
@@ -72,10 +74,13 @@ def main() -> None:
     refiners = {}
     for name, sched in _schedules(args.schedule).items():
         coarse = {"coarse_window_size": None, "coarse_iterations": 0}  # explicit: the default
+        coarse_net = None
         if sched is not None:  # (RefinerConfig.resolve) may be a coarse schedule itself
             coarse = {"coarse_window_size": sched[0], "coarse_iterations": sched[1]}
-        refiners[name] = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights,
-                                                                            **coarse))  # fmt: skip
+            if len(sched) > 2:
+                coarse_net = NetworkPredictor.from_weights(find_checkpoint(sched[2]))
+        config = RefinerConfig.resolve(predictor.weights, **coarse)
+        refiners[name] = Refiner(registry, predictor, config, coarse_predictor=coarse_net)
     for refiner in refiners.values():  # warm-up (mesh caches, allocator)
         refiner.refine(*frames[0])
     # CPU time of this process (one thread): on a shared machine the wall time also counts the

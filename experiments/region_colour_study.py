@@ -195,10 +195,26 @@ class Window:
     weight: np.ndarray  # (S, S) its weights
     gt_visible: np.ndarray  # (S, S) bool, the visible mask at the true pose
     gt_full: np.ndarray  # (S, S) bool, the whole silhouette at the true pose
+    rendered_rgb: np.ndarray  # (S, S, 3) uint8, the model's shaded vertex colours at T0
     cache: dict = field(default_factory=dict)
 
     def regions(self, silhouette: np.ndarray, rc: RegionConfig | None = None) -> Regions:
         return Regions(self.crop, silhouette, self.inside, rc or RegionConfig())
+
+
+def model_colours(w: Window, colours, image_weight: float) -> np.ndarray:
+    """The foreground histogram from the model's own (rendered, shaded) colours, plus
+    ``image_weight`` x the image's over the eroded rendering (both normalised); the background
+    histogram from the image's band as shipped."""
+    reg = w.regions(w.mask)
+    rc = reg.rc
+    hf_img, hb = reg.hists()
+    hf_model = _histogram(w.rendered_rgb[w.mask], reg.shift, rc.bins)
+    hf = hf_model / max(hf_model.sum(), 1) + image_weight * hf_img / max(hf_img.sum(), 1)
+    hf = hf / hf.sum() + rc.prior / hf_model.sum()
+    hb = hb + rc.prior
+    post = (hf / hf.sum()) / (hf / hf.sum() + hb / hb.sum())
+    return post[_bin_index(colours, reg.shift, rc.bins)]
 
 
 def _grabcut(w: Window, colours):
@@ -223,6 +239,8 @@ CANDIDATES = {
         w.regions(w.mask), c, w.lines, w.mask, w.inside, 8.0, 3, 2
     ),
     "GrabCut": _grabcut,
+    "model colours": lambda w, c: model_colours(w, c, 0.0),
+    "model + image colours": lambda w, c: model_colours(w, c, 1.0),
     "field silhouette": lambda w, c: global_model(
         w.regions(field_mask(w.field, w.weight, 0.0, 1)), c, w.lines
     ),
@@ -273,7 +291,8 @@ def _windows(args):
         yield (
             Window(crop, mask, _window_inside_image(window, image.shape), lines, fld[0].numpy(),
                    wgt[0].numpy(), window.resample(vis) > 0.5,
-                   window.resample(full[b].astype(np.float32)) > 0.5),
+                   window.resample(full[b].astype(np.float32)) > 0.5,
+                   (out.rgb[0].numpy() * 255).round().astype(np.uint8)),
             image, window, vis,
         )  # fmt: skip
 

@@ -76,12 +76,13 @@ STATUS_NAMES = {CONVERGED: "CONVERGED", MAX_ITERATIONS: "MAX_ITERATIONS", REJECT
 NO_NETWORK_WINDOW_SIZE = 128  # S when no network sets it (silhouette terms only)
 # The default coarse-to-fine schedule per window size S: (coarse window px, coarse iterations).
 # S = 128 (gcf_lmo.pt), chosen on LM-O frames 1-50 (356 instances, medium noise;
-# docs/performance.md "Coarse-to-fine windows (issue 21)"): 96 px for the first 2 of 8
-# iterations kept ADD(-S) < 0.1 d and 5 deg 5 cm within a point (23.0 / 19.1 % vs 23.6 / 19.1 %)
-# at 0.91 x the CPU time (experiments/coarse_to_fine.py); 64 px lost 3.1 points of ADD(-S) at 2
-# iterations and 1.1 of 5 deg 5 cm at 1; 96 px x 4 lost 1.4 of 5 deg 5 cm. Other S (the S = 64
+# docs/performance.md "Coarse-to-fine windows (issue 21)") as the fastest schedule within a point
+# of the full size on ADD(-S) < 0.1 d and 5 deg 5 cm: 64 px for the first 2 of 8 iterations
+# (23.3 / 19.7 % vs 22.8 / 19.9 %) at 0.83 x the CPU time (experiments/coarse_to_fine.py; 96 px x 2:
+# 23.6 / 19.9 % at 0.89 x, the default until the silhouette lengths scaled with the window in
+# session 13; 64 px x 4 with the S = 64 network: 20.2 / 17.7 % at 0.69 x). Other S (the S = 64
 # network) and other terms: off (the field alone lost 1.7 points of ADD(-S) with 96 px x 2).
-COARSE_SCHEDULES: dict[int, tuple[int, int]] = {128: (96, 2)}
+COARSE_SCHEDULES: dict[int, tuple[int, int]] = {128: (64, 2)}
 # ... measured with 8 iterations (10 with depth): a call configured for fewer keeps every
 # iteration at the full size (2 of 3 iterations coarse is another trade-off, not measured).
 COARSE_MIN_ITERATIONS = 8
@@ -107,7 +108,7 @@ class RefinerConfig:
     # run the network at coarse_window_size (a multiple of 8, < window_size; None or 0: off), the
     # rest at window_size. Lengths in window px (the silhouette lines' steps, min_pixels) scale
     # with the window. An instance that converges while coarse waits for the first full-size
-    # iteration. Off here; ``resolve`` makes COARSE_SCHEDULES the default for a network (96 px x 2
+    # iteration. Off here; ``resolve`` makes COARSE_SCHEDULES the default for a network (64 px x 2
     # for S = 128: docs/performance.md "Coarse-to-fine windows (issue 21)").
     coarse_window_size: int | None = None
     coarse_iterations: int = 0

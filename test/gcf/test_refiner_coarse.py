@@ -123,12 +123,12 @@ def test_config_validation(overrides, match):
 
 
 def test_the_default_schedule_where_it_was_chosen_and_fits():
-    """With a network and the default terms, S = 128 gets 96 px x 2 (COARSE_SCHEDULES); other
+    """With a network and the default terms, S = 128 gets 64 px x 2 (COARSE_SCHEDULES); other
     sizes or terms, no network, fewer iterations than it was measured with, or an explicit setting:
     as set or off."""
     s128, s64 = WeightsMeta(window_size=128), WeightsMeta(window_size=64)
     cfg = RefinerConfig.resolve(s128)
-    assert (cfg.coarse_window_size, cfg.coarse_iterations, cfg.coarse_stop) == (96, 2, 2)
+    assert (cfg.coarse_window_size, cfg.coarse_iterations, cfg.coarse_stop) == (64, 2, 2)
     assert RefinerConfig.resolve(s64).coarse_stop == 0
     assert RefinerConfig.resolve(s64, window_size=128).coarse_stop == 2  # the final window size
     assert RefinerConfig.resolve(None).coarse_stop == 0  # silhouette terms alone: not measured
@@ -141,7 +141,7 @@ def test_the_default_schedule_where_it_was_chosen_and_fits():
     assert RefinerConfig.resolve(s128, depth_iterations=2).coarse_stop == 0
     assert RefinerConfig.resolve(s128, coarse_iterations=0).coarse_stop == 0
     assert RefinerConfig.resolve(s128, coarse_window_size=None).coarse_stop == 0  # None: off
-    assert RefinerConfig.resolve(s128, coarse_window_size=64).window_at(1) == 64
+    assert RefinerConfig.resolve(s128, coarse_window_size=96).window_at(1) == 96
     with pytest.raises(ValueError, match="full-size"):  # explicit settings are checked
         RefinerConfig.resolve(s128, iterations=2, coarse_window_size=96, coarse_iterations=2)
 

@@ -192,7 +192,6 @@ def test_silhouette_terms_without_a_contour_give_no_rows(novel_registry):
         assert torch.isfinite(step).all() and step.abs().max() == 0
 
 
-
 def test_region_statistics_from_a_mask_separate_the_colours_better(novel_registry):
     """RegionConfig.statistics = "mask": the colour histograms are counted on the detection's
     visible mask. From a pose 12 deg / 3 cm off, the true mask separates object from background
@@ -208,7 +207,8 @@ def test_region_statistics_from_a_mask_separate_the_colours_better(novel_registr
     assert float(term.residuals(without).confidence[0]) == float(rendered.confidence[0])
     given = term.residuals(_inputs(model, T0, image, mask.astype(np.float32)))
     assert float(given.confidence[0]) > float(rendered.confidence[0]) + 0.1, (
-        float(rendered.confidence[0]), float(given.confidence[0])
+        float(rendered.confidence[0]),
+        float(given.confidence[0]),
     )
     torch.testing.assert_close(given.X_obj, rendered.X_obj)
     with pytest.raises(ValueError, match="statistics"):

@@ -273,10 +273,10 @@ class RegionConfig:
             at the current pose (no input beyond the image). "mask": the detection's visible
             mask (``Detection.mask``, > 0.5) where it has one, else the rendering. A rendering
             that is off by the pose error counts background as object and object as background:
-            on LM-O frames 1-50 the colour statistics of the true silhouette place the contour
-            within one sample step on 75 % of the (weighted) lines against 48 % for the
-            rendering at the initial poses (docs/results.md, "Session 13").
-    """
+            on LM-O frames 1-50 the colour statistics of the true visible mask place the
+            contour within one sample step on 76 % of the (weighted) lines, those of the
+            rendering at the initial poses on 54 %; with the former the region term alone
+            reaches 69 % 2D < 5 px instead of 37 % (docs/results.md, "Session 13")."""
 
     bins: int = 16
     inner_px: int = 2
