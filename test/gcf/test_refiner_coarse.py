@@ -7,13 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scenes import _inputs, _perturbed, _synthetic_image, _true_pose
 from scipy.spatial.transform import Rotation
 
 from gcf_ros.eval.metrics import rotation_error_deg
 from gcf_ros.eval.perturb import perturb_instances
 from gcf_ros.gcf.predictor import TrueFieldPredictor
 from gcf_ros.gcf.refiner import CONVERGED, Detection, Refiner, RefinerConfig
-from gcf_ros.gcf.terms import LineConfig, RegionConfig, RegionTerm
+from gcf_ros.gcf.terms import LineConfig, RegionConfig, RegionTerm, silhouette
 from gcf_ros.gcf.weights_meta import WeightsMeta
 
 K = np.array([[572.4114, 0, 325.2611], [0, 573.57043, 242.04899], [0, 0, 1]])
@@ -171,6 +172,23 @@ def test_line_lengths_scale_with_the_window():
         built = RegionTerm.from_config(config)
         assert built.window_size == 128 and built.lines_for(window).step(0) == 4.0 * window / 128
     assert RegionTerm(lines, window_size=None).lines_for(64) == lines  # None: as given
+
+
+@pytest.mark.parametrize("size", [64, 96, 128])
+def test_region_colour_margins_scale_with_the_window(novel_registry, monkeypatch, size):
+    """The region term counts its colour histograms with the margin and band scaled to the
+    window it runs at (a 64 px window: half of the 128 px lengths)."""
+    seen = []
+    original = silhouette.colour_regions
+    monkeypatch.setattr(
+        silhouette, "colour_regions", lambda m, i, rc: seen.append(rc) or original(m, i, rc)
+    )
+    model = novel_registry.get("novel")
+    image, _ = _synthetic_image(model, _true_pose())
+    inputs = _inputs(model, _perturbed(_true_pose(), 5.0, 1.0), image, S=size)
+    res = RegionTerm(region=RegionConfig(inner_px=2, band_px=24)).residuals(inputs)
+    assert res.w.sum() > 0 and len(seen) == 1
+    assert seen[0].band_px == round(24 * size / 128) and seen[0].inner_px == round(2 * size / 128)
 
 
 def test_the_step_judge_starts_afresh_at_the_full_size(registry):

@@ -331,11 +331,7 @@ class RegionTerm(_LineTerm):
             given = np.asarray(inputs.masks[b], dtype=np.float32)
             mask = (window.resample(given) > 0.5).astype(np.uint8)
         inside = _window_inside_image(window, inputs.image_rgb.shape)
-        kernel = np.ones((2 * rc.inner_px + 1,) * 2, np.uint8)
-        fg = cv2.erode(mask, kernel).astype(bool) & inside
-        grown = cv2.dilate(mask, kernel).astype(bool)
-        band = cv2.dilate(mask, np.ones((2 * rc.band_px + 1,) * 2, np.uint8)).astype(bool)
-        bg = band & ~grown & inside
+        fg, bg = colour_regions(mask, inside, rc)
         if fg.sum() < 10 or bg.sum() < 10:
             return np.full(uv.shape[:2], 0.5), 0.0
         shift = 8 - int(np.log2(rc.bins))
@@ -351,6 +347,21 @@ class RegionTerm(_LineTerm):
             posterior[_bin_index(crop[bg], shift, rc.bins)].mean()
         )
         return p, float(np.clip(separation, 0.0, 1.0))
+
+
+def colour_regions(
+    mask: np.ndarray, inside: np.ndarray, rc: RegionConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (S, S) bool the foreground and background histograms count: the silhouette
+    ``mask`` (S, S) eroded by ``rc.inner_px``, and the band from its dilation by ``inner_px`` out
+    to ``band_px``, both within the image (``inside``). Lengths in window px (``RegionTerm``
+    passes them scaled to the window)."""
+    m = mask.astype(np.uint8)
+    kernel = np.ones((2 * rc.inner_px + 1,) * 2, np.uint8)
+    fg = cv2.erode(m, kernel).astype(bool) & inside
+    grown = cv2.dilate(m, kernel).astype(bool)
+    band = cv2.dilate(m, np.ones((2 * rc.band_px + 1,) * 2, np.uint8)).astype(bool)
+    return fg, band & ~grown & inside
 
 
 class ContourTerm(_LineTerm):
