@@ -487,9 +487,12 @@ class Refiner:
         caps = np.array([default if d.iterations is None else d.iterations for d in detections])
         iterations = int(caps.max())
         cfg = self.config
-        if cfg.coarse_stop and (caps < default).any():
-            # a warm start with its own, smaller count (a tracked instance's one iteration): the
-            # coarse schedule was chosen for full refinements, so this call runs at full size
+        if cfg.coarse_stop and ((caps < default).any() or not state.field_trusted.all()):
+            # The coarse schedule was chosen for full refinements with the field: a call with a
+            # warm start of its own, smaller count (a tracked instance's one iteration), or with
+            # an instance the field term does not refine (an untrained model: the silhouette
+            # terms alone, which lose accuracy at 64 px; docs/results.md "Session 13"), runs at
+            # full size.
             cfg = dataclasses.replace(cfg, coarse_iterations=0)
         for it in range(iterations):
             if it == cfg.coarse_stop:

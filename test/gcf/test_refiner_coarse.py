@@ -4,6 +4,8 @@ the loop still converges to the true pose with the exact field."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -213,6 +215,27 @@ def test_from_checkpoint_loads_a_coarse_network(registry):
     )
     assert refiner.predictor.window_size == 128 and refiner.coarse_predictor.window_size == 64
     assert Refiner.from_checkpoint(registry).coarse_predictor is None
+
+
+@pytest.mark.parametrize("trained", [IDS[1:], IDS])
+def test_a_call_with_an_untrained_model_runs_at_full_size(registry, trained):
+    """An instance the field term does not refine (a model the weights file does not list) is
+    refined by the silhouette terms alone, for which the coarse schedule was not chosen (they
+    lose accuracy at 64 px): its call runs at full size; a call of trained models only does
+    not."""
+    T_true = _true_poses()
+    T_init = np.stack(perturb_instances(list(T_true), "small", seed=3))
+    predictor = _SizeLog(TrueFieldPredictor(torch.from_numpy(T_true)))
+    predictor.weights = dataclasses.replace(predictor.weights, trained_models=trained)
+    settings = {"terms": ("field", "region"), "window_size": S, "iterations": 4,
+                "coarse_window_size": S_COARSE, "coarse_iterations": 2}  # fmt: skip
+    refiner = Refiner(registry, predictor, RefinerConfig.resolve(predictor.weights, **settings))
+    dets = [Detection(IDS[0], T_init[0]), Detection(IDS[1], T_init[1])]
+    refiner.refine(np.zeros((480, 640, 3), np.uint8), K, dets)
+    if trained == IDS:
+        assert predictor.sizes[:2] == [S_COARSE, S_COARSE]
+    else:
+        assert predictor.sizes and set(predictor.sizes) == {S}
 
 
 @pytest.mark.parametrize("cap", [1, 3, 6])
