@@ -223,9 +223,12 @@ def test_gcf_with_the_torch_rasterizer_reaches_the_ray_casting_poses(
 ):
     """gcf-eval --renderer torch --device cpu (the torch rasterizer, whose masks are within IoU
     0.993 of ray casting) against the default (ray casting) on the first 2 LM-O instances, S = 64
-    network, 4 iterations (~4 s): both move the poses (by 14 and 9 cm) to within 0.01 deg and
-    0.1 mm of each other (measured: 0.0001 / 0.0009 deg, 0.011 / 0.014 mm), but not to the same
-    bits (another renderer ran); the JSON records each placement."""
+    network, 4 iterations (~4 s): both move the poses (by 14 and 9 cm) to within 0.25 deg and
+    1.5 mm of each other, but not to the same bits (another renderer ran); the JSON records each
+    placement. Measured: 0.0001 / 0.0009 deg, 0.011 / 0.014 mm until session 12; up to 0.13 deg
+    and 0.64 mm since the silhouette lines scale with the window (at 64 px they are half as long,
+    their normal blur 0.75 px and their weights up to 16 / px^2, so the renderers' edge-pixel
+    differences weigh more)."""
     args = ("--method", "gcf", "--max-instances", "2", "--checkpoint", "gcf_lmo_s64.pt",
             "--iterations", "4")  # fmt: skip
     default = _run(lmo_link, *args)
@@ -240,7 +243,7 @@ def test_gcf_with_the_torch_rasterizer_reaches_the_ray_casting_poses(
     for a, b in zip(T_ray, T_torch, strict=True):
         rot = _rotation_deg(a[:3, :3].T @ b[:3, :3])
         trans_mm = 1e3 * np.linalg.norm(a[:3, 3] - b[:3, 3])
-        assert rot < 0.01 and trans_mm < 0.1, (rot, trans_mm)
+        assert rot < 0.25 and trans_mm < 1.5, (rot, trans_mm)
     _assert_reported_errors_are_those_of_the_returned_poses(rasterized, recorded[1])
 
 
