@@ -82,7 +82,7 @@ class LineConfig:
 # network's. A window of side S uses them times S / REFERENCE_WINDOW (coarse-to-fine windows, a
 # network trained at another size). Unscaled, an S = 64 window's lines reach twice as far
 # relative to the object: LM-O frames 1-50, the region term alone at S = 64, ADD(-S) 6.5 % with
-# the lengths unscaled and 12.6 % scaled, against 14.3 % at S = 128 (docs/results.md
+# the lengths unscaled and 12.4 % scaled, against 14.3 % at S = 128 (docs/results.md
 # "Session 13").
 REFERENCE_WINDOW = 128
 
