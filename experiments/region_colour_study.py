@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -41,6 +41,7 @@ from gcf_ros.core.camera import crop_window_for_box
 from gcf_ros.core.render.raycast import RaycastRenderer
 from gcf_ros.core.visibility import render_scene_masks
 from gcf_ros.eval.cli import frame_range
+from gcf_ros.eval.confidence import auroc
 from gcf_ros.eval.harness import EvalConfig, select_instances
 from gcf_ros.gcf.terms.silhouette import (
     LineConfig,
@@ -48,6 +49,7 @@ from gcf_ros.gcf.terms.silhouette import (
     _bin_index,
     _histogram,
     _window_inside_image,
+    colour_regions,
     contour_lines,
     line_posterior,
     line_samples,
@@ -57,26 +59,11 @@ from gcf_ros.gcf.terms.silhouette import (
 S, PADDING = 128, 1.3
 
 
-def _auroc(score: np.ndarray, label: np.ndarray) -> float:
-    pos, neg = score[label], score[~label]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
 class Regions:
     """Foreground / background pixel sets of a window, from a mask (S, S) bool."""
 
     def __init__(self, crop, mask, inside, rc: RegionConfig) -> None:
-        m = mask.astype(np.uint8)
-        k = np.ones((2 * rc.inner_px + 1,) * 2, np.uint8)
-        self.fg = cv2.erode(m, k).astype(bool) & inside
-        grown = cv2.dilate(m, k).astype(bool)
-        band = cv2.dilate(m, np.ones((2 * rc.band_px + 1,) * 2, np.uint8)).astype(bool)
-        self.bg = band & ~grown & inside
+        self.fg, self.bg = colour_regions(mask, inside, rc)
         self.crop, self.rc = crop, rc
         self.shift = 8 - int(np.log2(rc.bins))
 
@@ -116,18 +103,14 @@ def em_model(reg: Regions, colours, lines, mask, inside, sigma, rounds, margin) 
     """Histograms re-estimated from soft pixel posteriors (GrabCut-like EM without the graph
     cut): the prior of a pixel being the object is the rendered mask blurred by sigma px."""
     rc = reg.rc
-    k = np.ones((2 * margin + 1,) * 2, np.uint8)
-    m8 = mask.astype(np.uint8)
-    fg0 = cv2.erode(m8, k).astype(bool) & inside
-    grown = cv2.dilate(m8, k).astype(bool)
-    band = cv2.dilate(m8, np.ones((2 * rc.band_px + 1,) * 2, np.uint8)).astype(bool) & inside
-    bg0 = band & ~grown
+    fg0, bg0 = colour_regions(mask, inside, replace(rc, inner_px=margin))
+    silhouette, outside = colour_regions(mask, inside, replace(rc, inner_px=0))
+    region = silhouette | outside  # the whole band within the image, the silhouette included
     idx_all = _bin_index(reg.crop, reg.shift, rc.bins)
     nb = rc.bins**3
     hf = np.bincount(idx_all[fg0], minlength=nb) + rc.prior
     hb = np.bincount(idx_all[bg0], minlength=nb) + rc.prior
     prior = np.clip(cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma), 0.02, 0.98)
-    region = band | fg0
     for _ in range(rounds):
         pf, pb = hf / hf.sum(), hb / hb.sum()
         lf, lb = prior * pf[idx_all], (1 - prior) * pb[idx_all]
@@ -335,7 +318,7 @@ def main() -> None:
     results = {}
     for (name, it), st in stats.items():
         err, w = np.concatenate(st["err"]), np.concatenate(st["w"])
-        auc = _auroc(np.concatenate(st["score"]), np.concatenate(st["label"]))
+        auc = auroc(np.concatenate(st["score"]), np.concatenate(st["label"]))
         within = err < 1
         row = {"lines": len(err), "median_err_steps": float(np.median(err)),
                "within_1": float(within.mean()),

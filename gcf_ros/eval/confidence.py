@@ -20,14 +20,16 @@ import numpy as np
 
 def auroc(scores: np.ndarray, success: np.ndarray) -> float:
     """Area under the ROC curve: the probability that a random success scores above a random
-    failure (ties count half). NaN when either class is empty."""
-    s, y = np.asarray(scores, dtype=float), np.asarray(success, dtype=bool)
-    pos, neg = s[y], s[~y]
-    if len(pos) == 0 or len(neg) == 0:
+    failure (ties count half). NaN when either class is empty. By ranks (Mann-Whitney U, tied
+    scores sharing their mean rank): O(n log n), so it also serves millions of pixels."""
+    s, y = np.asarray(scores, dtype=float).ravel(), np.asarray(success, dtype=bool).ravel()
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
         return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum()
-    ties = (pos[:, None] == neg[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    mean_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based, ties share their mean
+    u = mean_rank[inverse][y].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
 
 
 def youden_threshold(scores: np.ndarray, success: np.ndarray) -> float:
